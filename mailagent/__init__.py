@@ -1,0 +1,1 @@
+"""mailagent: self-hosted AI-assisted customer support over email and helpdesks."""

@@ -1,0 +1,316 @@
+"""Settings: `config.toml`, then `MAILAGENT_<SECTION>__<KEY>` environment overrides, validated once.
+
+There is one loader. Every error names the file (or the environment variable), the line and the
+key. Secrets never live in the file: keys ending in `_env` name the environment variable that
+holds them, and `secret()` reads it at the moment of use.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from . import tomlfile
+from .tomlfile import FileError, Problem
+
+ENV_PREFIX = "MAILAGENT_"
+BUNDLED = Path(__file__).resolve().parents[1]
+"""The source tree: sample knowledge, default policies and sample mail ship next to the package."""
+_SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Database(Section):
+    url: str = "sqlite:///mailagent.db"
+    """SQLAlchemy URL: `sqlite:///relative/or/absolute.db` or `postgresql+psycopg://user@host/db`."""
+
+
+class Broker(Section):
+    url: str = "memory://"
+    """`memory://` runs every actor in-process (`mailagent run`); `redis://host:6379/0` for workers."""
+    namespace: str = "mailagent"
+    heartbeat_timeout_ms: int = Field(15_000, ge=1_000)
+    maintenance_chance: int = Field(20_000, ge=0, le=1_000_000)
+
+
+class Worker(Section):
+    processes: int = Field(1, ge=1)
+    threads: int = Field(8, ge=1)
+
+
+class Clock(Section):
+    sweep_interval_seconds: Seconds = 30
+    stuck_after_seconds: Seconds = 120
+
+
+class Ingest(Section):
+    batch_size: int = Field(100, ge=1, le=1000)
+    lease_seconds: Seconds = 120
+    own_addresses: tuple[str, ...] = ()
+    subject_window_days: int = Field(14, ge=0)
+
+
+class Outbox(Section):
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: Seconds = 30
+    retry_max_seconds: Seconds = 3600
+    send_timeout_seconds: Seconds = 60
+
+
+class Model(Section):
+    provider: Literal["offline", "openai"] = "offline"
+    """`offline`: the deterministic model on the knowledge base; `openai`: any OpenAI-compatible API."""
+    name: str = "gpt-4.1-mini"
+    base_url: str | None = None
+    api: Literal["chat", "responses"] = "chat"
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_seconds: Seconds = 60
+    max_retries: int = Field(2, ge=0, le=10)
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_turns: int = Field(6, ge=2, le=30)
+    llm_injection_check: bool = True
+
+
+class Agent(Section):
+    company: str = "Example"
+    sign_off: str = "Best regards,\nThe Example support team"
+    voice: str = "friendly, concise and precise; no marketing language"
+    instructions: str | None = None
+    """A Jinja2 template replacing the built-in instructions (relative to the config file)."""
+    allowed_link_domains: tuple[str, ...] = ()
+    docs_url: str | None = None
+    """Where articles are published: the offline model links `{docs_url}/{article slug}`."""
+
+
+class Knowledge(Section):
+    directory: str = str(BUNDLED / "knowledge")
+    """Markdown articles (relative to the config file); the default is the bundled sample."""
+
+
+class PolicySettings(Section):
+    directory: str = str(BUNDLED / "policies")
+    """Policy files (relative to the config file); the default is the shipped safe policy."""
+    reload_seconds: float = Field(2.0, ge=0)
+
+
+class Tracing(Section):
+    export_to_openai: bool = False
+    """Also send traces to OpenAI's dashboard (off: traces stay in this database)."""
+
+
+class Imap(Section):
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    user: str
+    password_env: str | None = None
+    oauth2_token_env: str | None = None
+    folder: str = "INBOX"
+    poll_interval_seconds: Seconds = 60
+    idle: bool = True
+    idle_refresh_seconds: Seconds = 300
+    after_ingest: Literal["nothing", "flag", "move"] = "nothing"
+    flag: str = "$MailagentIngested"
+    move_to: str | None = None
+    sent_folder: str | None = None
+    timeout_seconds: Seconds = 30
+
+    @field_validator("move_to")
+    @classmethod
+    def _move_needs_folder(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must name a folder")
+        return value
+
+
+class Smtp(Section):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    user: str | None = None
+    password_env: str | None = None
+    oauth2_token_env: str | None = None
+    timeout_seconds: Seconds = 30
+
+
+class Mailbox(Section):
+    address: str
+    display_name: str = ""
+    imap: Imap | None = None
+    smtp: Smtp | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError(f"expected an email address, got {value!r}")
+        return value.strip().lower()
+
+
+class Settings(Section):
+    database: Database = Database()
+    broker: Broker = Broker()
+    worker: Worker = Worker()
+    clock: Clock = Clock()
+    ingest: Ingest = Ingest()
+    outbox: Outbox = Outbox()
+    model: Model = Model()
+    agent: Agent = Agent()
+    knowledge: Knowledge = Knowledge()
+    policy: PolicySettings = PolicySettings()
+    tracing: Tracing = Tracing()
+    mailboxes: dict[str, Mailbox] = {}
+
+    _source: str = PrivateAttr("(embedded defaults)")
+
+    @property
+    def source(self) -> str:
+        """Where these settings came from, for messages."""
+        return self._source
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """Addresses that are us: never answer them (loop protection)."""
+        return frozenset(a.lower() for a in self.ingest.own_addresses) | {
+            m.address for m in self.mailboxes.values()
+        }
+
+    def mailbox(self, name: str) -> Mailbox:
+        try:
+            return self.mailboxes[name]
+        except KeyError:
+            raise ConfigError([Problem(self.source, None, f"mailboxes.{name}", "no such mailbox")]) from None
+
+
+class ConfigError(FileError):
+    """The configuration cannot be used; the message names file, line and key."""
+
+
+def _env_overrides(environ: dict[str, str]) -> list[tuple[str, tuple[str, ...], Any]]:
+    out = []
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        try:
+            parsed: Any = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        out.append((name, path, parsed))
+    return out
+
+
+def _secret_keys(data: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Keys that look like inline secrets (`password = ...`): refused, with a pointer to `*_env`."""
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = (*loc, key)
+            if any(word in key.lower() for word in _SECRET_WORDS) and not key.lower().endswith("_env"):
+                found.append(here)
+            found += _secret_keys(value, here)
+    return found
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from `path` (or `MAILAGENT_CONFIG`, or `./config.toml`, or embedded defaults)."""
+    environ = dict(os.environ if environ is None else environ)
+    if path is None:
+        path = environ.get("MAILAGENT_CONFIG") or ("config.toml" if Path("config.toml").exists() else None)
+    data: dict[str, Any] = {}
+    text = ""
+    source = "(embedded defaults)"
+    base = Path.cwd()
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        base = file.resolve().parent
+        try:
+            text, data = tomlfile.read(file)
+        except FileError as exc:
+            raise ConfigError(exc.problems) from None
+
+    lines = tomlfile.key_lines(text)
+    problems = [
+        Problem(source, tomlfile.line_of(lines, loc), tomlfile.dotted(loc),
+                "secrets are not allowed in config files: name an environment variable with a "
+                "`*_env` key instead (for example password_env = \"IMAP_PASSWORD\")")
+        for loc in _secret_keys(data)
+    ]
+    origins: dict[tuple[str, ...], str] = {}
+    for name, key_path, value in _env_overrides(environ):
+        target = data
+        for part in key_path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                problems.append(Problem(name, None, ".".join(key_path), "does not name a scalar key"))
+                break
+        else:
+            target[key_path[-1]] = value
+            origins[key_path] = name
+    if problems:
+        raise ConfigError(problems)
+
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        found = []
+        for problem in tomlfile.problems_from(source, text, exc):
+            env = next((n for p, n in origins.items() if tomlfile.dotted(p) == problem.key), None)
+            found.append(Problem(env, None, problem.key, problem.message) if env else problem)
+        raise ConfigError(found) from None
+    settings = _resolve_paths(settings, base)
+    settings._source = source
+    return settings
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Relative paths are relative to the config file, not to wherever the command ran."""
+    url = settings.database.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        url = prefix + str(base / url[len(prefix):])
+    instructions = settings.agent.instructions
+    return settings.model_copy(update={
+        "database": settings.database.model_copy(update={"url": url}),
+        "knowledge": settings.knowledge.model_copy(update={"directory": str(base / settings.knowledge.directory)}),
+        "policy": settings.policy.model_copy(update={"directory": str(base / settings.policy.directory)}),
+        "agent": settings.agent.model_copy(update={"instructions": str(base / instructions) if instructions else None}),
+    })
+
+
+def secret(settings_key: str, env_name: str | None, environ: dict[str, str] | None = None) -> str:
+    """Read a secret from the environment at the moment of use; a clear error when unset."""
+    environ = os.environ if environ is None else environ
+    if not env_name:
+        raise ConfigError([Problem("config", None, settings_key, "no environment variable is named for this secret")])
+    value = environ.get(env_name)
+    if not value:
+        raise ConfigError([Problem("environment", None, settings_key,
+                                   f"names {env_name}, which is not set")])
+    return value
+
+
+_current: Settings | None = None
+
+
+def use(settings: Settings) -> Settings:
+    """Make these the settings of this process (the CLI does this once, tests per test)."""
+    global _current
+    _current = settings
+    return settings
+
+
+def current() -> Settings:
+    """This process's settings; loaded from `MAILAGENT_CONFIG` (or defaults) on first use, which
+    is how `dramatiq mailagent.tasks` worker processes find the file `mailagent worker` chose."""
+    return _current if _current is not None else use(load())

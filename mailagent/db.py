@@ -1,0 +1,123 @@
+"""Engine and sessions. The database is the source of truth for every state in the system.
+
+SQLite runs in WAL mode with a busy timeout, and every transaction starts with `BEGIN IMMEDIATE`,
+so two writers never both read a stale snapshot and then collide on commit. PostgreSQL takes
+row locks where a step must be serialized (see `lock`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, Table, event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, SQLModel, create_engine
+
+from .models import Mutex
+
+_engines: dict[str, Engine] = {}
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def engine(url: str) -> Engine:
+    """One engine per URL per process (engines own connection pools)."""
+    if url not in _engines:
+        _engines[url] = _make_engine(url)
+    return _engines[url]
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(eng, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below take effect
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(eng, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return eng
+
+
+def dispose() -> None:
+    """Close every pool (tests, and forked worker processes)."""
+    for eng in _engines.values():
+        eng.dispose()
+    _engines.clear()
+
+
+@contextmanager
+def session(url: str) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with Session(engine(url), expire_on_commit=False) as s:
+        with s.begin():
+            yield s
+
+
+def insert(s: Session, target: type[SQLModel] | Table) -> Any:
+    """The dialect's INSERT, which knows `on_conflict_do_nothing` on both SQLite and PostgreSQL."""
+    dialect = s.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(target)
+
+
+def lock(s: Session, name: str) -> None:
+    """Serialize a step across processes until the transaction ends (a row lock on PostgreSQL;
+    SQLite's `BEGIN IMMEDIATE` already serializes writers)."""
+    s.execute(insert(s, Mutex).values(name=name).on_conflict_do_nothing())
+    s.execute(select(Mutex).where(Mutex.name == name).with_for_update())
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+class SchemaError(RuntimeError):
+    """The database is not at the schema this code expects."""
+
+
+def ensure_schema(url: str) -> None:
+    """Create the schema in an empty database; refuse an old one (upgrading is an operator's
+    decision: `mailagent db upgrade`)."""
+    with engine(url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        upgrade(url)
+        return
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        raise SchemaError(f"the database {safe_url(url)} is at schema {current}, this version needs "
+                          f"{head}: run `mailagent db upgrade`")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,113 @@
+"""A throwaway Dovecot IMAP server for the tests: all state in one temporary folder, one port."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from imapclient import IMAPClient
+
+DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+PASSWORD = "secret"
+
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_internal_user = root
+default_internal_group = root
+default_login_user = nobody
+mail_max_userip_connections = 200
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {d}/etc/users
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={d}/mail/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Dovecot:
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    users: int = 40
+
+    def user(self, n: int) -> str:
+        return f"user{n}@example.com"
+
+    def start(self) -> Dovecot:
+        for sub in ("etc", "mail", "run", "state"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.chown(self.root / "mail", "nobody", "nogroup")
+        (self.root / "etc" / "users").write_text(
+            "".join(f"{self.user(n)}:{{PLAIN}}{PASSWORD}\n" for n in range(self.users)))
+        (self.root / "etc" / "dovecot.conf").write_text(CONFIG.format(d=self.root, port=self.port))
+        self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.root / "etc" / "dovecot.conf")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"dovecot exited: {(self.root / 'dovecot.log').read_text(errors='replace')}")
+                time.sleep(0.05)
+        raise RuntimeError("dovecot did not start listening")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.process = None
+
+    def client(self, user: str) -> IMAPClient:
+        c = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+        c.login(user, PASSWORD)
+        return c
+
+    def append(self, user: str, folder: str, *messages: bytes) -> None:
+        with self.client(user) as c:
+            if not c.folder_exists(folder):
+                c.create_folder(folder)
+            for raw in messages:
+                c.append(folder, raw)
+
+    def recreate(self, user: str, folder: str) -> None:
+        """Delete and create the folder again: a new UIDVALIDITY, as after a server rebuild."""
+        with self.client(user) as c:
+            c.delete_folder(folder)
+            c.create_folder(folder)
