@@ -1,0 +1,1 @@
+"""Mail in and out: IMAP polling and IDLE, MIME parsing, loop detection, SMTP delivery."""

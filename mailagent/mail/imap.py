@@ -1,0 +1,123 @@
+"""IMAP: connect, fetch new messages in batches, mark or move them, APPEND sent replies, and IDLE.
+
+imapclient 4.1 fails on string message sets, so every call takes lists of int UIDs. Fetches use
+`BODY.PEEK[]`, which leaves `\\Seen` alone: reading mail for the agent must not look like a
+human read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from ..config import Imap, secret
+
+log = logging.getLogger(__name__)
+
+Batch = list[tuple[int, bytes]]
+
+
+def connect(cfg: Imap) -> IMAPClient:
+    """A logged-in client; `security` picks implicit TLS, STARTTLS or plain (tests, localhost)."""
+    client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.security == "ssl",
+                        ssl_context=ssl.create_default_context(), timeout=cfg.timeout_seconds)
+    try:
+        if cfg.security == "starttls":
+            client.starttls(ssl.create_default_context())
+        if cfg.oauth2_token_env:
+            client.oauth2_login(cfg.user, secret("imap.oauth2_token_env", cfg.oauth2_token_env))
+        else:
+            client.login(cfg.user, secret("imap.password_env", cfg.password_env))
+    except BaseException:
+        client.shutdown()
+        raise
+    return client
+
+
+def select(client: IMAPClient, cfg: Imap) -> int:
+    """Select the folder (read-only when nothing is written back); its UIDVALIDITY."""
+    info = client.select_folder(cfg.folder, readonly=cfg.after_ingest == "nothing")
+    return int(info[b"UIDVALIDITY"])
+
+
+def fetch_new(client: IMAPClient, last_uid: int, batch_size: int) -> Iterator[Batch]:
+    """(uid, raw bytes) of every message above `last_uid`, in UID order, `batch_size` at a time.
+
+    The server answers `UID n:*` with the highest UID even when it is below n: filter."""
+    uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+    for start in range(0, len(uids), batch_size):
+        chunk = uids[start:start + batch_size]
+        data = client.fetch(chunk, ["BODY.PEEK[]"])
+        batch = [(uid, data[uid][b"BODY[]"]) for uid in chunk if uid in data and b"BODY[]" in data[uid]]
+        if batch:
+            yield batch
+
+
+def after_ingest(client: IMAPClient, cfg: Imap, uids: list[int]) -> None:
+    """Mark or move messages once stored, so people using the same mailbox can see what we took."""
+    if cfg.after_ingest == "flag":
+        client.add_flags(uids, [cfg.flag], silent=True)
+    elif cfg.after_ingest == "move" and cfg.move_to:
+        if client.has_capability("MOVE"):
+            client.move(uids, cfg.move_to)
+        else:
+            client.copy(uids, cfg.move_to)
+            client.add_flags(uids, [b"\\Deleted"], silent=True)
+            client.uid_expunge(uids)
+
+
+def append_sent(cfg: Imap, raw: bytes, when: datetime) -> None:
+    """Keep a copy of a sent reply in the mailbox's Sent folder, as a mail client would."""
+    assert cfg.sent_folder
+    with connect(cfg) as client:
+        client.append(cfg.sent_folder, raw, flags=[b"\\Seen"], msg_time=when)
+
+
+class IdleWatcher:
+    """Hold IMAP IDLE on one folder and call `on_mail` when something arrives.
+
+    IDLE is a hint, never the only path: the clock polls anyway. After every (re)connect the
+    watcher calls `on_mail` once, so whatever arrived while it was away is fetched (a full resync).
+    A dropped connection is only noticed on the next command, so IDLE is renewed every
+    `idle_refresh_seconds` (RFC 2177 asks for under 29 minutes) with a NOOP in between."""
+
+    def __init__(self, name: str, cfg: Imap, on_mail: Callable[[], None],
+                 stop: threading.Event, max_backoff: float = 300.0) -> None:
+        self.name, self.cfg, self.on_mail, self.stop = name, cfg, on_mail, stop
+        self.max_backoff = max_backoff
+        self.connections = 0
+
+    def run(self) -> None:
+        backoff = 1.0
+        while not self.stop.is_set():
+            try:
+                with connect(self.cfg) as client:
+                    client.select_folder(self.cfg.folder, readonly=True)
+                    self.connections += 1
+                    backoff = 1.0
+                    self.on_mail()
+                    self._idle(client)
+            except (IMAPClientError, OSError) as exc:
+                log.warning("%s: IDLE connection lost (%s); reconnecting in %.0f s", self.name, exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+
+    def _idle(self, client: IMAPClient) -> None:
+        while not self.stop.is_set():
+            client.idle()
+            renew_at = time.monotonic() + self.cfg.idle_refresh_seconds
+            arrived = False
+            while not self.stop.is_set() and time.monotonic() < renew_at and not arrived:
+                responses = client.idle_check(timeout=0.5)
+                arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
+            client.idle_done()
+            if arrived:
+                self.on_mail()
+            client.noop()

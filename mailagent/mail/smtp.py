@@ -1,0 +1,155 @@
+"""Compose a threaded reply, and hand it to an SMTP server knowing exactly how far it got.
+
+The send is split into its SMTP phases. Anything that fails before the message data is sent
+certainly did not deliver, so it may be retried; a 5xx answer is final; but a connection lost
+while the data is in flight leaves the outcome unknown, and that is reported as such (a human
+decides), never retried blindly: a duplicate reply is worse than a late one.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formataddr, make_msgid
+from enum import StrEnum
+
+import aiosmtplib
+
+from ..config import Smtp, secret
+from ..models import now
+
+MAX_REFERENCES = 20
+_RE_PREFIX = ("re:", "aw:", "sv:", "antw:", "r:", "rif:")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a reply says and what it answers."""
+
+    sender: str
+    sender_name: str
+    to: tuple[str, ...]
+    subject: str                          # the subject being answered
+    text: str
+    in_reply_to: str | None = None        # the answered message's Message-ID
+    references: tuple[str, ...] = ()      # the answered message's References
+    approved: bool = False                # a human approved it: not Auto-Submitted
+    conversation_id: int | None = None
+
+
+def reply_subject(subject: str) -> str:
+    subject = subject.strip()
+    return subject if subject.lower().startswith(_RE_PREFIX) else f"Re: {subject}".rstrip()
+
+
+def references_chain(references: tuple[str, ...], in_reply_to: str | None) -> list[str]:
+    """The parent's References plus the parent; long chains keep the root and the newest ids."""
+    chain = [r for r in references if r != in_reply_to] + ([in_reply_to] if in_reply_to else [])
+    if len(chain) > MAX_REFERENCES:
+        chain = chain[:1] + chain[-(MAX_REFERENCES - 1):]
+    return chain
+
+
+def text_to_html(text: str) -> str:
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return f'<!DOCTYPE html><html><body style="font-family: sans-serif">{body}</body></html>'
+
+
+def compose(reply: Reply) -> tuple[str, bytes]:
+    """(Message-ID without brackets, RFC 5322 bytes) of the reply."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    domain = reply.sender.rsplit("@", 1)[-1]
+    message_id = make_msgid(domain=domain)
+    msg["From"] = formataddr((reply.sender_name, reply.sender))
+    msg["To"] = ", ".join(reply.to)
+    msg["Subject"] = reply_subject(reply.subject)
+    msg["Date"] = format_datetime(now())
+    msg["Message-ID"] = message_id
+    if reply.in_reply_to:
+        msg["In-Reply-To"] = f"<{reply.in_reply_to}>"
+    if chain := references_chain(reply.references, reply.in_reply_to):
+        msg["References"] = " ".join(f"<{r}>" for r in chain)
+    if not reply.approved:
+        msg["Auto-Submitted"] = "auto-replied"           # RFC 3834: nobody looked at it
+        msg["X-Auto-Response-Suppress"] = "All"          # ask Exchange not to auto-answer it
+    if reply.conversation_id is not None:
+        msg["X-Mailagent-Conversation"] = str(reply.conversation_id)
+    msg.set_content(reply.text)
+    msg.add_alternative(text_to_html(reply.text), subtype="html")
+    return message_id.strip("<>"), msg.as_bytes()
+
+
+class Status(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"          # certainly not delivered; try again later
+    FAILED = "failed"        # the server refused for good
+    UNKNOWN = "unknown"      # may have been delivered: do not resend without a human
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    detail: str
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _answer(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}".strip()
+
+
+async def send(cfg: Smtp, sender: str, recipients: list[str], raw: bytes) -> Outcome:
+    password = secret("smtp.password_env", cfg.password_env) if cfg.password_env else None
+    token = secret("smtp.oauth2_token_env", cfg.oauth2_token_env) if cfg.oauth2_token_env else None
+
+    async def oauth_token() -> str:
+        return token or ""
+
+    client = aiosmtplib.SMTP(
+        hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds,
+        use_tls=cfg.security == "ssl", start_tls=cfg.security == "starttls",
+        username=cfg.user if (password or token) else None, password=password,
+        oauth_token_generator=oauth_token if token else None,
+    )
+    in_data = False
+    try:
+        await client.connect()
+        await client.mail(sender)
+        refused: dict[str, str] = {}
+        for rcpt in recipients:
+            try:
+                await client.rcpt(rcpt)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused[rcpt] = _answer(exc)
+        if len(refused) == len(recipients):
+            temporary = any(answer.startswith("4") for answer in refused.values())
+            await _quietly_quit(client)
+            return Outcome(Status.RETRY if temporary else Status.FAILED,
+                           "every recipient was refused", refused)
+        in_data = True
+        response = await client.data(raw)
+        in_data = False
+        await _quietly_quit(client)
+        return Outcome(Status.SENT, f"{response.code} {response.message}", refused)
+    except aiosmtplib.SMTPAuthenticationError as exc:
+        return Outcome(Status.FAILED, f"authentication failed (check the SMTP credentials): {_answer(exc)}")
+    except aiosmtplib.SMTPResponseException as exc:
+        status = Status.RETRY if 400 <= exc.code < 500 else Status.FAILED
+        return Outcome(status, _answer(exc))
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        if in_data:
+            return Outcome(Status.UNKNOWN, f"connection lost while the server had the message: {detail}")
+        return Outcome(Status.RETRY, detail)
+    finally:
+        client.close()
+
+
+async def _quietly_quit(client: aiosmtplib.SMTP) -> None:
+    """QUIT once the outcome is known: whatever happens to the goodbye changes nothing."""
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        pass
