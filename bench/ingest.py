@@ -1,0 +1,153 @@
+"""Ingestion benchmark: Dovecot -> stored and enqueued, against a raw imapclient fetch.
+
+    .venv/bin/python bench/ingest.py [-n 5000] [--database-url URL] [--broker-url redis://...]
+
+Starts a throwaway Dovecot, fills two mailboxes with N and 4N realistic support mails (written
+straight into Maildir), then runs each measurement in a fresh child process:
+  raw     imapclient BODY.PEEK[] fetch, 100 UIDs per FETCH (the baseline: what the server gives)
+  ingest  mailagent's poll: fetch, store raw bytes + envelope, move the cursor, enqueue each row
+and prints messages per second, the ratio ingest/raw, and peak RSS at N and 4N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.dovecot import PASSWORD, Dovecot, free_port  # noqa: E402
+from tests.support.mails import mail  # noqa: E402
+
+WORDS = ("invoice refund password login export seats plan billing sync offline error please thanks "
+         "account team workspace page note share permission upgrade cancel payment card api limit").split()
+
+
+def corpus(n: int, seed: int = 7) -> list[bytes]:
+    """Support-mail-sized messages (a few KB to ~40 KB, some with quoted history)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        words = rng.randint(80, 2500)
+        body = " ".join(rng.choice(WORDS) for _ in range(words))
+        body = "\n".join(body[j:j + 72] for j in range(0, len(body), 72))
+        if i % 3 == 0:
+            body += "\n\nOn Mon, 16 Nov 2026, Support wrote:\n" + "\n".join("> " + body[j:j + 70] for j in range(0, 2000, 70))
+        out.append(mail(i, sender=f"customer{i % 997}@example.org", subject=f"Question {i} about {rng.choice(WORDS)}",
+                        body=body))
+    return out
+
+
+def fill(dovecot: Dovecot, user: str, messages: list[bytes]) -> None:
+    """Write straight into the user's Maildir: APPENDing 20,000 messages would dominate the run."""
+    with dovecot.client(user) as c:           # let Dovecot create the Maildir
+        c.select_folder("INBOX")
+    new = dovecot.root / "mail" / user / "Maildir" / "new"
+    for i, raw in enumerate(messages):
+        (new / f"{1700000000 + i}.M{i}P1.bench").write_bytes(raw.replace(b"\r\n", b"\n"))
+    shutil.chown(new, "nobody", "nogroup")
+    for path in new.iterdir():
+        shutil.chown(path, "nobody", "nogroup")
+
+
+def child_raw(port: int, user: str) -> dict[str, float]:
+    from imapclient import IMAPClient
+
+    started = time.perf_counter()
+    with IMAPClient("127.0.0.1", port=port, ssl=False) as c:
+        c.login(user, PASSWORD)
+        c.select_folder("INBOX", readonly=True)
+        uids = c.search(["ALL"])
+        count = 0
+        for i in range(0, len(uids), 100):
+            count += len(c.fetch(uids[i:i + 100], ["BODY.PEEK[]"]))
+    return {"messages": count, "seconds": time.perf_counter() - started}
+
+
+def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> dict[str, float]:
+    from mailagent import config, db, ingest
+    from mailagent.config import Settings
+
+    settings = config.use(Settings.model_validate({
+        "database": {"url": database_url},
+        "broker": {"url": broker_url, "namespace": f"mailagent-bench-{os.getpid()}"},
+        "mailboxes": {"support": {"address": "support@example.com", "imap": {
+            "host": "127.0.0.1", "port": port, "security": "none", "user": user,
+            "password_env": "BENCH_IMAP_PASSWORD", "idle": False}}},
+    }))
+    db.upgrade(database_url)
+    from mailagent import tasks
+
+    started = time.perf_counter()
+    result = ingest.poll(settings, "support", tasks._enqueue_processing)
+    seconds = time.perf_counter() - started
+    tasks.broker.flush_all()
+    return {"messages": len(result.stored), "seconds": seconds}
+
+
+def run_child(kind: str, *args: str) -> dict[str, float]:
+    env = {**os.environ, "BENCH_IMAP_PASSWORD": PASSWORD}
+    out = subprocess.run([sys.executable, __file__, "--child", kind, *args], capture_output=True, text=True, env=env,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file per run")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        port, user = int(rest[0]), rest[1]
+        figures = child_raw(port, user) if kind == "raw" else child_ingest(port, user, rest[2], rest[3])
+        figures["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(figures))
+        return
+
+    root = Path(tempfile.mkdtemp(prefix="mailagent-bench-"))
+    root.chmod(0o755)
+    dovecot = Dovecot(root / "dovecot", free_port(), users=2).start()
+    try:
+        small, large = dovecot.user(0), dovecot.user(1)
+        print(f"writing {args.n} and {4 * args.n} messages into Maildir ...", flush=True)
+        messages = corpus(4 * args.n)
+        fill(dovecot, small, messages[: args.n])
+        fill(dovecot, large, messages)
+        size = sum(map(len, messages[: args.n])) / 1e6
+        print(f"N = {args.n} messages, {size:.0f} MB", flush=True)
+
+        def database(tag: str) -> str:
+            return args.database_url or f"sqlite:///{root}/{tag}.db"
+
+        raw = run_child("raw", str(dovecot.port), small)             # warms Dovecot's index too
+        raw = run_child("raw", str(dovecot.port), small)
+        ours = run_child("ingest", str(dovecot.port), small, database("n"), args.broker_url)
+        ours_4n = run_child("ingest", str(dovecot.port), large, database("4n"), args.broker_url)
+        raw_rate = raw["messages"] / raw["seconds"]
+        rate = ours["messages"] / ours["seconds"]
+        print(f"raw imapclient fetch      {raw_rate:8.0f} msg/s  ({raw['messages']} in {raw['seconds']:.1f} s)")
+        print(f"mailagent stored+enqueued {rate:8.0f} msg/s  ({ours['messages']} in {ours['seconds']:.1f} s)")
+        print(f"ratio ingest/raw          {rate / raw_rate:8.2f}   (goal: >= 0.5)")
+        print(f"peak RSS at N             {ours['max_rss_mb']:8.0f} MB")
+        print(f"peak RSS at 4N            {ours_4n['max_rss_mb']:8.0f} MB  (ratio {ours_4n['max_rss_mb'] / ours['max_rss_mb']:.2f}; "
+              f"{ours_4n['messages'] / ours_4n['seconds']:.0f} msg/s)")
+    finally:
+        dovecot.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

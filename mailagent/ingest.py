@@ -1,0 +1,197 @@
+"""Getting mail in: store raw bytes first (from IMAP, an MTA pipe or files), parse later.
+
+Every path ends in `store`, which keeps the raw bytes and the few envelope headers, once per
+Message-ID (or content hash). An IMAP poll commits each batch together with its cursor, so the
+cursor never moves past a message that is not stored, and a crash mid-batch refetches the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from imapclient import IMAPClient
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from . import db
+from .config import Settings
+from .mail import imap
+from .mail.headers import envelope
+from .models import MailboxCursor, Message, now
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[list[int]], None]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """Raw bytes and where they came from."""
+
+    raw: bytes
+    source: str                       # imap | pipe | file
+    mailbox: str | None = None
+    uid: int | None = None
+    uidvalidity: int | None = None
+
+
+def _row(item: Inbound) -> dict[str, object]:
+    env = envelope(item.raw)
+    return dict(
+        dedup_key=env.dedup_key, message_id=env.message_id, sha256=env.sha256, raw=item.raw,
+        source=item.source, mailbox=item.mailbox, imap_uid=item.uid, imap_uidvalidity=item.uidvalidity,
+        from_name=env.from_name, from_addr=env.from_addr, reply_to=env.reply_to,
+        subject=env.subject, sent_at=env.date, in_reply_to=list(env.in_reply_to),
+        references=list(env.references), received_at=now(), state="stored",
+        duplicates=0, kind_reason="", text="", reply_text="", hidden_text="", quoted_text="",
+        signature="", attachments=[], defects=[],
+    )
+
+
+def store(s: Session, items: list[Inbound]) -> list[int | None]:
+    """Keep the messages, in one statement; for each, the new row's id, or None when it was
+    already stored (then its `duplicates` count goes up)."""
+    if not items:
+        return []
+    rows = [_row(item) for item in items]
+    table = Message.__table__
+    statement = (db.insert(s, table).on_conflict_do_nothing(index_elements=["dedup_key"])
+                 .returning(table.c.id, table.c.dedup_key))
+    inserted = dict((key, ident) for ident, key in s.connection().execute(statement, rows))
+    ids: list[int | None] = []
+    repeats: Counter[str] = Counter()
+    for row in rows:
+        key = str(row["dedup_key"])
+        ids.append(inserted.pop(key, None))
+        if ids[-1] is None:
+            repeats[key] += 1
+    for key, count in repeats.items():
+        s.connection().execute(update(table).where(table.c.dedup_key == key)
+                               .values(duplicates=table.c.duplicates + count))
+        log.info("duplicate of a stored message ignored: %s", key)
+    return ids
+
+
+def store_many(url: str, items: list[Inbound]) -> list[int | None]:
+    """Store several messages in one transaction (files, the MTA pipe)."""
+    with db.session(url) as s:
+        return store(s, items)
+
+
+@dataclass
+class PollResult:
+    fetched: int = 0
+    stored: list[int] = field(default_factory=list)
+    busy: bool = False                 # another poll of this mailbox was running: it will rerun
+
+    @property
+    def duplicates(self) -> int:
+        return self.fetched - len(self.stored)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(object())}"
+
+
+def _acquire(url: str, name: str, folder: str, owner: str, lease: float) -> bool:
+    """Take the mailbox's lease, or leave a note for its holder to poll once more."""
+    with db.session(url) as s:
+        s.execute(db.insert(s, MailboxCursor).values(mailbox=name, folder=folder, last_uid=0, rerun=False)
+                  .on_conflict_do_nothing())
+        t = now()
+        taken = s.execute(
+            update(MailboxCursor).where(MailboxCursor.mailbox == name)
+            .where(or_(MailboxCursor.locked_until.is_(None), MailboxCursor.locked_until < t))
+            .values(locked_by=owner, locked_until=t + timedelta(seconds=lease), rerun=False)
+        ).rowcount
+        if not taken:
+            s.execute(update(MailboxCursor).where(MailboxCursor.mailbox == name).values(rerun=True))
+        return bool(taken)
+
+
+def _release(url: str, name: str, owner: str, error: str | None) -> None:
+    with db.session(url) as s:
+        s.execute(
+            update(MailboxCursor).where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner)
+            .values(locked_by=None, locked_until=None, rerun=False, last_poll_at=now(), last_error=error)
+        )
+
+
+def _rerun_requested(url: str, name: str, owner: str) -> bool:
+    """Whether another poll asked for a pass while this one ran (the request is consumed)."""
+    with db.session(url) as s:
+        return bool(s.execute(
+            update(MailboxCursor)
+            .where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner, MailboxCursor.rerun)
+            .values(rerun=False)
+        ).rowcount)
+
+
+class LeaseLost(RuntimeError):
+    """This poll held the mailbox too long and another took over; it stops without writing."""
+
+
+def poll(settings: Settings, name: str, enqueue: Enqueue) -> PollResult:
+    """Fetch what is new in one mailbox folder, store it batch by batch, and enqueue each new row.
+
+    Two polls of one mailbox never overlap (a lease in the database); a poll that finds the lease
+    taken asks the holder to run once more, so mail announced by IDLE is never left waiting."""
+    mailbox = settings.mailbox(name)
+    if mailbox.imap is None:
+        raise ValueError(f"mailbox {name!r} has no [mailboxes.{name}.imap] section")
+    url, owner, lease = settings.database.url, _owner(), settings.ingest.lease_seconds
+    if not _acquire(url, name, mailbox.imap.folder, owner, lease):
+        return PollResult(busy=True)
+    result = PollResult()
+    error: str | None = None
+    try:
+        with imap.connect(mailbox.imap) as client:
+            _poll_once(settings, name, client, owner, enqueue, result)
+            while _rerun_requested(url, name, owner):
+                _poll_once(settings, name, client, owner, enqueue, result)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        _release(url, name, owner, error)
+    return result
+
+
+def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, enqueue: Enqueue,
+               result: PollResult) -> None:
+    cfg = settings.mailbox(name).imap
+    assert cfg is not None
+    url, lease = settings.database.url, settings.ingest.lease_seconds
+    uidvalidity = imap.select(client, cfg)
+    with db.session(url) as s:
+        cursor = s.exec(select(MailboxCursor).where(MailboxCursor.mailbox == name)).one()
+        if cursor.uidvalidity != uidvalidity:
+            if cursor.uidvalidity is not None:
+                log.warning("%s: UIDVALIDITY changed %s -> %s: resyncing the whole folder "
+                            "(stored messages are recognised and not stored twice)",
+                            name, cursor.uidvalidity, uidvalidity)
+            cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
+        last_uid = cursor.last_uid
+    for batch in imap.fetch_new(client, last_uid, settings.ingest.batch_size):
+        with db.session(url) as s:
+            new_ids = store(s, [Inbound(raw, "imap", name, uid, uidvalidity) for uid, raw in batch])
+            moved = s.execute(
+                update(MailboxCursor)
+                .where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner)
+                .values(last_uid=batch[-1][0], uidvalidity=uidvalidity,
+                        locked_until=now() + timedelta(seconds=lease))
+            ).rowcount
+            if not moved:
+                raise LeaseLost(f"{name}: the poll lease expired; another poll continues")
+        stored = [i for i in new_ids if i is not None]
+        result.fetched += len(batch)
+        result.stored += stored
+        if stored:
+            enqueue(stored)
+        imap.after_ingest(client, cfg, [uid for uid, _ in batch])

@@ -1,0 +1,132 @@
+"""The outbox: every reply is a row, composed once, claimed before sending, sent at most once.
+
+`queued -> sending -> sent | failed | unknown`. A row is claimed by a conditional update, so two
+deliveries of the same broker message cannot both send. A row left in `sending` (the worker died
+while talking to the server) is turned into `unknown` by the sweeper and shown to a human.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from . import db
+from .config import Settings
+from .mail import imap, smtp
+from .models import Conversation, Message, Outbound, OutboundState, now
+
+log = logging.getLogger(__name__)
+
+
+def queue_reply(s: Session, settings: Settings, conversation: Conversation, parent: Message,
+                text: str, approved_by: str | None) -> Outbound:
+    """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
+    if conversation.mailbox is None:
+        raise ValueError(f"conversation {conversation.id} has no mailbox to reply from")
+    mailbox = settings.mailbox(conversation.mailbox)
+    recipient = parent.reply_to or parent.from_addr
+    reply = smtp.Reply(
+        sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
+        subject=parent.subject, text=text, in_reply_to=parent.message_id,
+        references=tuple(parent.references), approved=approved_by is not None,
+        conversation_id=conversation.id,
+    )
+    message_id, raw = smtp.compose(reply)
+    row = Outbound(
+        conversation_id=conversation.id, reply_to_message_id=parent.id, mailbox=conversation.mailbox,
+        message_id=message_id, sender=mailbox.address, recipients=[recipient],
+        subject=smtp.reply_subject(parent.subject), body_text=text, raw=raw, approved_by=approved_by,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery attempt did; `retry_in` is set when it should be tried again."""
+
+    outcome: smtp.Outcome
+    retry_in: timedelta | None = None
+
+
+def backoff(settings: Settings, attempts: int) -> timedelta:
+    seconds = settings.outbox.retry_base_seconds * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, settings.outbox.retry_max_seconds))
+
+
+def _claim(url: str, outbound_id: int) -> Outbound | None:
+    with db.session(url) as s:
+        claimed = s.execute(
+            update(Outbound)
+            .where(Outbound.id == outbound_id, Outbound.state == OutboundState.QUEUED,
+                   Outbound.next_attempt_at <= now())
+            .values(state=OutboundState.SENDING, sending_started_at=now(), attempts=Outbound.attempts + 1)
+        ).rowcount
+        return s.get(Outbound, outbound_id) if claimed else None
+
+
+def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
+    """One attempt to send a queued reply; None when it was not due or not ours to send."""
+    url = settings.database.url
+    row = _claim(url, outbound_id)
+    if row is None:
+        return None
+    cfg = settings.mailbox(row.mailbox).smtp
+    if cfg is None:
+        outcome = smtp.Outcome(smtp.Status.FAILED, f"mailbox {row.mailbox!r} has no [smtp] section")
+    else:
+        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw))
+    retry_in = None
+    with db.session(url) as s:
+        row = s.get(Outbound, outbound_id, with_for_update=True)
+        assert row is not None
+        row.refused = outcome.refused
+        if outcome.status is smtp.Status.SENT:
+            row.state, row.sent_at, row.smtp_response = OutboundState.SENT, now(), outcome.detail
+        elif outcome.status is smtp.Status.RETRY and row.attempts < settings.outbox.max_attempts:
+            retry_in = backoff(settings, row.attempts)
+            row.state, row.last_error = OutboundState.QUEUED, outcome.detail
+            row.next_attempt_at = now() + retry_in
+        elif outcome.status is smtp.Status.RETRY:
+            row.state = OutboundState.FAILED
+            row.last_error = f"gave up after {row.attempts} attempts: {outcome.detail}"
+        else:
+            row.state, row.last_error = OutboundState(outcome.status.value), outcome.detail
+    log.info("outbound %s: %s (%s)", outbound_id, outcome.status, outcome.detail)
+    return Delivery(outcome, retry_in)
+
+
+def save_to_sent(settings: Settings, outbound_id: int) -> bool:
+    """APPEND a sent reply to the mailbox's Sent folder, once."""
+    with db.session(settings.database.url) as s:
+        row = s.get(Outbound, outbound_id)
+        if row is None or row.state != OutboundState.SENT or row.saved_to_sent:
+            return False
+        cfg = settings.mailbox(row.mailbox).imap
+        if cfg is None or not cfg.sent_folder:
+            return False
+        raw, sent_at = row.raw, row.sent_at or now()
+    imap.append_sent(cfg, raw, sent_at)
+    with db.session(settings.database.url) as s:
+        s.execute(update(Outbound).where(Outbound.id == outbound_id).values(saved_to_sent=True))
+    return True
+
+
+def mark_stale_sending(s: Session, settings: Settings) -> list[int]:
+    """Rows whose worker died mid-send: their outcome is unknown, and a human must decide."""
+    deadline = now() - timedelta(seconds=settings.outbox.send_timeout_seconds * 2)
+    stale = list(s.exec(select(Outbound.id).where(
+        Outbound.state == OutboundState.SENDING, Outbound.sending_started_at < deadline)))
+    if stale:
+        s.execute(update(Outbound).where(Outbound.id.in_(stale), Outbound.state == OutboundState.SENDING)
+                  .values(state=OutboundState.UNKNOWN,
+                          last_error="the worker stopped while sending; the reply may or may not "
+                                     "have been delivered: check, then resolve by hand"))
+        log.warning("outbound %s: outcome unknown after a crash mid-send", stale)
+    return stale

@@ -1,0 +1,76 @@
+"""Everything in one process: worker threads, clock and IDLE watchers on an in-process broker.
+
+For a first run on one machine and for batch use. `until_idle` does all work that is runnable now
+and returns; replies waiting for a retry stay queued in the database for the next run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import timedelta
+from types import FrameType
+
+import dramatiq
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import clock, config, sweeper, watch
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class InProcess:
+    """A dramatiq worker on the in-process broker, plus the clock and watchers when running."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.broker.url.startswith("memory:"):
+            settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"url": "memory://"})})
+        config.use(settings)
+        from . import tasks  # the broker is made from the settings above
+
+        self.settings, self.tasks = settings, tasks
+        self.worker = dramatiq.Worker(tasks.broker, worker_threads=settings.worker.threads)
+
+    def __enter__(self) -> InProcess:
+        self.worker.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.worker.stop()
+
+    def poll_all(self) -> None:
+        for name, mailbox in self.settings.mailboxes.items():
+            if mailbox.imap is not None:
+                self.tasks.poll_mailbox.send(name)
+
+    def until_idle(self) -> None:
+        """Poll once, then process until no runnable work is left (including work the sweeper
+        finds: messages stored by `ingest`, replies due for delivery)."""
+        self.poll_all()
+        queue = self.tasks.broker.queues["default"]
+        while True:
+            queue.join()
+            if not self.tasks.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
+                queue.join()
+                return
+
+    def forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then finish in-flight work and return."""
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: finishing in-flight work", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        scheduler = BackgroundScheduler(timezone="UTC")
+        clock.schedule(scheduler, self.settings, self.tasks.poll_mailbox.send, self.tasks.sweep.send)
+        scheduler.start()
+        watchers = watch.start(self.settings, self.tasks.poll_mailbox.send, stop)
+        stop.wait()
+        scheduler.shutdown(wait=True)
+        for thread in watchers:
+            thread.join(timeout=5)
+        self.tasks.broker.queues["default"].join()

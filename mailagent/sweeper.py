@@ -1,0 +1,60 @@
+"""The sweeper: finds work stuck in a non-final state, so that a lost broker message (a crash
+between commit and enqueue, a worker killed mid-step) only ever delays work, never loses it.
+
+Enqueueing twice is harmless (every actor checks the row's state); the sweeper only has to make
+sure nothing waits forever. It also ends the `sending` state of replies whose worker died."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from . import db, outbox
+from .config import Settings
+from .models import Draft, DraftState, Message, MessageState, Outbound, OutboundState, now
+
+
+@dataclass
+class Due:
+    process: list[int] = field(default_factory=list)
+    draft: list[int] = field(default_factory=list)            # conversation ids
+    deliver: list[int] = field(default_factory=list)
+    save_to_sent: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.process) + len(self.draft) + len(self.deliver) + len(self.save_to_sent)
+
+
+def find_due(settings: Settings, stuck_after: timedelta) -> Due:
+    """Rows to enqueue again; `stuck_after` spares work that was enqueued moments ago."""
+    before = now() - stuck_after
+    sent_folders = [name for name, m in settings.mailboxes.items() if m.imap and m.imap.sent_folder]
+    with db.session(settings.database.url) as s:
+        due = Due(unknown=outbox.mark_stale_sending(s, settings))
+        due.process = list(s.exec(select(Message.id).where(
+            Message.state == MessageState.STORED, Message.received_at <= before)))
+        due.draft = _undrafted(s, before)
+        due.deliver = list(s.exec(select(Outbound.id).where(
+            Outbound.state == OutboundState.QUEUED, Outbound.next_attempt_at <= now())))
+        due.save_to_sent = list(s.exec(select(Outbound.id).where(
+            Outbound.state == OutboundState.SENT, col(Outbound.saved_to_sent).is_(False),
+            col(Outbound.mailbox).in_(sent_folders), Outbound.sent_at <= before)))
+    return due
+
+
+def _undrafted(s: Session, before: datetime) -> list[int]:
+    """Conversations whose newest turn has no decided draft: none at all, or one whose worker died
+    mid-draft (still `drafting` after `stuck_after`)."""
+    newest = (select(Message.conversation_id, func.max(Message.id).label("id"))
+              .where(Message.state == MessageState.PROCESSED, col(Message.conversation_id).is_not(None))
+              .group_by(Message.conversation_id).subquery())
+    open_draft = select(Draft.id).where(Draft.message_id == newest.c.id, or_(
+        Draft.state != DraftState.DRAFTING, Draft.started_at > before))
+    rows = s.exec(select(newest.c.conversation_id).join(Message, Message.id == newest.c.id)
+                  .where(Message.processed_at <= before, ~open_draft.exists()))
+    return list(rows)

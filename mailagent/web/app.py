@@ -1,0 +1,40 @@
+"""The Starlette app behind `mailagent web`."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, text
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from .. import db
+from ..config import Settings
+from ..models import Message, Outbound
+
+
+def create_app(settings: Settings) -> Starlette:
+    url = settings.database.url
+
+    async def health(_request: Request) -> Response:
+        """Ready when the database answers: everything else can wait, storage cannot."""
+        try:
+            with db.engine(url).connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return JSONResponse({"ok": False, "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    async def metrics(_request: Request) -> Response:
+        """Counts by state in the Prometheus text format."""
+        lines = []
+        with db.session(url) as s:
+            for (state, kind, count) in s.exec(select(Message.state, Message.kind, func.count())
+                                               .group_by(Message.state, Message.kind)):
+                lines.append(f'mailagent_messages{{state="{state}",kind="{kind or ""}"}} {count}')
+            for (state, count) in s.exec(select(Outbound.state, func.count()).group_by(Outbound.state)):
+                lines.append(f'mailagent_outbound{{state="{state}"}} {count}')
+        return PlainTextResponse("\n".join(lines) + "\n")
+
+    return Starlette(routes=[Route("/healthz", health), Route("/metrics", metrics)])

@@ -1,0 +1,128 @@
+"""The command surface: ingest (files, MTA pipe and its exit codes), lists, shows, JSON fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mailagent import cli
+
+from .support.mails import mail
+
+MESSAGE_FIELDS = {"id", "message_id", "conversation_id", "mailbox", "source", "state", "kind", "kind_reason",
+                  "parse_error", "sha256", "from", "from_name", "subject", "sent_at", "received_at",
+                  "attachments", "duplicates"}
+CONVERSATION_FIELDS = {"id", "mailbox", "customer", "customer_name", "subject", "state", "taken_by",
+                       "messages", "replies", "created_at", "last_message_at"}
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, sqlite_url: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{sqlite_url}"\n[mailboxes.support]\naddress = "support@example.com"\n')
+    return path
+
+
+def run(config_file: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config_file), *args],
+                          input=stdin, capture_output=True, timeout=60)
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def _json(config_file: Path, *args: str) -> list[dict]:
+    code, out, err = run(config_file, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_ingest_from_the_mta_pipe_then_run_lists_it(config_file: Path) -> None:
+    code, _, err = run(config_file, "ingest", "-", stdin=mail(1, subject="Refund please"))
+    assert code == 0 and "stored 1 new" in err
+    assert run(config_file, "ingest", "-", stdin=mail(1, subject="Refund please"))[0] == 0   # redelivery
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    [row] = _json(config_file, "messages", "list")
+    assert MESSAGE_FIELDS <= set(row)
+    assert row["kind"] == "normal" and row["subject"] == "Refund please" and row["duplicates"] == 1
+    assert row["from"] == "alice@customer.example" and row["source"] == "pipe" and row["mailbox"] == "support"
+    [conversation] = _json(config_file, "conversations", "list")
+    assert CONVERSATION_FIELDS <= set(conversation)
+    assert conversation["id"] == row["conversation_id"] and conversation["messages"] == 1
+
+
+def test_show_raw_prints_the_stored_bytes_exactly(config_file: Path, tmp_path: Path) -> None:
+    raw = mail(1) + b"\xe9\xff trailing bytes in no charset\r\n"
+    (tmp_path / "one.eml").write_bytes(raw)
+    assert run(config_file, "ingest", str(tmp_path / "one.eml"))[0] == 0
+    proc = subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config_file),
+                           "messages", "show", "1", "--raw"], capture_output=True)
+    assert proc.returncode == 0 and proc.stdout == raw
+    import hashlib
+
+    assert _json(config_file, "messages", "list")[0]["sha256"] == hashlib.sha256(raw).hexdigest()
+
+
+def test_storage_down_tells_the_mta_to_retry(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n')
+    code, _, err = run(config_file, "ingest", "-", stdin=mail(1))
+    assert code == 75 and "storage unavailable" in err
+
+
+def test_empty_input_and_missing_files_are_clear_errors(config_file: Path, tmp_path: Path) -> None:
+    assert run(config_file, "ingest", "-", stdin=b"")[0] == 65
+    (tmp_path / "one.eml").write_bytes(mail(1))
+    code, _, err = run(config_file, "ingest", str(tmp_path / "one.eml"), str(tmp_path / "missing.eml"))
+    assert code == 66 and "cannot read" in err and "missing.eml" in err
+    assert _json(config_file, "messages", "list") == []          # nothing half-stored
+
+
+def test_malformed_mail_is_stored_and_listed(config_file: Path) -> None:
+    junk = b"this is not\x00 an email at all \xff\xfe"
+    assert run(config_file, "ingest", "-", stdin=junk)[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    [row] = _json(config_file, "messages", "list")
+    assert row["state"] == "processed" and row["conversation_id"] is not None
+    code, out, _ = run(config_file, "messages", "show", str(row["id"]))
+    assert code == 0 and "sha256" in out
+
+
+def test_human_output_and_show_commands(config_file: Path, tmp_path: Path) -> None:
+    for i, subject in enumerate(["Export my data", "Re: Export my data"], start=1):
+        (tmp_path / f"{i}.eml").write_bytes(mail(i, subject=subject, in_reply_to="m1.alice@customer.example" if i == 2 else None))
+    assert run(config_file, "ingest", str(tmp_path / "1.eml"), str(tmp_path / "2.eml"))[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    code, out, _ = run(config_file, "messages", "list")
+    assert code == 0 and "Export my data" in out and out.splitlines()[0].split()[:3] == ["ID", "RECEIVED_AT", "KIND"]
+    code, out, _ = run(config_file, "conversations", "show", "1")
+    assert code == 0 and out.count("<- message") == 2 and "Hello, this is message 2." in out
+
+
+def test_unknown_ids_and_bad_config_are_clear(config_file: Path, tmp_path: Path) -> None:
+    code, _, err = run(config_file, "messages", "show", "999")
+    assert code == 1 and "no message with id 999" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[database]\nurll = 1\n")
+    code, _, err = run(bad, "messages", "list")
+    assert code == 78 and f"{bad}:2: database.urll: unknown key" in err
+
+
+def test_db_upgrade_is_idempotent(config_file: Path) -> None:
+    assert run(config_file, "db", "upgrade")[0] == 0
+    code, out, _ = run(config_file, "db", "upgrade")
+    assert code == 0 and "newest schema" in out
+
+
+def test_worker_refuses_the_in_process_broker(config_file: Path) -> None:
+    code, _, err = run(config_file, "worker")
+    assert code == 78 and "needs a shared broker" in err
+
+
+def test_main_in_process_reads_stdin(config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(mail(7))))
+    assert cli.main(["--config", str(config_file), "ingest"]) == 0
+    assert "stored 1 new" in capsys.readouterr().err

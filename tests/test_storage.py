@@ -1,0 +1,185 @@
+"""Storage and threading against both SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from freezegun import freeze_time
+from sqlmodel import SQLModel, select
+
+from mailagent import db, inbound
+from mailagent.conversations import subject_key
+from mailagent.knowledge.search import is_search_index
+from mailagent.ingest import Inbound, store, store_many
+from mailagent.models import Conversation, Message, MessageState, Outbound
+
+from .conftest import make_settings
+from .support.mails import mail
+
+
+def _process_all(settings) -> None:
+    with db.session(settings.database.url) as s:
+        ids = s.exec(select(Message.id).where(Message.state == MessageState.STORED)).all()
+    for message_id in ids:
+        inbound.process(settings, message_id)
+
+
+def _messages(url: str) -> list[Message]:
+    with db.session(url) as s:
+        return list(s.exec(select(Message).order_by(Message.id)))
+
+
+def test_migrations_match_the_models(any_db_url: str) -> None:
+    with db.engine(any_db_url).connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": lambda *a: not is_search_index(*a)})
+        diff = compare_metadata(context, SQLModel.metadata)
+    assert diff == []
+
+
+def test_raw_bytes_are_kept_exactly_and_duplicates_are_counted_not_stored(any_db_url: str) -> None:
+    raw = mail(1) + b"\r\n\xff\xfe binary tail \x00"
+    first = store_many(any_db_url, [Inbound(raw, "file")])
+    again = store_many(any_db_url, [Inbound(raw, "pipe"), Inbound(raw.replace(b"binary", b"BINARY"), "file")])
+    assert first[0] is not None and again == [None, None]   # same Message-ID: same message
+    [row] = _messages(any_db_url)
+    assert row.raw == raw and row.duplicates == 2 and row.message_id == "m1.alice@customer.example"
+
+
+def test_without_message_id_the_content_hash_deduplicates(any_db_url: str) -> None:
+    a, b = mail(1, message_id=None), mail(2, message_id=None)
+    assert all(store_many(any_db_url, [Inbound(a, "file"), Inbound(b, "file")]))
+    assert store_many(any_db_url, [Inbound(a, "file")]) == [None]
+    assert [m.dedup_key.startswith("sha256:") for m in _messages(any_db_url)] == [True, True]
+
+
+def test_a_thread_of_three_is_one_conversation(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    store_many(any_db_url, [
+        Inbound(mail(1, subject="Login broken"), "file"),
+        Inbound(mail(2, subject="Re: Login broken", in_reply_to="m1.alice@customer.example",
+                     references=["m1.alice@customer.example"]), "file"),
+        Inbound(mail(3, subject="AW: Re: Login broken", in_reply_to="m2.alice@customer.example",
+                     references=["m1.alice@customer.example", "m2.alice@customer.example"]), "file"),
+    ])
+    _process_all(settings)
+    assert {m.conversation_id for m in _messages(any_db_url)} == {1}
+
+
+def test_a_reply_processed_before_its_parent_still_joins_one_conversation(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    ids = store_many(any_db_url, [
+        Inbound(mail(1, subject="Export"), "file"),
+        Inbound(mail(2, subject="Re: Export", in_reply_to="m1.alice@customer.example"), "file"),
+    ])
+    inbound.process(settings, ids[1])   # the reply first
+    inbound.process(settings, ids[0])
+    msgs = _messages(any_db_url)
+    assert msgs[0].conversation_id == msgs[1].conversation_id is not None
+    with db.session(any_db_url) as s:
+        assert len(s.exec(select(Conversation)).all()) == 1
+
+
+def test_concurrent_processing_of_one_thread_makes_one_conversation(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    chain = [f"m{i}.alice@customer.example" for i in range(1, 9)]
+    ids = store_many(any_db_url, [
+        Inbound(mail(i, subject="Sync", in_reply_to=chain[i - 2] if i > 1 else None,
+                     references=chain[: i - 1]), "file") for i in range(1, 9)
+    ])
+    threads = [threading.Thread(target=inbound.process, args=(settings, i)) for i in reversed(ids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({m.conversation_id for m in _messages(any_db_url)}) == 1
+
+
+def test_same_subject_from_two_customers_never_merges(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    store_many(any_db_url, [
+        Inbound(mail(1, sender="alice@a.example", subject="Invoice"), "file"),
+        Inbound(mail(2, sender="bob@b.example", subject="Invoice"), "file"),
+        Inbound(mail(3, sender="alice@a.example", subject="Re: invoice"), "file"),
+    ])
+    _process_all(settings)
+    alice1, bob, alice2 = _messages(any_db_url)
+    assert alice1.conversation_id == alice2.conversation_id != bob.conversation_id
+
+
+def test_subject_matching_only_within_the_window(any_db_url: str) -> None:
+    settings = make_settings(any_db_url, ingest={"subject_window_days": 3})
+    with freeze_time("2026-11-01 10:00:00"):
+        store_many(any_db_url, [Inbound(mail(1, subject="Invoice", date="Sun, 01 Nov 2026 10:00:00 +0000"), "file")])
+        _process_all(settings)
+    with freeze_time("2026-11-03 10:00:00"):
+        store_many(any_db_url, [Inbound(mail(2, subject="Invoice", date="Tue, 03 Nov 2026 10:00:00 +0000"), "file")])
+        _process_all(settings)
+    with freeze_time("2026-11-20 10:00:00"):
+        store_many(any_db_url, [Inbound(mail(3, subject="Invoice", date="Fri, 20 Nov 2026 10:00:00 +0000"), "file")])
+        _process_all(settings)
+    first, second, late = _messages(any_db_url)
+    assert first.conversation_id == second.conversation_id != late.conversation_id
+
+
+def test_a_reply_to_our_own_reply_threads_by_our_message_id(any_db_url: str) -> None:
+    from mailagent import outbox
+
+    settings = make_settings(any_db_url, smtp={"port": 25})
+    store_many(any_db_url, [Inbound(mail(1, subject="Seats"), "file")])
+    _process_all(settings)
+    with db.session(any_db_url) as s:
+        parent = s.exec(select(Message)).one()
+        conversation = s.get(Conversation, parent.conversation_id)
+        ours = outbox.queue_reply(s, settings, conversation, parent, "You can add seats in Settings.", None)
+        our_id = ours.message_id
+    # the customer's client quotes only our id (no older references), with a new subject
+    store_many(any_db_url, [Inbound(mail(2, subject="thanks!", in_reply_to=our_id), "file")])
+    _process_all(settings)
+    assert {m.conversation_id for m in _messages(any_db_url)} == {conversation.id}
+    with db.session(any_db_url) as s:
+        assert s.exec(select(Outbound)).one().conversation_id == conversation.id
+
+
+def test_unparseable_mail_is_stored_with_its_error_and_threaded(any_db_url: str, monkeypatch) -> None:
+    settings = make_settings(any_db_url)
+    [message_id] = store_many(any_db_url, [Inbound(mail(1), "file")])
+
+    def explode(raw: bytes):
+        raise ValueError("boom in the parser")
+
+    monkeypatch.setattr(inbound, "parse", explode)
+    inbound.process(settings, message_id)
+    [row] = _messages(any_db_url)
+    assert row.parse_error == "ValueError: boom in the parser"
+    assert row.state == MessageState.PROCESSED and row.conversation_id is not None and row.raw == mail(1)
+
+
+def test_processing_twice_changes_nothing(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    [message_id] = store_many(any_db_url, [Inbound(mail(1), "file")])
+    assert inbound.process(settings, message_id) is not None
+    assert inbound.process(settings, message_id) is None
+
+
+def test_piped_mail_finds_its_mailbox_from_the_recipients(any_db_url: str) -> None:
+    settings = make_settings(any_db_url)
+    with db.session(any_db_url) as s:
+        [new_id] = store(s, [Inbound(mail(1, to="Support <SUPPORT@example.com>"), "pipe")])
+    inbound.process(settings, new_id)
+    assert _messages(any_db_url)[0].mailbox == "support"
+
+
+def test_subject_key() -> None:
+    assert subject_key("Re: AW: [#123] Fwd:  Login   Broken") == "login broken"
+    assert subject_key("RE[2]: Invoice") == "invoice"
+    assert subject_key("Reminder: invoice") == "reminder: invoice"
+    assert subject_key("") == ""
+
+
+def test_subject_window_zero_disables_subject_matching(any_db_url: str) -> None:
+    settings = make_settings(any_db_url, ingest={"subject_window_days": 0})
+    store_many(any_db_url, [Inbound(mail(1, subject="Invoice"), "file"), Inbound(mail(2, subject="Invoice"), "file")])
+    _process_all(settings)
+    a, b = _messages(any_db_url)
+    assert a.conversation_id != b.conversation_id
