@@ -1,0 +1,1 @@
+"""The support agent: model, tools, instructions, guardrails and tracing around one draft."""

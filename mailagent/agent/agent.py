@@ -1,0 +1,91 @@
+"""The support agent: its instructions (a template ops can edit), its structured output, its input.
+
+The agent gets the conversation with quoted history stripped, the customer's known details and
+the mailbox, and returns a `ReplyDraft`. It proposes; the policy decides what happens next."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from agents import Agent, ModelSettings
+from jinja2 import Environment, StrictUndefined
+from pydantic import BaseModel, Field
+
+from ..config import Settings
+from ..policy.model import INTENTS
+from .context import AgentContext
+from .tools import search_knowledge
+
+LANGUAGES = ("en", "de", "es", "fr")
+DEFAULT_TEMPLATE = Path(__file__).with_name("instructions.md.j2")
+LATEST_MARKER = "Latest customer message (answer this one):"
+
+
+class ReplyDraft(BaseModel):
+    """What the model must return (the SDK turns it into a strict JSON schema)."""
+
+    reply: str = Field(description="The full reply email body, in the customer's language, signed off.")
+    confidence: float = Field(description="0..1: how sure you are that the reply is correct and complete.")
+    intent: str = Field(description="One of the listed intents.")
+    language: str = Field(description="ISO 639-1 code of the customer's language.")
+    cited_articles: list[str] = Field(description="Ids of the knowledge articles the reply relies on.")
+    needs_human: bool = Field(description="True when a person must handle this.")
+    needs_human_reason: str = Field(description="Why a person is needed; empty otherwise.")
+
+    def normalized(self) -> ReplyDraft:
+        """Clamp what a model may get wrong: confidence range, unknown intents and languages."""
+        return self.model_copy(update={
+            "confidence": min(max(float(self.confidence), 0.0), 1.0),
+            "intent": self.intent if self.intent in INTENTS else "other",
+            "language": (self.language or "en").lower()[:2],
+        })
+
+
+@dataclass(frozen=True)
+class Instructions:
+    text: str
+    version: str          # a hash of the template: drafts record which prompt wrote them
+
+
+def instructions(settings: Settings, mailbox_address: str) -> Instructions:
+    path = Path(settings.agent.instructions) if settings.agent.instructions else DEFAULT_TEMPLATE
+    source = path.read_text(encoding="utf-8")
+    template = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True).from_string(source)
+    text = template.render(
+        company=settings.agent.company, mailbox=mailbox_address, voice=settings.agent.voice,
+        sign_off=settings.agent.sign_off, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
+        allowed_domains=", ".join(settings.agent.allowed_link_domains) or "no external sites",
+    )
+    return Instructions(text, hashlib.sha256(source.encode()).hexdigest()[:12])
+
+
+def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext], Instructions]:
+    prompt = instructions(settings, mailbox_address)
+    agent = Agent[AgentContext](
+        name="support_agent", instructions=prompt.text, tools=[search_knowledge],
+        output_type=ReplyDraft, model_settings=ModelSettings(temperature=settings.model.temperature),
+    )
+    return agent, prompt
+
+
+@dataclass(frozen=True)
+class Turn:
+    who: str              # "customer" | "us"
+    at: datetime
+    text: str
+
+
+def compose_input(*, mailbox: str, customer_name: str, customer_addr: str, customer_details: dict[str, str],
+                  history: list[Turn], subject: str, latest: str) -> str:
+    """The run's input: earlier turns for context, then the message to answer, fenced as data."""
+    details = "".join(f"\n- {k}: {v}" for k, v in customer_details.items())
+    lines = [f"Mailbox: {mailbox}", f"Customer: {customer_name} <{customer_addr}>{details}", ""]
+    if history:
+        lines.append("Earlier in this conversation (oldest first):")
+        for turn in history:
+            lines.append(f"[{turn.who}, {turn.at:%Y-%m-%d %H:%M}]\n{turn.text.strip()}\n")
+    lines += [LATEST_MARKER, f"<customer_message subject={subject!r}>", latest.strip(), "</customer_message>"]
+    return "\n".join(lines)

@@ -1,0 +1,638 @@
+"""Deterministic guardrails: prompt-injection checks on customer mail, safety checks on drafts.
+
+Pure functions, no I/O and no model, so the same mail always gets the same verdict and a policy
+or an eval can rely on it. `check_injection` runs before any model call: customer text (hidden
+HTML, subject and attachment names included) must not be able to raise confidence, change policy
+or approve anything (DESIGN invariant 4), so text that tries is held for a rep instead of being
+fed to the model. `check_output` runs on each draft before the policy sees it.
+
+These are tripwires, not proofs. Patterns are written to keep false positives on real customer
+mail near zero ("please ignore my last message" is not an attack), so a novel phrasing can get
+through; an unflagged message is still untrusted input. Every pattern is flat (no nested
+quantifiers) and instruction patterns only read the first `SCAN_LIMIT` characters, so the check
+stays linear on huge mail; hidden-character checks read everything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Literal
+from urllib.parse import urlsplit
+
+from ..redact import find_secrets, password_values
+
+Where = Literal["body", "hidden_html", "subject", "attachment", "quoted"]
+
+SCAN_LIMIT = 100_000
+EXCERPT = 120
+
+
+@dataclass(frozen=True)
+class Finding:
+    technique: str
+    where: Where
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class InjectionVerdict:
+    flagged: bool
+    findings: tuple[Finding, ...]
+
+    @property
+    def reason(self) -> str:
+        if not self.flagged:
+            return "no injection pattern found"
+        return "; ".join(f"{f.technique} in {f.where}" for f in self.findings)
+
+
+@dataclass(frozen=True)
+class ExecutedAction:
+    tool: str  # "issue_refund" | "cancel_subscription" | "resend_invoice" ...
+    amount: float | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputIssue:
+    check: str  # "action_claim" | "secret_echo" | "link_not_allowed" | "amount_mismatch"
+    detail: str
+
+
+# --- normalisation --------------------------------------------------------------------------
+# Text is matched after folding the tricks that keep a phrase readable to a model but not to a
+# regex: compatibility forms (fullwidth, math letters), accents, zero-width characters inside
+# words, Cyrillic and Greek look-alikes, and quote markers or line breaks splitting a phrase.
+
+_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_ZERO_WIDTH_RUN = re.compile(f"[{_INVISIBLE}]{{8,}}")
+_TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
+_FLAG_TAGS = re.compile(r"[a-z0-9]{2,6}\x7f")  # the tag sequence of a subdivision flag emoji
+_BLACK_FLAG = "\U0001f3f4"
+_QUOTES = {**dict.fromkeys(map(ord, "‘’ʼ‛`"), "'"), **dict.fromkeys(map(ord, "“”„«»"), '"')}
+_TAGS = dict.fromkeys(range(0xE0000, 0xE0080))
+_PLAIN = str.maketrans({**_QUOTES, **_TAGS})
+_FOLD = str.maketrans({**_QUOTES, **_TAGS, **dict.fromkeys(map(ord, _INVISIBLE))})
+_HOMOGLYPHS = str.maketrans(
+    "аеорсухіјѕԁԛԝһӏвкмнтАВЕКМНОРСТХУІЈЅԌαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧɡ",
+    "aeopcyxijsdqwhlbkmhtABEKMHOPCTXYIJSGaeikvoptuxABEZHIKMNOPTYXg",
+)
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_QUOTE_PREFIX = re.compile(r"^[> \t]+", re.MULTILINE)
+_SPACES = re.compile(r"\s+")
+
+
+def _normalise(text: str, *, fold: bool = True) -> str:
+    """Text as the patterns expect it: no accents, one space or newline between words.
+
+    `fold=False` keeps zero-width characters and look-alike letters, to tell whether a match
+    needed them.
+    """
+    if not text.isascii():
+        text = text.translate(_FOLD if fold else _PLAIN)
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        if fold:
+            text = text.translate(_HOMOGLYPHS)
+    text = _QUOTE_PREFIX.sub("", text)
+    return _SPACES.sub(lambda m: "\n" if "\n" in m.group() else " ", text)
+
+
+# --- input rules ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    technique: str
+    pattern: re.Pattern[str]
+
+
+def _rules(technique: str, *patterns: str) -> tuple[_Rule, ...]:
+    """Compile `patterns`, where a space stands for the one whitespace character left by `_normalise`."""
+    return tuple(_Rule(technique, re.compile(p.replace(" ", r"\s"), re.IGNORECASE | re.MULTILINE)) for p in patterns)
+
+
+_EARLIER = (r"(?:previous|prior|above|earlier|preceding|former|original|initial|old|existing|system|safety"
+            r"|given|developer|internal|hidden)")
+_HUMAN_REVIEW = (r"(?:human|manual|rep|representative|staff|agent|manager|supervisor|moderator|operator)(?:'s)?"
+                 r" (?:review|approval|check|oversight|sign-off|signoff|involvement|escalation|verification)\b")
+_OVERRIDE = r"(?:ignore|disregard|forget|override|bypass|discard|set aside|do not follow|don't follow|stop following)"
+# What follows benign "ignore the previous instructions ..." and says whose they were.
+_WHOSE = r"(?:i|we|on|in|from|about|for|regarding|concerning|of|that|which|at|printed|written|sent)"
+_FRUHERE = r"(?:bisherigen|vorherigen|vorigen|obigen|fruheren|vorangegangenen|vorstehenden|ursprunglichen|internen)"
+_ANWEISUNGEN = (r"(?:anweisungen|instruktionen|regeln|befehle|vorgaben|richtlinien|anordnungen|systemanweisungen"
+                r"|prompts?)")
+_ORDERS = (r"(?:instructions?|prompts?|rules|guidelines|directives|programming|guardrails|restrictions"
+           r"|constraints|policies|commands|orders|safeguards|training|system prompt)")
+_AI = (r"(?:ai|a\.i\.|llm|llms|gpt|chatgpt|language models?|large language models?|chatbots?|assistants?"
+       r"|ai (?:assistants?|agents?|models?|systems?|bots?|support)|support (?:ai|bot|assistant)"
+       r"|automated (?:systems?|assistants?|agents?|responders?|support))")
+# Words that make a note addressed to the assistant an instruction rather than information.
+_TELLING = (r"(?:ignore|disregard|instructions?|approv\w*|authori[sz]ed|refund\w*|override|must|confidence|escalat\w*"
+            r"|verified|vip|policy|review|flag\w*|do not|don't|never|always|reply|respond|say|tell|pretend|grant\w*"
+            r"|cancel\w*|credit)")
+# Words that turn "SYSTEM:" or "Assistant:" at the start of a line into an instruction.
+_COMMAND_WORDS = (r"(?:ignore|instructions?|approved?|approval|pre-?approved|authori[sz]ed|refunded"
+                  r"|override|must|confidence|escalat\w*|verified|certainly|granted?|execute"
+                  r"|(?:developer|admin|god) mode)")
+_TOOL_NAMES = (r"(?:issue_refund|refund_order|refund_payment|create_refund|process_refund|approve_refund"
+               r"|cancel_subscription|resend_invoice|apply_credit|issue_credit|approve_action|approve_draft"
+               r"|set_confidence|update_policy|send_reply|transfer_funds)")
+
+_INSTRUCTIONS: tuple[_Rule, ...] = (
+    *_rules(
+        "instruction_override",
+        # "ignore all previous instructions", "disregard your rules"; not "ignore my last message", nor
+        # "ignore the previous instructions on the box", where the qualifier shows whose instructions.
+        rf"\b{_OVERRIDE} (?:(?:all|any) (?:of )?(?:the |your |these |those )?|your )(?:{_EARLIER} |(?:ai|content"
+        rf"|moderation) )?{_ORDERS}\b(?! (?:i|we) (?:gave|sent|wrote|mentioned|provided|had))",
+        rf"\b{_OVERRIDE} (?:the |these |those )?{_EARLIER} {_ORDERS}\b(?! {_WHOSE} )",
+        r"\b(?:forget|ignore|disregard) (?:everything|all) (?:that )?you(?:'ve| have| were| had)? (?:been )?"
+        r"(?:told|taught|instructed|programmed|trained|given)\b",
+        r"\byou(?: are|'re) now (?:(?:a|an|the|my) )?(?:(?:new|different|unrestricted|unfiltered|uncensored|jailbroken"
+        r"|evil|rogue|senior|refund|support|billing) )?(?:ai|assistant|bot|chatbot|model|llm|gpt|dan|jailbroken"
+        r"|unrestricted|unfiltered|uncensored|no longer (?:bound|restricted|limited|an?)|in (?:developer|admin|god"
+        r"|debug|maintenance|test|unrestricted|jailbreak|dan|sudo|root) mode|operating (?:as|in|under)|acting as"
+        r"|authori[sz]ed|allowed to|permitted to|able to (?:approve|refund|ignore|bypass)|called|named"
+        r"|admin|administrator|manager|supervisor)\b",
+        rf"\b(?:new|updated|revised|real|actual|true|override|hidden|secret|system|admin|developer) (?:system )?"
+        rf"(?:instructions?|directives?|prompt|orders|task|rules)(?: for (?:the ai|the assistant|the model|the bot|you"
+        rf"|ai|assistant))? ?:[^\n]{{0,160}}?\b{_TELLING}\b",
+        r"\bfrom now on,? you (?:are|will be|shall be) (?:a |an |my |the )?(?:dan|ai|assistant|bot|unrestricted"
+        r"|unfiltered|jailbroken|free from|no longer)\b|\bfrom now on,? you (?:act|behave|obey|ignore|(?:must|will)"
+        r" (?:ignore|obey|act|approve|pretend))\b",
+        r"\byour new (?:task|goal|job|instructions?|purpose|role|objective|directive|persona|identity)"
+        r" (?:(?:is|are|will be) (?:to|as)\b|(?:is|are) ?:)",
+        r"\btranslate (?:the following|this|the text below|the message below)\b[^\n.]{0,80}?\b(?:and|then)"
+        r" (?:then )?(?:follow|execute|obey|carry out|act on|do what it says|perform) (?:it|them|this|that"
+        r"|the (?:instructions?|commands?)|what it says)\b",
+        # German, Spanish, French, Italian, Portuguese: "all/your ..." always, "the previous ..." unless
+        # followed by whose or which instructions they are.
+        r"\b(?:ignoriere|ignorier|ignorieren sie|ignoriert|vergiss|vergessen sie|missachte|missachten sie|umgehe)"
+        r" (?:bitte )?(?:(?:alle|samtliche|jegliche) (?:deine |ihre |die |eure )?|deine |ihre |eure )"
+        rf"(?:{_FRUHERE} )?{_ANWEISUNGEN}\b",
+        r"\b(?:ignoriere|ignorier|ignorieren sie|ignoriert|vergiss|vergessen sie|missachte|missachten sie|umgehe)"
+        rf" (?:bitte )?(?:die )?{_FRUHERE} {_ANWEISUNGEN}\b(?! (?:zur|zum|zu|fur|uber|bezuglich|von|vom|in|im"
+        r"|auf|an|aus|die|ich|wir|meine[rn]?|unsere[rn]?)\b)",
+        r"\b(?:ignora|ignore|ignoren|ignorar|olvida|olvide|olviden|descarta|descarte|omite|omita|no sigas|no siga)"
+        r" (?:(?:todas|todos) (?:las |los )?(?:tus |sus )?(?:instrucciones|indicaciones|reglas|ordenes|directrices"
+        r"|normas)\b|(?:tus|sus) (?:instrucciones|indicaciones|reglas|ordenes|directrices)\b|(?:las |los )?"
+        r"(?:instrucciones|indicaciones|reglas|ordenes|directrices|normas) (?:anteriores|previas|de arriba|originales"
+        r"|iniciales|del sistema)\b(?! (?:que|sobre|de|del|para|acerca)\b))",
+        r"\b(?:ignore|ignorez|ignorer|oublie|oubliez|oublier|ne tiens pas compte|ne tenez pas compte)"
+        r" (?:de |des )?(?:(?:toutes|tous) (?:les |tes |vos )?(?:instructions|consignes|regles|directives|ordres"
+        r"|indications)\b|(?:tes|vos) (?:instructions|consignes|regles|directives)\b|(?:les |ces )?(?:precedentes"
+        r" (?:instructions|consignes|regles|directives|ordres|indications)|(?:instructions|consignes|regles"
+        r"|directives|ordres|indications) (?:precedentes|anterieures|ci-dessus|d'origine|initiales|du systeme))\b"
+        r"(?! (?:que|qui|sur|de|du|des|pour|concernant)\b))",
+        r"\b(?:ignora|ignori|ignorate|dimentica|dimentichi|dimenticate|trascura|non seguire)"
+        r" (?:tutte (?:le )?(?:tue |sue |vostre )?(?:istruzioni|regole|indicazioni|direttive)\b|(?:le )?(?:tue|sue"
+        r"|vostre) (?:istruzioni|regole|indicazioni|direttive)\b|(?:le )?(?:istruzioni|regole|indicazioni|direttive)"
+        r" (?:precedenti|di prima|sopra|originali|iniziali|del sistema)\b(?! (?:che|di|del|della|sul|sulla"
+        r"|per)\b))",
+        r"\b(?:ignore|ignora|ignorar|ignorem|esqueca|esquece|esquecam|desconsidere|desconsidera)"
+        r" (?:todas (?:as )?(?:suas |tuas )?(?:instrucoes|regras|orientacoes|diretrizes|ordens)\b|(?:as )?(?:suas"
+        r"|tuas) (?:instrucoes|regras|orientacoes|diretrizes)\b|(?:as )?(?:instrucoes|regras|orientacoes|diretrizes"
+        r"|ordens) (?:anteriores|previas|acima|originais|iniciais|do sistema)\b(?! (?:que|sobre|de|do|da"
+        r"|para)\b))",
+    ),
+    *_rules(
+        "jailbreak",
+        r"\b(?:you are|you're|act as|become|pretend to be|called|named|enable|activate|enter) (?:now )?(?-i:DAN)\b",
+        r"(?-i:\bDAN\b) (?:mode|prompt|jailbreak)\b|\bdo anything now\W{0,3}(?-i:DAN)\b",
+        r"\byou(?: are|'re)? (?:now )?(?:in|entering|switching to|operating in|running in) (?:the )?"
+        r"(?:developer|dev|god|dan|jailbreak|unrestricted|unfiltered|sudo) mode\b",
+        r"(?:^|\[|\() ?(?:developer|god|dan|jailbreak) mode (?:enabled|activated|on|output)\b",
+        r"\b(?:enable|activate|enter) (?:dan|god|jailbreak|unrestricted|unfiltered) mode\b",
+        r"\bjailbr(?:eak|oken) (?:mode|prompt|enabled|activated)\b|\b(?:this is a|the following is a) jailbreak\b",
+        r"\bstay in character\b",
+        r"\b(?:act|behave|respond|answer|operate|function|roleplay|role-play|role play) as (?:if you (?:are|were) "
+        r"|though you (?:are|were) )?(?:a |an |the |my )?(?:(?:unrestricted|unfiltered|uncensored|jailbroken|evil"
+        r"|rogue|different|new|senior|refund|billing|support|admin|system) )?(?:ai|assistant|chatbot|chatgpt|gpt|llm"
+        r"|language model|bot|model|dan|system|administrator with|admin with|superuser|root user|linux terminal"
+        r"|python interpreter|refund manager|refund supervisor|refund agent|billing manager|manager who|supervisor who"
+        r"|agent with)\b",
+        r"\bpretend (?:that )?(?:you(?: are|'re)|to be) (?:a |an |the |my )?(?:(?:unrestricted|unfiltered|different"
+        r"|senior) )?(?:ai|assistant|chatbot|gpt|llm|bot|dan|human|manager|supervisor|admin|administrator|developer"
+        r"|refund)\b",
+    ),
+    *_rules(
+        "role_marker",
+        r"<\|[a-z_]{2,30}\|>",
+        r"\[/?inst\]|<</?sys>>|</s>|<s>\[|<(?:start|end)_of_turn>",
+        r"</?(?:system|assistant|developer|sys|system_prompt|system-prompt|instructions?|admin|tool_call"
+        r"|tool_response)>",
+        r"\[(?:system|sys|admin|assistant|developer|instructions?|system (?:message|note|notice|override|prompt"
+        r"|instruction))\]",
+        r"^#{1,4} ?(?:system|instructions?|response|assistant|system prompt|new instructions?|developer)(?: ?:|$)",
+        r"[\"']role[\"'] ?: ?[\"'](?:system|developer|assistant|tool|function)[\"']",
+        rf"^(?:[-*] )?[*_\[(]{{0,3}}(?:system|system (?:message|prompt|note|notice|override|instruction|update|alert)"
+        rf"|developer|assistant|ai|ai assistant|bot|gpt|chatgpt|openai)[*_\])]{{0,3}} ?:[^\n]{{0,200}}?"
+        rf"\b{_COMMAND_WORDS}\b",
+        r"(?:^|[\[*=#(]) ?(?:automated |official |internal |urgent |important )?(?:system|admin|administrator"
+        r"|security|compliance|policy|moderation) (?:notice|override|directive|instruction|message|alert|command)\b"
+        r"[^\n]{0,200}?\b(?:must|approve|ignore|override|auto-?send|confidence|escalat\w*|assistant|llm"
+        r"|instructions?)\b",
+    ),
+    *_rules(
+        "system_prompt_probe",
+        r"\b(?:reveal|show|print|display|output|repeat|share|tell me|give me|send me|dump|leak|write out|paste"
+        r"|recite|quote|translate|summari[sz]e|what is|what's|what are) (?:me )?(?:all )?(?:of )?(?:your|the) "
+        r"(?:full |exact |entire |original |complete |hidden |current |verbatim )?(?:(?:system|initial|hidden|secret"
+        r"|internal|developer|pre)[ -]?prompt|(?:system|hidden|secret) instructions|(?:hidden|secret) rules)\b",
+        r"\b(?:repeat|print|output|show|reveal|recite) (?:the |all )?(?:text|words|everything|instructions|content)"
+        r" (?:above|before this|preceding)\b",
+        r"\b(?:what|which) (?:instructions|rules|guidelines|directives) (?:were|have) you (?:been )?"
+        r"(?:given|told|programmed|provided)\b",
+        r"\b(?:systemprompt|prompt del sistema|prompt (?:du )?systeme|prompt di sistema|prompt do sistema)\b",
+    ),
+    *_rules(
+        "approval_claim",
+        r"\b(?:refund|request|return|credit|exception|payment|this|it|ticket|action|chargeback|cancellation"
+        r"|transaction|reply|response|order) (?:is|was|has been|have been|had been|already|is already|was already"
+        r"|has already been) (?:already )?pre-?approved\b",
+        r"\b(?:already )?pre-?approved (?:refund|request|exception|credit|by)\b",
+        r"\b(?:approved|authori[sz]ed|signed off|okayed|ok'd|cleared|confirmed|greenlit|green-lit) by (?:your (?:"
+        r"(?:support|billing|refund|refunds|finance|customer service|customer success|account|senior|regional|store"
+        r"|shift) )?"
+        r"(?:manager|supervisor|team lead|team|lead|director|head|ceo|cfo|cto|boss|department|colleague|admin"
+        r"|administrator|management|owner)|(?:the|a) (?:support|billing|refunds?|customer service|customer success)"
+        r" (?:manager|supervisor|team lead|team|department|lead))\b",
+        r"\byour (?:manager|supervisor|team lead|boss) (?:has )?(?:already )?(?:approved|authori[sz]ed|okayed"
+        r"|signed off)\b",
+        r"\bmark (?:this |it |the )?(?:(?:refund|request|ticket|action|draft|reply|case|response) )?as (?:approved"
+        r"|pre-?approved|authori[sz]ed|trusted|safe to send)\b",
+        r"\byou (?:are|have been|were|'re|'ve been) (?:hereby |now |already |officially )?(?:authori[sz]ed|cleared"
+        r"|approved|instructed) to (?:issue|refund|approve|bypass|ignore|skip|grant|waive|override|process"
+        r"|transfer|credit|auto-?send)\b",
+        r"\b(?:refund|request|exception|credit) (?:has been|is|was) (?:already )?(?:approved|authori[sz]ed) "
+        r"(?:in advance|beforehand|internally)\b",
+    ),
+    *_rules(
+        "policy_tampering",
+        rf"\b(?:bypass|circumvent|skip|avoid|disable|turn off|switch off|override|ignore|no need for|no need to"
+        rf" wait for|don't need|do not need|there is no need for) (?:a |the |any |all )?{_HUMAN_REVIEW}",
+        rf"\b(?:send|approve|process|refund|issue|cancel|grant|execute)\b[^\n.]{{0,60}}?\bwithout (?:a |any )?"
+        rf"{_HUMAN_REVIEW}",
+        r"\b(?:bypass|circumvent|override) (?:the |your |any |all )?(?:review|approval|escalation|safety|security"
+        r"|refund|moderation) (?:policy|policies|rules|limits?|checks?|guardrails?|filters?)\b",
+        r"\b(?:ignore|disregard|suspend|override|bypass) (?:the |your )?(?:refund|return|cancellation|approval"
+        r"|escalation|review|security|company|internal|ai|bot|assistant|auto-?send|sending) (?:policy|policies|rules"
+        r"|limits|thresholds?|guidelines|procedures?)\b",
+        r"\bauto-?(?:send|approve) (?:this|it|the (?:reply|response|refund|answer|email|draft|request))\b",
+        r"\b(?:send|approve|process) (?:this|it|the (?:reply|response|answer|refund|email|draft)) (?:automatically"
+        r"|directly|immediately|right away|now) without (?:any )?(?:review|approval|checking|a human|human)",
+        r"\b(?:set|change|switch|force) (?:the )?(?:decision|policy decision|action|routing|outcome|status) to "
+        r"[\"']?(?:send|auto-?send|approve|approved|auto-?approve)\b",
+        r"\b(?:do not|don't|never) (?:tell|inform|notify|alert|involve|loop in|escalate to|forward (?:this|it) to"
+        r"|show (?:this|it) to) (?:a |the |any )?(?:human|humans|reviewer|reviewers|moderator|operator)s?\b",
+        r"\b(?:do not|don't|never) (?:escalate|hold|flag|queue|route|forward) (?:this|it|the (?:reply|response|draft"
+        r"|refund|request|ticket|message)) (?:for (?:human |manual )?(?:review|approval)|to (?:a |the )?(?:human|rep"
+        r"|person|reviewer))\b",
+    ),
+    *_rules(
+        "confidence_manipulation",
+        r"\b(?:set|change|raise|increase|make|put|bump|force|assign|mark|rate|report|output|return|give) (?:the "
+        r"|your |this |my |a |its )?(?:(?:reply|response|answer|draft|model|classification|intent) )?(?:confidence"
+        r"|certainty)(?: (?:score|level|value|rating))? (?:to|at|of|as|=|:) ?[\"']?(?:1(?:\.0)?\b|100 ?%|100\b"
+        r"|0?\.9\d*|max(?:imum)?\b|full\b|high(?:est)?\b|very high\b)",
+        r"[\"']?confidence(?:_score)?[\"']? ?[:=] ?[\"']?(?:1(?:\.0)?|100 ?%?)(?![\d.])",
+        r"\b(?:treat|classify|consider|mark) (?:this|it|the (?:reply|answer|message|request|ticket)) as "
+        r"(?:high[- ]confidence|certain|100 ?% (?:sure|certain|confident)|safe to (?:send|auto-send|autosend)"
+        r"|low[- ]risk)\b",
+        r"\b(?:setze|setzen sie|stelle|stellen sie) (?:die |deine |ihre )?(?:konfidenz|zuversicht)(?:wert)? auf"
+        r" (?:1|100|maximum)\b",
+        r"\b(?:establece|pon|fija|sube|mets|mettez|fixe|fixez) (?:la |tu |votre |ta )?(?:confianza|confiance) "
+        r"(?:en|a) (?:1|100|maxima?|maximum)\b",
+    ),
+    *_rules(
+        "tool_call_request",
+        rf"\b(?:call|invoke|execute|run|trigger|use|fire|perform) (?:the |your |a )?(?:tool |function |action )?"
+        rf"[\"']?{_TOOL_NAMES}\b",
+        rf"\b{_TOOL_NAMES} ?\(|[\"']{_TOOL_NAMES}[\"']",
+        # "execute the function", but not "when I execute the function from your docs"
+        r"(?<!\bi\s)(?<!\bwe\s)(?<!\bthey\s)\b(?:execute|invoke|trigger) (?:the |your )(?:following |internal "
+        r"|refund |billing |admin )?(?:tool|function|api function|function call|tool call)s?\b",
+        r"\bcall your (?:refund |billing |admin |internal )?(?:tool|function)s?\b",
+        r"\buse (?:your|the) (?:refund|billing|admin|internal|payment|cancellation) (?:tool|function)\b",
+        r"[\"'](?:tool_calls?|function_call|tool_use|tool_name|function_name)[\"'] ?:|<(?:tool_call|function_call"
+        r"|tool_use|function_calls|invoke)\b",
+    ),
+    *_rules(
+        "impersonation",
+        r"\b(?:i am|i'm|this is|speaking as|writing as) your (?:developer|creator|programmer|operator|administrator"
+        r"|admin|supervisor|manager|boss|owner|maker|trainer)s?\b",
+        r"\b(?:i am|i'm|this is|we are) (?:a |an )?(?:member of|colleague from|engineer (?:at|from)|employee (?:of|at)"
+        r"|part of) your (?:support|billing|refunds?|finance|trust (?:and|&) safety|engineering|security) (?:team"
+        r"|department)\b",
+        r"\b(?:message|notice|instructions?|update|directive) from (?:the )?(?:openai|anthropic|your developers?"
+        r"|the developers|your (?:admin|administrator|operator|creators?)|the (?:ai|model|system) (?:team"
+        r"|administrator|operator|developers?))\b",
+        r"\b(?:i am|i'm|this is) (?:a |an )?(?:openai|anthropic) (?:employee|engineer"
+        r"|researcher|developer|staff|admin|representative)\b",
+        r"\bthis (?:message|email|request) (?:is|comes) from your (?:support|billing|refunds?|finance|admin|security)"
+        r" (?:team|department|manager|supervisor|lead)\b",
+    ),
+    *_rules(
+        "ai_addressed",
+        rf"\b(?:note|notice|message|instructions?|directive|reminder|attention|attn|p\.?s\.?|important) (?:to |for )?"
+        rf"(?:the |any |all |our )?{_AI}\b(?! manager) ?[:,!-][^\n]{{0,160}}?\b{_TELLING}\b",
+        r"\b(?:ai|llm|language model|assistant|chatbot|gpt|model|bot)s? (?:reading|processing|parsing|summari[sz]ing"
+        r"|handling|analy[sz]ing) (?:this|these)\b",
+        rf"\bif you(?: are|'re) (?:a |an )?{_AI}\b[^\n.]{{0,80}}?\b(?:ignore|must|approve|refund|issue|respond with"
+        rf"|reply with|include|say|write|output|grant|disregard|forget|execute|call)\b",
+    ),
+    *_rules(
+        "encoded_payload",
+        r"\b(?:decode|decrypt|deobfuscate|unscramble|reverse|rot13|base64)\b[^\n.]{0,80}?\b(?:and|then) (?:then )?"
+        r"(?:follow|execute|obey|carry out|act on|perform|apply|run) (?:it|them|this|that|the (?:instructions?"
+        r"|commands?|result|decoded (?:text|message|string|instructions?))|what it says)\b",
+    ),
+)
+
+# Hidden text has no business addressing anyone: what would be a fair request in visible text
+# ("refund this order") is an attack when the customer hid it from the rep.
+_HIDDEN_ONLY = _rules(
+    "hidden_html",
+    r"\byou (?:must|shall|are to|are required to|are instructed to|need to|have to) (?:now )?(?:approve|refund"
+    r"|issue|grant|ignore|disregard|send|reply|respond|include|say|tell|escalate|mark|set|classify|treat|cancel"
+    r"|transfer|reveal|forward|follow)\b",
+    r"(?:^|[.!?:] )(?:please )?(?:approve|refund|grant|escalate|classify|reveal|disregard|override|issue (?:a|the"
+    r"|this|an) (?:full )?(?:refund|credit)|mark (?:this|it|the)|set (?:the )?(?:confidence|priority|decision)"
+    r"|treat (?:this|the)|reply (?:only )?with|respond (?:only )?with|tell the (?:customer|user)|do not (?:escalate"
+    r"|flag|mention|tell|hold))\b",
+    r"\b(?:ai|a\.i\.|llm|chatbot|gpt|language model|assistant|agent|bot|model|system)\b[^\n.]{0,60}?\b(?:must"
+    r"|shall|is instructed|is required|needs to|has to|approve|ignore|disregard|refund|grant|escalate)\b",
+    r"\b(?:the )?(?:customer|user|sender|requester|account holder)(?: is| has been)? (?:verified|pre-?approved"
+    r"|entitled to|eligible for (?:a )?(?:full )?refund|a vip|authori[sz]ed)\b",
+)
+
+# In these places any instruction is the attack, whatever its kind.
+_CHANNEL = {"hidden_html": "hidden_html", "subject": "subject_instruction", "attachment": "attachment_name"}
+_FILENAME_SEPARATORS = re.compile(r"[_.+-]")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+_URL_SAFE = str.maketrans("-_", "+/")
+_MAX_BLOBS = 50
+
+
+def check_injection(*, body: str, subject: str = "", hidden_html: str = "",
+                    attachment_names: Sequence[str] = (), quoted: str = "") -> InjectionVerdict:
+    """Find instruction-like text aimed at the assistant anywhere the customer controls."""
+    fields: list[tuple[Where, str]] = [("body", body), ("quoted", quoted), ("subject", subject),
+                                       ("hidden_html", hidden_html)]
+    fields += [("attachment", name) for name in attachment_names]
+    findings: dict[tuple[str, str], Finding] = {}
+    for where, text in fields:
+        for finding in _scan(text, where):
+            findings.setdefault((finding.technique, finding.where), finding)
+    return InjectionVerdict(flagged=bool(findings), findings=tuple(findings.values()))
+
+
+def _scan(text: str, where: Where) -> Iterator[Finding]:
+    """Findings in one field; a match that only appears once look-alikes are folded is also reported as such."""
+    if not text or text.isspace():
+        return
+    yield from _hidden_characters(text, where)
+    head = text[:SCAN_LIMIT]
+    scanned = _normalise(head)
+    if where == "attachment":
+        scanned += "\n" + _FILENAME_SEPARATORS.sub(" ", scanned)
+    rules = _INSTRUCTIONS + _HIDDEN_ONLY if where == "hidden_html" else _INSTRUCTIONS
+    plain: str | None = None
+    for rule in rules:
+        match = rule.pattern.search(scanned)
+        if match is None:
+            continue
+        yield Finding(_CHANNEL.get(where, rule.technique), where, _excerpt(match.group()))
+        if not head.isascii():
+            plain = _normalise(head, fold=False) if plain is None else plain
+            if not rule.pattern.search(plain):
+                trick = "zero_width" if any(c in _INVISIBLE for c in head) else "homoglyph"
+                yield Finding(trick, where, _excerpt(match.group()))
+    yield from _encoded(scanned, where)
+
+
+def _hidden_characters(text: str, where: Where) -> Iterator[Finding]:
+    """Text written in invisible characters, searched through the whole input."""
+    if text.isascii():
+        return
+    for match in _TAG_RUN.finditer(text):
+        decoded = "".join(chr(ord(c) - 0xE0000) for c in match.group())
+        is_flag = text[match.start() - 1:match.start()] == _BLACK_FLAG and _FLAG_TAGS.fullmatch(decoded)
+        if not is_flag and any(c.isalpha() for c in decoded):
+            yield Finding("unicode_tags", where, _excerpt(decoded))
+            break
+    # Marketing preheaders pad hidden HTML with runs of zero-width joiners: only visible text counts.
+    if where != "hidden_html" and (run := _ZERO_WIDTH_RUN.search(text)):
+        yield Finding("zero_width", where, f"{len(run.group())} zero-width characters in a row")
+
+
+def _encoded(scanned: str, where: Where) -> Iterator[Finding]:
+    """Base64 blobs that decode to instructions."""
+    for match in islice(_BASE64.finditer(scanned), _MAX_BLOBS):
+        decoded = _decode_base64(match.group())
+        if decoded is None:
+            continue
+        text = _normalise(decoded)
+        if any(rule.pattern.search(text) for rule in _INSTRUCTIONS + _HIDDEN_ONLY):
+            yield Finding("encoded_payload", where, _excerpt(decoded))
+            return
+
+
+def _decode_base64(blob: str) -> str | None:
+    blob = blob.rstrip("=").translate(_URL_SAFE)
+    blob = blob[: len(blob) - len(blob) % 4] if len(blob) % 4 == 1 else blob + "=" * (-len(blob) % 4)
+    try:
+        text = base64.b64decode(blob, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    printable = sum(c.isprintable() or c.isspace() for c in text)
+    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _excerpt(text: str) -> str:
+    return text.strip()[:EXCERPT]
+
+
+# --- output checks --------------------------------------------------------------------------
+
+
+def _claims(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns).replace(" ", r"\s"), re.IGNORECASE)
+
+
+_DONE = r"(?: (?:just|now|already|successfully|gone ahead and))?"
+_I = rf"\b(?:i|we)(?:'ve| have)?{_DONE}"
+_AMOUNT_OF = r"(?: (?:of|von|de) AMOUNT)?"  # "refund of 20,00 EUR has been ...", amounts replaced first
+_BEEN = r" (?:has|have) (?:now |already |just )?been"
+
+# What a draft may only say once the matching tool ran: kind -> (claim, words in the tool's name).
+_ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
+    "refund": (_claims(
+        rf"\b(?:i|we)(?:'ve| have|'d| had)?{_DONE} (?:refunded|reimbursed)\b",
+        rf"{_I} (?:issued|processed|initiated|sent|approved|completed|made|put through|triggered|arranged|submitted)"
+        r" (?:you )?(?:a|an|the|your)(?: full| partial)? refund\b(?! request)",
+        rf"\brefund{_AMOUNT_OF}{_BEEN} (?:issued|processed|sent|completed|approved|initiated|made|paid|credited"
+        r"|transferred|executed|granted|refunded)\b",
+        r"\b(?:you|the (?:money|amount|payment|charge|funds|sum|full amount))(?: have| has|'ve) (?:now |already )?"
+        r"been (?:refunded|reimbursed|returned|credited back)\b",
+        r"\b(?:refund|money) is (?:now |already )?on (?:its|the) way\b",
+        r"\b(?:ich|wir) ha(?:be|ben) [^\n.]{0,60}?\b(?:erstattet|zuruckerstattet|ruckerstattet|zuruckgebucht"
+        r"|zuruckuberwiesen|ruckuberwiesen)\b",
+        rf"\b(?:ruckerstattung|erstattung|ruckzahlung){_AMOUNT_OF} (?:wurde|ist) (?:bereits |soeben |jetzt )?"
+        r"(?:veranlasst|bearbeitet|durchgefuhrt|ausgefuhrt|angewiesen|ausgezahlt|uberwiesen|erfolgt|gebucht)\b",
+        r"\b(?:ya )?(?:he|hemos) (?:reembolsado|devuelto|(?:emitido|procesado|tramitado|realizado) (?:un|el|su|tu)"
+        r" reembolso)\b",
+        rf"\breembolso{_AMOUNT_OF} (?:ha sido|fue|ya ha sido|se ha) (?:procesado|emitido|realizado|aprobado|enviado"
+        r"|tramitado|completado)\b",
+        r"\b(?:j'ai|nous avons) (?:deja )?(?:rembourse|(?:emis|effectue) (?:un|le|votre) remboursement)\b",
+        rf"\bremboursement{_AMOUNT_OF} a (?:deja )?ete (?:effectue|traite|emis|envoye|approuve|valide)\b",
+    ), ("refund",)),
+    "cancellation": (_claims(
+        rf"{_I} (?:cancell?ed|terminated|ended|stopped|closed|deactivated) (?:your|the) (?:subscription|plan"
+        r"|membership|account|renewal|contract|auto-?renewal|trial)\b",
+        rf"\b(?:subscription|plan|membership|renewal|contract|auto-?renewal){_BEEN} (?:cancell?ed|terminated|ended"
+        r"|stopped|deactivated)\b",
+        r"\b(?:subscription|plan|membership|renewal|contract) is now (?:cancell?ed|terminated|ended|inactive)\b",
+        r"\b(?:ich|wir) ha(?:be|ben) (?:ihr|dein|das|ihren|deinen|den) (?:abo|abonnement|vertrag|konto|plan|tarif)"
+        r"[^\n.]{0,30}?\b(?:gekundigt|storniert|beendet|deaktiviert)\b",
+        r"\b(?:abo|abonnement|vertrag|mitgliedschaft|tarif) (?:wurde|ist) (?:bereits |soeben |jetzt )?(?:gekundigt"
+        r"|storniert|beendet|deaktiviert)\b",
+        r"\b(?:ya )?(?:he|hemos) cancelado (?:su|tu|la|el) (?:suscripcion|plan|cuenta|contrato)\b",
+        r"\bsuscripcion (?:ha sido|fue|ya ha sido|se ha) cancelada\b",
+        r"\b(?:j'ai|nous avons) (?:deja )?(?:annule|resilie) (?:votre |ton |l')(?:abonnement|forfait|compte)\b",
+    ), ("cancel",)),
+    "invoice resend": (_claims(
+        r"\b(?:i|we)(?:'ve| have)(?: (?:just|now|already))? (?:sent|forwarded|emailed|attached) (?:you )?(?:a |an "
+        r"|the |your )?(?:new |corrected |updated |fresh |copy of )?(?:the |your )?invoices?\b",
+        rf"\b(?:i|we)(?:'ve| have)?{_DONE} (?:re-?sent|re-?issued) (?:you )?(?:a |an |the |your )?(?:new |corrected "
+        r"|updated )?invoices?\b",
+        r"\binvoices?(?: (?:has|have) (?:now |just )?been| (?:was|were) just) (?:re-?sent|sent|forwarded|emailed"
+        r"|re-?issued)\b",
+        r"\b(?:ich|wir) ha(?:be|ben) (?:ihnen |dir )?(?:die|eine|ihre|deine) (?:neue |korrigierte )?rechnung"
+        r"[^\n.]{0,30}?\b(?:gesendet|geschickt|zugeschickt|zugesandt|weitergeleitet|ubermittelt)\b",
+        r"\brechnung wurde (?:erneut |soeben )?(?:gesendet|verschickt|zugeschickt|zugesandt)\b",
+        r"\b(?:le |te )?(?:he|hemos) (?:reenviado|enviado|remitido) (?:la|su|tu|una) (?:nueva )?factura\b",
+    ), ("invoice",)),
+    "credit": (_claims(
+        rf"{_I} (?:applied|added|issued|granted|given you)\b[^\n.]{{0,40}}?\bcredit\b(?! card)",
+        rf"{_I} credited (?:your|the) (?:account|card|balance|wallet)\b",
+        rf"\bcredit{_AMOUNT_OF}{_BEEN} (?:applied|added|issued|granted)\b",
+    ), ("credit", "refund")),
+    "chargeback reversal": (_claims(
+        rf"{_I} reversed (?:the|your|this) (?:chargeback|charge|payment|transaction|debit)\b",
+        rf"\b(?:chargeback|charge|payment|transaction|debit){_BEEN} reversed\b",
+    ), ("chargeback", "reverse", "refund")),
+}
+_CONDITIONAL = re.compile(
+    r"\b(?:once|when|whenever|after|if|as soon as|until|before|unless|whether|sobald|wenn|nachdem|falls|bevor"
+    r"|cuando|una vez que|si|lorsque|des que|quand)\b".replace(" ", r"\s"),
+    re.IGNORECASE,
+)
+_SENTENCE_END = ".!?\n"
+_CLAUSE_START = ".!?\n,;:"
+
+_MONEY = re.compile(
+    r"(?:(?P<cur_a>[€$£]|\b(?:EUR|USD|GBP|CHF|CAD|AUD|SEK|NOK|DKK|PLN)\b) ?(?P<num_a>\d[\d.,']{0,14})"
+    r"|(?P<num_b>\d[\d.,']{0,14}) ?(?P<cur_b>[€$£]|(?:EUR|USD|GBP|CHF|CAD|AUD|SEK|NOK|DKK|PLN|euros?|dollars?"
+    r"|pounds?)\b))",
+    re.IGNORECASE,
+)
+_CURRENCY = {"€": "EUR", "$": "USD", "£": "GBP", "EURO": "EUR", "EUROS": "EUR", "DOLLAR": "USD",
+             "DOLLARS": "USD", "POUND": "GBP", "POUNDS": "GBP"}
+_CLAUSE_BREAK = re.compile(r"[!?;:\n]|[.,](?!\d)|\b(?:and|but|while|whereas|und|aber|pero|mais)\b", re.IGNORECASE)
+_REFUND_WORD = re.compile(r"refund|reimburs|erstatt|ruckzahlung|gutschrift|reembols|devolu|rembours|credit(?! card)",
+                          re.IGNORECASE)
+
+_URL = re.compile(r"\bhttps?://[^\s<>\"'`)\]]+", re.IGNORECASE)
+_BARE_DOMAIN = re.compile(
+    r"(?<![@\w.-])\w[\w.-]{0,250}\.(?:com|net|org|io|co|ai|dev|info|biz|me|us|uk|de|fr|es|it|nl|eu|ch|at|be|se"
+    r"|dk|fi|pl|cz|ru|cn|jp|in|br|au|ca|ly|gl|xyz|online|site|shop|store|tech|cloud|link|example)(?!\.?[\w-]|@)",
+    re.IGNORECASE,
+)
+
+
+def check_output(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
+                 allowed_domains: Collection[str] = (), customer_text: str = "") -> tuple[OutputIssue, ...]:
+    """What is wrong with a draft reply, before the policy decides whether it may go out."""
+    text = _normalise(reply[:SCAN_LIMIT])
+    return (*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
+            *_amount_mismatches(text, executed_actions),
+            *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains))
+
+
+def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
+    """Past-tense claims of an action no tool performed ("I have refunded you" with no refund run)."""
+    for kind, (claim, tool_words) in _ACTIONS.items():
+        if any(word in action.tool.lower() for action in executed for word in tool_words):
+            continue
+        for match in claim.finditer(text):
+            clause = max(text.rfind(c, 0, match.start()) for c in _CLAUSE_START) + 1
+            ends = [i for i in (text.find(c, match.end()) for c in _SENTENCE_END) if i != -1]
+            is_question = bool(ends) and text[min(ends)] == "?"
+            if not is_question and not _CONDITIONAL.search(text, max(clause, match.start() - 200), match.start()):
+                yield OutputIssue("action_claim", f"the reply says a {kind} was done, but no such action ran")
+                break
+
+
+def _amount_mismatches(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
+    """Refund amounts in the reply that differ from what the refund tool actually paid."""
+    paid = [(a.amount, (a.currency or "").upper()) for a in executed
+            if a.amount is not None and any(word in a.tool.lower() for word in ("refund", "credit"))]
+    if not paid:
+        return
+    done = ", ".join(f"{amount:.2f} {currency}".strip() for amount, currency in paid)
+    for clause in _CLAUSE_BREAK.split(text):
+        if not clause or not _REFUND_WORD.search(clause):
+            continue
+        for match in _MONEY.finditer(clause):
+            amount = _parse_amount(match.group("num_a") or match.group("num_b"))
+            symbol = (match.group("cur_a") or match.group("cur_b")).upper()
+            currency = _CURRENCY.get(symbol, symbol)
+            if not any(abs(amount - value) < 0.005 and unit in ("", currency) for value, unit in paid):
+                yield OutputIssue("amount_mismatch", f"the reply mentions a refund of {amount:.2f} {currency}, "
+                                                     f"the refund executed was {done}")
+
+
+def _parse_amount(raw: str) -> float:
+    """'1.234,56', '1,234.56', '20,00' and '20' as numbers: one or two digits after the last separator are cents."""
+    digits = raw.rstrip(".,'").replace("'", "")
+    last = max(digits.rfind("."), digits.rfind(","))
+    if last != -1 and len(digits) - last - 1 in (1, 2):
+        return float(re.sub(r"[.,]", "", digits[:last]) + "." + digits[last + 1:])
+    return float(re.sub(r"[.,]", "", digits))
+
+
+def _secret_echoes(reply: str, customer_text: str) -> Iterator[OutputIssue]:
+    """Secrets in the reply; the detail names the kind, never the value, since details are logged."""
+    kinds = dict.fromkeys(secret.kind for secret in find_secrets(reply))
+    for kind in kinds:
+        yield OutputIssue("secret_echo", f"the reply contains a {kind}")
+    if "password" not in kinds:
+        for password in password_values(customer_text):
+            if re.search(rf"(?<!\w){re.escape(password)}(?!\w)", reply):
+                yield OutputIssue("secret_echo", "the reply repeats the password the customer wrote")
+                break
+
+
+def _links(reply: str, allowed_domains: Collection[str]) -> Iterator[OutputIssue]:
+    """Links to hosts outside `allowed_domains` (subdomains included); mail addresses are not links."""
+    allowed = {d.lower().strip(".").removeprefix("*.") for d in allowed_domains}
+    hosts = [_host(url) for url in _URL.findall(reply)]
+    hosts += [m.group().lower() for m in _BARE_DOMAIN.finditer(_URL.sub(" ", reply))]
+    for host in dict.fromkeys(hosts):
+        if not any(host == d or host.endswith("." + d) for d in allowed):
+            yield OutputIssue("link_not_allowed", f"the reply links to {host or 'a malformed URL'}, "
+                                                  "which is not an allowed domain")
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return ""

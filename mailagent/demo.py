@@ -1,0 +1,129 @@
+"""`mailagent demo`: the whole flow on the bundled sample mail, with nothing to set up.
+
+It writes a config into its own folder (SQLite, in-process broker, offline model, the shipped
+policy), syncs the sample knowledge base, starts a local SMTP server to receive what is
+auto-sent, ingests `examples/inbox/`, runs everything until idle, and prints what happened to
+each message and the commands to look further.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+from sqlmodel import select
+
+from . import config, db, ingest
+from .config import BUNDLED
+from .knowledge.search import sync
+from .models import Draft, Message, Outbound
+from .run import InProcess
+
+INBOX = BUNDLED / "examples" / "inbox"
+SMTP_PORT = 2525
+
+CONFIG = """\
+# Written by `mailagent demo`. Use it to look around, e.g.
+#   mailagent --config {dir}/config.toml drafts list --state held
+[database]
+url = "sqlite:///mailagent.db"
+
+[broker]
+url = "memory://"
+
+[model]
+provider = "offline"
+
+[agent]
+company = "Nimbus Notes"
+sign_off = "Best regards,\\nThe Nimbus Notes support team"
+docs_url = "https://docs.nimbusnotes.example"
+allowed_link_domains = ["nimbusnotes.example"]
+
+[knowledge]
+directory = "{knowledge}"
+
+[policy]
+directory = "{policies}"
+
+[mailboxes.support]
+address = "support@nimbusnotes.example"
+display_name = "Nimbus Notes Support"
+
+[mailboxes.support.smtp]
+# A local SMTP server: `mailagent demo` runs one while it works. Point this at your provider
+# to send for real.
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+"""
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def main(directory: Path) -> int:
+    started = time.monotonic()
+    directory = directory.resolve()
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    config_path = directory / "config.toml"
+    config_path.write_text(CONFIG.format(dir=directory, knowledge=BUNDLED / "knowledge",
+                                         policies=BUNDLED / "policies", smtp_port=SMTP_PORT))
+    settings = config.use(config.load(config_path))
+    url = settings.database.url
+
+    _say(f"[1/5] database: {db.safe_url(url)}")
+    db.upgrade(url)
+    result = sync(url, Path(settings.knowledge.directory))
+    _say(f"[2/5] knowledge base: {result.added} articles from {settings.knowledge.directory}")
+    files = sorted(INBOX.glob("*.eml"))
+    ingest.store_many(url, [ingest.Inbound(f.read_bytes(), "file", "support") for f in files])
+    _say(f"[3/5] inbox: {len(files)} sample messages from {INBOX}")
+    sink = Controller(Sink(), hostname="127.0.0.1", port=SMTP_PORT)
+    sink.start()
+    _say(f"[4/5] local SMTP server on 127.0.0.1:{SMTP_PORT}; drafting with the offline model ...")
+    try:
+        with InProcess(settings) as app:
+            app.until_idle()
+    finally:
+        sink.stop()
+    _say(f"[5/5] done in {time.monotonic() - started:.1f} s")
+    _summary(url, config_path)
+    return 0
+
+
+def _summary(url: str, config_path: Path) -> None:
+    with db.session(url) as s:
+        messages = {m.id: m for m in s.exec(select(Message))}
+        drafts = s.exec(select(Draft).order_by(Draft.id)).all()
+        sent = {o.id: o for o in s.exec(select(Outbound))}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for d in drafts:
+        m = messages[d.message_id]
+        label = "auto-sent" if d.state == "sent" and d.outbound_id and sent[d.outbound_id].approved_by is None else d.state
+        why = d.reasons[-1] if d.reasons else ""
+        if d.state == "ignored":
+            why = f"{m.kind}: {m.kind_reason}"
+        elif d.flags:
+            why = f"flagged {', '.join(d.flags)}: {d.needs_human_reason}"
+        groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
+    superseded = len(groups.pop("superseded", []))
+    _say(f"\nReceived {len(messages)} messages; {len(drafts) - superseded} customer turns decided.")
+    for label in ("auto-sent", "held", "escalated", "ignored"):
+        rows = groups.get(label, [])
+        _say(f"\n{label.upper()} ({len(rows)})")
+        for row in rows:
+            _say(f"  {row}")
+    delivered = sum(o.state == "sent" for o in sent.values())
+    _say(f"\n{delivered} replies delivered to the local SMTP server.")
+    cli = f"mailagent --config {config_path}"
+    _say(f"\nLook further:\n  {cli} drafts list --state held\n  {cli} drafts show ID\n"
+         f"  {cli} policy explain ID\n  {cli} traces show CONVERSATION_ID\n"
+         f"  {cli} drafts approve ID [--edit FILE]     (sends it; needs an SMTP server on port {SMTP_PORT})")

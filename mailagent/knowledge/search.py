@@ -1,0 +1,344 @@
+"""Sync the article files into the database, and search them.
+
+The database's full-text index (migration 0003: FTS5 on SQLite, a tsvector on PostgreSQL) only
+finds candidates: the articles that contain any of the query's terms, each as a prefix, so that a
+long customer email still finds something and "invoice" finds "invoices". The score is computed
+here, the same way on both engines, so that a threshold means the same everywhere:
+
+    score = 0.7 * sum(weight(term) * strength(term)) / sum(weight(term)) + 0.3 * topic share
+
+The terms are the query's informative words (stopwords of en/de/es dropped, lightly stemmed). A
+term few articles have weighs more (inverse document frequency), and one no article has weighs as
+much as the rarest: "weather" counts fully against every article, "account" hardly for any. A
+term's strength is 1.0 in the title or tags, 0.8 in a heading, 0.5 to 0.7 in the body by how
+often. The topic share is the part of the article's title (or of its tags) that the query names,
+which ranks the article that is about the question above one that mentions it. So the score,
+0..1, says how much of what was asked the article covers: an unrelated question scores near 0,
+and a long email scores lower than a short question on the same topic (its other words count).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Row, column, func, text
+from sqlmodel import Session, select
+from sqlmodel.sql.expression import Select
+
+from .. import db
+from ..models import Article
+from .articles import ArticleFile, read_articles
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+
+
+def sync(url: str, directory: Path) -> SyncResult:
+    """Make the `article` table match the files, in one transaction (the files are the source, so
+    articles whose file is gone are removed). Nothing is written if any file is invalid."""
+    files = {article.id: article for article in read_articles(directory)}
+    added = updated = removed = unchanged = 0
+    with db.session(url) as s:
+        db.lock(s, "knowledge-sync")
+        rows = {row.id: row for row in s.exec(select(Article))}
+        for row in rows.values():
+            if row.id not in files:
+                s.delete(row)
+                removed += 1
+        for file in files.values():
+            row = rows.get(file.id)
+            if row is None:
+                s.add(Article(id=file.id, **_columns(file)))
+                added += 1
+            elif (row.sha256, row.path) != (file.sha256, str(file.path)):
+                row.sqlmodel_update(_columns(file))
+                updated += 1
+            else:
+                unchanged += 1
+    return SyncResult(added=added, updated=updated, removed=removed, unchanged=unchanged)
+
+
+def _columns(file: ArticleFile) -> dict[str, Any]:
+    return {"title": file.title, "tags": list(file.tags), "locale": file.locale, "updated": file.updated,
+            "intent": file.intent,
+            "body": file.body, "path": str(file.path), "sha256": file.sha256, "synced_at": datetime.now(UTC)}
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    title: str
+    locale: str
+    score: float                # 0..1, see the module docstring
+    snippet: str                # the ~300 characters of the body that match the query best
+    body: str
+    tags: tuple[str, ...]
+    intent: str = ""
+
+
+def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -> list[Hit]:
+    """The best articles for `query`, best first. With `locale`, relevant articles in that locale
+    (score >= 0.2) come first; others follow, so a question with no article in the customer's
+    language still finds, say, the English one."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    with db.session(url) as s:
+        rows = s.exec(_candidates(s, terms)).all()
+        total = s.exec(select(func.count()).select_from(Article)).one()
+    articles = {row.id: _analyze(row.title, tuple(row.tags), row.body) for row in rows}
+    scores, weights = _score(articles, terms, total)
+
+    def rank(row: Row[Any]) -> tuple[bool, float, str]:
+        preferred = row.locale == locale and scores[row.id] >= _PREFERRED
+        return not preferred, -scores[row.id], row.id
+
+    best = sorted((row for row in rows if scores[row.id] > 0), key=rank)[:limit]
+    return [Hit(id=row.id, title=row.title, locale=row.locale, score=scores[row.id], body=row.body,
+                tags=tuple(row.tags), snippet=articles[row.id].snippet(weights), intent=row.intent) for row in best]
+
+
+def _score(articles: Mapping[str, _Analyzed], terms: list[str],
+           total: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Each article's score, and each term's weight; see the module docstring."""
+    found = {id: {term: strength for term in terms if (strength := article.strength(term))}
+             for id, article in articles.items()}
+    # Every article that has a term is a candidate, so the candidates give exact document counts.
+    documents = Counter(term for strengths in found.values() for term in strengths)
+    weights = {term: math.log(1 + total / max(documents[term], 1)) for term in terms}
+    scores = {id: 0.7 * sum(weights[t] * strength for t, strength in strengths.items()) / sum(weights.values())
+              + 0.3 * articles[id].topic_share(strengths) for id, strengths in found.items()}
+    return scores, weights
+
+
+_PREFERRED = 0.2
+_MAX_TERMS = 64         # of a long email, the first 64 distinct terms are plenty to find the topic
+_MAX_WORD = 64          # longer "words" are noise (and PostgreSQL refuses them in a query)
+_MIN_STEM = 4           # stemming leaves at least this many letters
+_MIN_PREFIX = 3         # shorter terms ("id", "ui") match whole words only
+_SNIPPET = 300
+
+
+def _candidates(s: Session, terms: list[str]) -> Select[tuple[str, str, list[str], str, str]]:
+    """Articles with any of the terms, through the engine's full-text index. The terms are words
+    (letters and digits only), so user text can never be read as FTS syntax."""
+    columns = select(Article.id, Article.title, Article.tags, Article.locale, Article.intent, Article.body)
+    if s.get_bind().dialect.name == "sqlite":
+        match = " OR ".join(f'"{t}"*' if len(t) >= _MIN_PREFIX else f'"{t}"' for t in terms)
+        ids = text("SELECT id FROM article_fts WHERE article_fts MATCH :match").columns(column("id"))
+        return columns.where(Article.id.in_(ids.bindparams(match=match)))
+    match = " | ".join(f"{t}:*" if len(t) >= _MIN_PREFIX else t for t in terms)
+    return columns.where(text("article.search @@ to_tsquery('simple', :match)").bindparams(match=match))
+
+
+# --- text analysis ----------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, as the full-text indexes store words ("Übersicht": "ubersicht")."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+# Inflections of en/de/es, longest first; stripped only when 4 letters or more remain, and the
+# rest is matched as a prefix, so "invoices" -> "invoic" finds "invoice" and "invoicing", and
+# "olvidé" -> "olvid" finds "olvidaste".
+_SUFFIXES = sorted({
+    "s", "es", "ies", "ed", "ing", "ings", "ly", "e", "ation", "ations", "ion", "ions",   # en
+    "en", "er", "ern",                                                                     # de
+    "a", "o", "as", "os", "ar", "ir", "ado", "ada", "ados", "adas", "ando", "iendo",      # es
+    "cion", "ciones",
+}, key=len, reverse=True)
+
+
+def stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > _MIN_STEM and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]                                    # "cancelled" -> "cancel"
+    return word
+
+
+_STOPWORDS = frozenset(words("""
+a about above after again against all also am an and any are as at be because been before being
+below between both but by can cannot could did do does doing done down during each either else
+ever every few for from further get gets getting got had has have having he her here hers herself
+him himself his how however i if in into is it its itself just let like me more most much must my
+myself no nor not now of off on once only or other our ours ourselves out over own please same she
+should so some still such than that the their theirs them themselves then there these they this
+those through to too under until up upon us very via was we were what when where which while who
+whom whose why will with within without would yes yet you your yours yourself yourselves
+don doesn didn isn wasn aren weren haven hasn hadn won wouldn couldn shouldn ve ll re im ive dont
+cant wont hi hello hey dear thanks thank thx regards kind best cheers sincerely help question
+questions want wants wanted need needs needed try tried trying know see seem seems say said tell
+told ask asked make made use used using go going went come came take took give gave find found
+look looking keep kept able unable always never sometimes today yesterday tomorrow really
+actually maybe perhaps something anything everything nothing someone anyone thing things lot bit
+one work works working worked last since ago says saying keeps asks asking tries gets makes good
+uses goes comes takes gives finds shows show showing appears possible already anymore else
+
+aber alle allem allen aller alles als am an andere anderen auch auf aus bei beim bin bis bist da
+damit dann das dass dein deine dem den denn der des dich die dies diese diesem diesen dieser
+dieses dir doch dort du durch ein eine einem einen einer eines er es etwas euch euer eure für
+gegen gewesen hab habe haben hat hatte hatten hier hin hinter ich ihm ihn ihnen ihr ihre ihrem
+ihren ihrer ist jede jedem jeden jeder jedes jetzt kann kannst können könnte kein keine keinem
+keinen keiner man mein meine meinem meinen meiner mich mir mit muss müssen nach nicht nichts noch
+nun nur ob oder ohne sehr sein seine sich sie sind solche soll sollte sondern sonst über um und
+uns unser unsere unter viel vom von vor war waren warum was weil welche welchem welchen welcher
+wenn wer werde werden wie wieder wir wird wo wollen würde zu zum zur zwar zwischen hallo guten
+liebe lieber geehrte geehrter danke dank vielen grüße gruß freundlichen mfg bitte frage hilfe
+helfen leider schon gerne gern mal bereits immer gestern heute funktioniert geht möchte
+möchten würde hätte gibt finde finden sehe wurde worden
+
+al algo algunas algunos ante antes como con contra cual cuando de del desde donde el ella ellas
+ellos en entre era es esa esas ese eso esos esta estaba estado estamos están estar este esto
+estos estoy fue fueron fui ha había han hasta hay la las le les lo los más me mi mis mucho muy
+nada ni nos nosotros otra otro para pero poco por porque puede pueden puedo que qué quien se sea
+ser si sin sobre solo son su sus también tengo tiene tienen todo todos tu tus un una uno unos
+usted ustedes ya yo hola buenos buenas días tardes gracias saludos cordiales favor ayuda ayudar
+pregunta quiero quisiera necesito podría podrían hacer hago hace encuentro encontrar funciona
+veo aparece obtener
+"""))
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's informative words, stemmed, in order, each once."""
+    kept = (w for w in words(query) if 1 < len(w) <= _MAX_WORD and not w.isdigit() and w not in _STOPWORDS)
+    return list(dict.fromkeys(stem(w) for w in kept))[:_MAX_TERMS]
+
+
+class _Field:
+    """A text's words, sorted with running counts, so a term finds its words by bisection."""
+
+    def __init__(self, found: Iterable[str]) -> None:
+        counts = Counter(found)
+        self.words = sorted(counts)
+        self._running = list(accumulate((counts[w] for w in self.words), initial=0))
+        self._informative = {w for w in self.words if len(w) > 1 and w not in _STOPWORDS}
+
+    def span(self, term: str) -> tuple[int, int]:
+        """Where the words matching `term` are: those it is a prefix of (a short term: the word
+        itself), as in the full-text query."""
+        start = bisect_left(self.words, term)
+        if len(term) >= _MIN_PREFIX:
+            return start, bisect_left(self.words, term + "\U0010ffff", start)
+        return start, start + (self.words[start:start + 1] == [term])
+
+    def count(self, term: str) -> int:
+        start, end = self.span(term)
+        return self._running[end] - self._running[start]
+
+    def share(self, terms: Iterable[str]) -> float:
+        """The share of the informative words that the terms match."""
+        matched = {word for term in terms for word in self.words[slice(*self.span(term))]}
+        return len(matched & self._informative) / max(len(self._informative), 1)
+
+
+_MARKUP = re.compile(r"\*\*|__|`")
+_SENTENCE_END = re.compile(r"(?<=[^\W\d][.!?])\s+")     # not after "1." of a numbered list
+
+
+class _Analyzed:
+    """An article's words by field, and its body's sentences by section, for snippets."""
+
+    def __init__(self, title: str, tags: tuple[str, ...], body: str) -> None:
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        self.title = _Field(words(title))
+        self.tags = _Field(words(" ".join(tags)))
+        self.headings = _Field(w for line in lines if line.startswith("#") for w in words(line))
+        self.body = _Field(words(body))
+        self.all = _Field([*self.title.words, *self.tags.words, *self.body.words])
+        self.sentences: list[tuple[int, str, list[str]]] = []      # (section, sentence, its words)
+        self.section_headings: list[list[str]] = [[]]              # each section's heading words
+        for line in lines:
+            if line.startswith("#"):
+                self.section_headings.append(words(line))
+            else:
+                section = len(self.section_headings) - 1
+                sentences = _SENTENCE_END.split(_MARKUP.sub("", line))
+                self.sentences += [(section, sentence, words(sentence)) for sentence in sentences]
+
+    def strength(self, term: str) -> float:
+        """How strongly the article is about `term`: named in the title or tags, a heading, the body."""
+        if not self.all.count(term):            # most terms: one look decides
+            return 0.0
+        if self.title.count(term) or self.tags.count(term):
+            return 1.0
+        if self.headings.count(term):
+            return 0.8
+        return min(0.7, 0.4 + 0.1 * self.body.count(term))
+
+    def topic_share(self, terms: Iterable[str]) -> float:
+        """How much of what the article is about the query names: the share of the title's words
+        or of the tags' words it has, whichever is larger."""
+        return max(self.title.share(terms), self.tags.share(terms))
+
+    def snippet(self, weights: Mapping[str, float]) -> str:
+        """The run of sentences of one section, up to ~300 characters, that covers the most query
+        weight (the section's heading counts for each of its sentences). It starts at a sentence
+        that matches, or at the article's start when none does."""
+        if not self.sentences:
+            return ""
+        terms_of: dict[str, set[str]] = {}           # body word -> the query terms it matches
+        for term in weights:
+            start, end = self.body.span(term)
+            for word in self.body.words[start:end]:
+                terms_of.setdefault(word, set()).add(term)
+
+        def matched(found: list[str]) -> set[str]:
+            return set().union(*(terms_of.get(word, ()) for word in found))
+
+        headings = [matched(heading) for heading in self.section_headings]
+        found = [headings[section] | matched(sentence_words) for section, _, sentence_words in self.sentences]
+        best, best_weight = "", -1.0
+        for first in [n for n, terms in enumerate(found) if terms] or [0]:
+            section, run, _ = self.sentences[first]
+            covered = found[first]
+            for (same, sentence, _), terms in zip(self.sentences[first + 1:], found[first + 1:]):
+                if same != section or len(run) + 1 + len(sentence) > _SNIPPET:
+                    break
+                run, covered = f"{run} {sentence}", covered | terms
+            weight = sum(weights[t] for t in covered)
+            if weight > best_weight:
+                best, best_weight = run, weight
+        return best if len(best) <= _SNIPPET else best[:_SNIPPET].rsplit(" ", 1)[0] + " …"
+
+
+@lru_cache(maxsize=1024)
+def _analyze(title: str, tags: tuple[str, ...], body: str) -> _Analyzed:
+    """Keyed by the text itself, so an edited article is analyzed afresh and nothing goes stale."""
+    return _Analyzed(title, tags, body)
+
+
+def is_search_index(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
+    """Whether a database object belongs to the full-text index (migration 0003), which the models
+    do not describe; alembic's `include_name` hook uses this to leave it out of autogenerate."""
+    if type_ == "table":
+        return name == "article_fts" or (name or "").startswith("article_fts_")    # FTS5 and its shadows
+    if type_ == "column":
+        return parent_names.get("table_name") == "article" and name == "search"
+    return type_ == "index" and name == "ix_article_search"
