@@ -102,6 +102,23 @@ class PolicySettings(Section):
     reload_seconds: float = Field(2.0, ge=0)
 
 
+class HttpBackend(Section):
+    base_url: str
+    """The company's actions API (see docs/actions-api.md)."""
+    secret_env: str = "MAILAGENT_ACTIONS_SECRET"
+    """Environment variable with the shared HMAC-SHA256 signing secret."""
+    timeout_seconds: Seconds = 10
+    max_retries: int = Field(2, ge=0, le=10)
+
+
+class Actions(Section):
+    backend: Literal["demo", "http"] = "demo"
+    """`demo`: sample company data in this database; `http`: the company's own API."""
+    demo_data: str = str(BUNDLED / "examples" / "backend.toml")
+    """What `mailagent demo` and `mailagent backend seed` load into the demo backend."""
+    http: HttpBackend | None = None
+
+
 class Tracing(Section):
     export_to_openai: bool = False
     """Also send traces to OpenAI's dashboard (off: traces stay in this database)."""
@@ -168,6 +185,7 @@ class Settings(Section):
     knowledge: Knowledge = Knowledge()
     policy: PolicySettings = PolicySettings()
     tracing: Tracing = Tracing()
+    actions: Actions = Actions()
     mailboxes: dict[str, Mailbox] = {}
 
     _source: str = PrivateAttr("(embedded defaults)")
@@ -280,7 +298,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         url = prefix + str(base / url[len(prefix):])
     instructions = settings.agent.instructions
+    actions = settings.actions.model_copy(update={"demo_data": str(base / settings.actions.demo_data)})
     return settings.model_copy(update={
+        "actions": actions,
         "database": settings.database.model_copy(update={"url": url}),
         "knowledge": settings.knowledge.model_copy(update={"directory": str(base / settings.knowledge.directory)}),
         "policy": settings.policy.model_copy(update={"directory": str(base / settings.policy.directory)}),

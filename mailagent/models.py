@@ -149,6 +149,7 @@ class DraftState(StrEnum):
     REJECTED = "rejected"      # a rep said no
     IGNORED = "ignored"        # nothing to answer (automated mail, policy)
     SUPERSEDED = "superseded"  # a newer customer message arrived: a new draft replaces it
+    WAITING = "waiting"        # the agent proposed actions: waits for their approval, then resumes
 
 
 class Draft(SQLModel, table=True):
@@ -178,6 +179,7 @@ class Draft(SQLModel, table=True):
     usage: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     trace_id: str | None = Field(default=None, index=True)
     error: str | None = None
+    run_state: str | None = None                    # a paused agent run (RunState JSON), kept server-side
     outbound_id: int | None = Field(default=None, foreign_key="outbound.id")
     reviewed_by: str | None = None
     final_text: str | None = None                   # what was sent after a rep's edit
@@ -227,3 +229,123 @@ class SpanRecord(SQLModel, table=True):
     ended_at: datetime | None = None
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class ActionState(StrEnum):
+    PROPOSED = "proposed"      # the agent asked; a rep (or a policy rule) must decide
+    APPROVED = "approved"      # may run, once
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    FAILED = "failed"
+
+
+class Action(SQLModel, table=True):
+    """A tool call with side effects the agent proposed: decided, then executed at most once.
+
+    The idempotency key is derived from the proposal (draft, call and arguments), never from an
+    attempt, so a retried or duplicated execution reaches the backend as a replay."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="draft.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    call_id: str
+    tool: str
+    arguments: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    amount: float | None = None
+    currency: str | None = None
+    customer: str = ""                              # the customer's address, for per-customer limits
+    idempotency_key: str = Field(unique=True)
+    state: ActionState = Field(default=ActionState.PROPOSED, index=True, sa_type=AutoString)
+    decided_by: str | None = None                   # a rep, or "policy:<rule>"
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None
+    created_at: datetime = Field(default_factory=now)
+    decided_at: datetime | None = None
+    executed_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: who did what, when, with which arguments and outcome (the database refuses
+    updates and deletes of these rows)."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=now, index=True)
+    actor: str                                      # a rep, "policy:<rule>", "agent" or "system"
+    event: str                                      # proposed | approved | rejected | executed | failed | taken | released ...
+    conversation_id: int | None = Field(default=None, index=True)
+    draft_id: int | None = None
+    action_id: int | None = Field(default=None, index=True)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- the demo backend: sample company data that the action tools read and change ------------------
+
+class DemoCustomer(SQLModel, table=True):
+    __tablename__ = "demo_customer"
+    id: str = Field(primary_key=True)
+    email: str = Field(unique=True)
+    name: str
+    tier: str
+    company: str = ""
+    country: str = ""
+    created: str = ""
+
+
+class DemoSubscription(SQLModel, table=True):
+    __tablename__ = "demo_subscription"
+    id: str = Field(primary_key=True)
+    customer_id: str = Field(foreign_key="demo_customer.id", index=True)
+    plan: str
+    seats: int
+    interval: str
+    status: str
+    renews_on: str = ""
+    price_eur: float = 0.0
+
+
+class DemoOrder(SQLModel, table=True):
+    __tablename__ = "demo_order"
+    id: str = Field(primary_key=True)
+    customer_id: str = Field(foreign_key="demo_customer.id", index=True)
+    date: str
+    amount: float
+    currency: str
+    description: str = ""
+    status: str
+    refunded: float = 0.0
+
+
+class DemoInvoice(SQLModel, table=True):
+    __tablename__ = "demo_invoice"
+    id: str = Field(primary_key=True)
+    order_id: str = Field(foreign_key="demo_order.id", index=True)
+    customer_id: str = Field(foreign_key="demo_customer.id", index=True)
+    date: str
+    amount: float
+    currency: str
+    url: str
+    resent: int = 0
+
+
+class DemoIncident(SQLModel, table=True):
+    __tablename__ = "demo_incident"
+    id: str = Field(primary_key=True)
+    title: str
+    status: str
+    started_at: datetime
+    resolved_at: datetime | None = None
+    components: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    public_update: str = ""
+
+
+class DemoOperation(SQLModel, table=True):
+    """The demo backend's idempotency record: a replayed key returns the first response."""
+
+    __tablename__ = "demo_operation"
+    idempotency_key: str = Field(primary_key=True)
+    operation: str
+    request_sha256: str
+    response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=now)
