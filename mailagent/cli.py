@@ -238,15 +238,97 @@ def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_policy_explain(settings: Settings, args: argparse.Namespace) -> int:
-    from .policy import Decision, Facts, explain
-    from .replies import policy_store
+    from .policy import Decision, Facts, current_policy, explain
 
     draft = views.draft_model(_schema(settings), args.id)
     if draft.decision is None:
         raise Fail(f"draft {args.id} has no decision yet (state {draft.state})")
     decision = Decision(draft.decision, draft.rule or "", tuple(draft.reasons), draft.shadow)
     print(f"draft {draft.id} (policy version {draft.policy_version or 'unknown'})")
-    print(explain(decision, Facts.from_dict(draft.facts), policy_store(settings).current()))
+    print(explain(decision, Facts.from_dict(draft.facts), current_policy(settings)))
+    return 0
+
+
+def cmd_actions_list(settings: Settings, args: argparse.Namespace) -> int:
+    rows = views.actions(_schema(settings), state=args.state, limit=args.limit)
+    if args.json:
+        _print_json(rows)
+    else:
+        views.print_table(rows, ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
+    return 0
+
+
+def cmd_actions_show(settings: Settings, args: argparse.Namespace) -> int:
+    print(views.action_detail(_schema(settings), args.id))
+    return 0
+
+
+def cmd_actions_decide(settings: Settings, args: argparse.Namespace) -> int:
+    """A rep's verdict on a proposed action; the paused draft then continues (executing it once)."""
+    from .actions import proposals
+
+    url = _schema(settings)
+    approve = args.sub == "approve"
+    try:
+        with db.session(url) as s:
+            action = proposals.decide_by_rep(s, args.id, _reviewer(args), approve, getattr(args, "reason", "") or "")
+            draft_id = action.draft_id
+    except proposals.DecisionError as exc:
+        raise Fail(str(exc)) from None
+    print(f"action {args.id} {'approved' if approve else 'rejected'} by {_reviewer(args)}")
+    _resume_now(settings, draft_id)
+    return 0
+
+
+def _resume_now(settings: Settings, draft_id: int) -> None:
+    """With a shared broker the workers continue the draft; on one machine, continue it here."""
+    if not settings.broker.url.startswith("memory:"):
+        from . import tasks
+
+        tasks.resume_draft.send(draft_id)
+        return
+    from . import replies
+
+    outcome = replies.resume_draft(settings, draft_id)
+    if outcome.step is replies.Step.WAITING:
+        print(f"draft {draft_id} still waits for other actions")
+    elif outcome.step is replies.Step.DECIDED:
+        draft = views.draft_model(settings.database.url, draft_id)
+        print(f"draft {draft_id}: {draft.state} ({draft.rule})")
+        if outcome.outbound_id is not None:
+            _deliver_now(settings, outcome.outbound_id)
+
+
+def cmd_conversations_takeover(settings: Settings, args: argparse.Namespace) -> int:
+    from . import conversations
+
+    url = _schema(settings)
+    rep = _reviewer(args)
+    try:
+        with db.session(url) as s:
+            (conversations.take if args.sub == "take" else conversations.release)(s, args.id, rep)
+    except conversations.TakeoverError as exc:
+        raise Fail(str(exc)) from None
+    print(f"conversation {args.id} {'taken by ' + rep if args.sub == 'take' else 'released by ' + rep}")
+    return 0
+
+
+def cmd_audit_list(settings: Settings, args: argparse.Namespace) -> int:
+    rows = views.audit(_schema(settings), conversation_id=args.conversation, limit=args.limit)
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['at']}  {row['actor']:<28} {row['event']:<10} conversation={row['conversation_id']} "
+                  f"draft={row['draft_id']} action={row['action_id']} {views._compact(row['details'], 160)}")
+    return 0
+
+
+def cmd_backend_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from .actions.backends.demo import seed
+
+    counts = seed(_schema(settings), Path(args.file or settings.actions.demo_data))
+    print("demo backend: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     return 0
 
 
@@ -374,6 +456,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--limit", type=int, default=200)
     c = command("show", cmd_conversations_show, convs)
     c.add_argument("id", type=int)
+    for name, text in (("take", "a rep takes over: no auto-send, no auto-approval"), ("release", "hand back to the agent")):
+        c = command(name, cmd_conversations_takeover, convs, help=text)
+        c.add_argument("id", type=int)
+        c.add_argument("--as", dest="reviewer")
 
     kb = sub.add_parser("kb", help="knowledge base").add_subparsers(dest="sub", required=True)
     command("sync", cmd_kb_sync, kb, help="load knowledge/*.md into the database")
@@ -406,6 +492,31 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("dir", nargs="?")
     c = command("explain", cmd_policy_explain, pol, help="which rule decided a draft, and why")
     c.add_argument("id", type=int)
+
+    acts = sub.add_parser("actions", help="proposed actions with side effects").add_subparsers(dest="sub", required=True)
+    c = command("list", cmd_actions_list, acts)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--state", choices=["proposed", "approved", "rejected", "executed", "failed"])
+    c.add_argument("--limit", type=int, default=200)
+    c = command("show", cmd_actions_show, acts)
+    c.add_argument("id", type=int)
+    c = command("approve", cmd_actions_decide, acts, help="approve; the paused draft continues and runs it once")
+    c.add_argument("id", type=int)
+    c.add_argument("--as", dest="reviewer")
+    c = command("reject", cmd_actions_decide, acts, help="reject; the agent writes a reply that fits")
+    c.add_argument("id", type=int)
+    c.add_argument("--reason", required=True)
+    c.add_argument("--as", dest="reviewer")
+
+    aud = sub.add_parser("audit", help="the append-only audit log").add_subparsers(dest="sub", required=True)
+    c = command("list", cmd_audit_list, aud)
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--conversation", type=int)
+    c.add_argument("--limit", type=int, default=500)
+
+    backend = sub.add_parser("backend", help="the actions backend").add_subparsers(dest="sub", required=True)
+    c = command("seed", cmd_backend_seed, backend, help="load sample company data into the demo backend")
+    c.add_argument("file", nargs="?", help="default: [actions] demo_data")
 
     traces = sub.add_parser("traces", help="agent runs, step by step").add_subparsers(dest="sub", required=True)
     c = command("show", cmd_traces_show, traces)

@@ -1,8 +1,9 @@
 """Engine and sessions. The database is the source of truth for every state in the system.
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with `BEGIN IMMEDIATE`,
-so two writers never both read a stale snapshot and then collide on commit. PostgreSQL takes
-row locks where a step must be serialized (see `lock`).
+SQLite runs in WAL mode with a busy timeout, and every writing transaction starts with
+`BEGIN IMMEDIATE`, so two writers never both read a stale snapshot and then collide on commit;
+`reading` transactions start deferred and never wait for writers. PostgreSQL takes row locks
+where a step must be serialized (see `lock`).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _make_engine(url: str) -> Engine:
 
     @event.listens_for(eng, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
     return eng
 
@@ -71,6 +72,16 @@ def dispose() -> None:
 def session(url: str) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises."""
     with Session(engine(url), expire_on_commit=False) as s:
+        with s.begin():
+            yield s
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Session]:
+    """A read-only transaction. On SQLite it starts deferred, so readers never queue behind the
+    writers' lock; on PostgreSQL it is declared READ ONLY."""
+    read_only = engine(url).execution_options(read_only=True, postgresql_readonly=True)
+    with Session(read_only, expire_on_commit=False) as s:
         with s.begin():
             yield s
 

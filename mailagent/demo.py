@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -18,9 +18,10 @@ from aiosmtpd.handlers import Sink
 from sqlmodel import select
 
 from . import config, db, ingest
+from .actions.backends.demo import seed
 from .config import BUNDLED
 from .knowledge.search import sync
-from .models import Draft, Message, Outbound
+from .models import Action, Draft, Message, Outbound, SpanRecord
 from .run import InProcess
 
 INBOX = BUNDLED / "examples" / "inbox"
@@ -82,7 +83,9 @@ def main(directory: Path) -> int:
     _say(f"[1/5] database: {db.safe_url(url)}")
     db.upgrade(url)
     result = sync(url, Path(settings.knowledge.directory))
-    _say(f"[2/5] knowledge base: {result.added} articles from {settings.knowledge.directory}")
+    counts = seed(url, Path(settings.actions.demo_data))
+    _say(f"[2/5] knowledge base: {result.added} articles; demo backend: "
+         + ", ".join(f"{n} {name}" for name, n in counts.items()))
     files = sorted(INBOX.glob("*.eml"))
     ingest.store_many(url, [ingest.Inbound(f.read_bytes(), "file", "support") for f in files])
     _say(f"[3/5] inbox: {len(files)} sample messages from {INBOX}")
@@ -104,6 +107,8 @@ def _summary(url: str, config_path: Path) -> None:
         messages = {m.id: m for m in s.exec(select(Message))}
         drafts = s.exec(select(Draft).order_by(Draft.id)).all()
         sent = {o.id: o for o in s.exec(select(Outbound))}
+        actions = s.exec(select(Action).order_by(Action.id)).all()
+        tools = Counter(s.exec(select(SpanRecord.name).where(SpanRecord.kind == "function")))
     groups: dict[str, list[str]] = defaultdict(list)
     for d in drafts:
         m = messages[d.message_id]
@@ -113,17 +118,26 @@ def _summary(url: str, config_path: Path) -> None:
             why = f"{m.kind}: {m.kind_reason}"
         elif d.flags:
             why = f"flagged {', '.join(d.flags)}: {d.needs_human_reason}"
+        elif d.state == "waiting":
+            why = "; ".join(f"action {a.id}: {a.tool} {a.amount or ''} {a.currency or ''}".rstrip()
+                            for a in actions if a.draft_id == d.id and a.state == "proposed")
         groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
     superseded = len(groups.pop("superseded", []))
     _say(f"\nReceived {len(messages)} messages; {len(drafts) - superseded} customer turns decided.")
-    for label in ("auto-sent", "held", "escalated", "ignored"):
+    for label in ("auto-sent", "waiting", "held", "escalated", "ignored"):
         rows = groups.get(label, [])
         _say(f"\n{label.upper()} ({len(rows)})")
         for row in rows:
             _say(f"  {row}")
     delivered = sum(o.state == "sent" for o in sent.values())
-    _say(f"\n{delivered} replies delivered to the local SMTP server.")
+    _say(f"\n{delivered} replies delivered to the local SMTP server. Tools the agent called: "
+         + ", ".join(f"{name} x{n}" for name, n in tools.most_common()) + ".")
     cli = f"mailagent --config {config_path}"
+    waiting = [a for a in actions if a.state == "proposed"]
     _say(f"\nLook further:\n  {cli} drafts list --state held\n  {cli} drafts show ID\n"
-         f"  {cli} policy explain ID\n  {cli} traces show CONVERSATION_ID\n"
-         f"  {cli} drafts approve ID [--edit FILE]     (sends it; needs an SMTP server on port {SMTP_PORT})")
+         f"  {cli} policy explain ID\n  {cli} traces show CONVERSATION_ID\n  {cli} actions list")
+    _say(f"\nSend replies on (they need an SMTP server on port {SMTP_PORT}; this one prints what it gets):\n"
+         f"  python -m aiosmtpd -n -l 127.0.0.1:{SMTP_PORT} &\n"
+         f"  {cli} drafts approve ID [--edit FILE]")
+    if waiting:
+        _say(f"  {cli} actions approve {waiting[0].id}     (runs the {waiting[0].tool} once, then the reply goes out)")

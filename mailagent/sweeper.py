@@ -14,20 +14,31 @@ from sqlmodel import Session, col, select
 
 from . import db, outbox
 from .config import Settings
-from .models import Draft, DraftState, Message, MessageState, Outbound, OutboundState, now
+from .models import (
+    Action,
+    ActionState,
+    Draft,
+    DraftState,
+    Message,
+    MessageState,
+    Outbound,
+    OutboundState,
+    now,
+)
 
 
 @dataclass
 class Due:
     process: list[int] = field(default_factory=list)
     draft: list[int] = field(default_factory=list)            # conversation ids
+    resume: list[int] = field(default_factory=list)           # draft ids whose actions are decided
     deliver: list[int] = field(default_factory=list)
     save_to_sent: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
 
     @property
     def count(self) -> int:
-        return len(self.process) + len(self.draft) + len(self.deliver) + len(self.save_to_sent)
+        return len(self.process) + len(self.draft) + len(self.resume) + len(self.deliver) + len(self.save_to_sent)
 
 
 def find_due(settings: Settings, stuck_after: timedelta) -> Due:
@@ -39,6 +50,7 @@ def find_due(settings: Settings, stuck_after: timedelta) -> Due:
         due.process = list(s.exec(select(Message.id).where(
             Message.state == MessageState.STORED, Message.received_at <= before)))
         due.draft = _undrafted(s, before)
+        due.resume = _resumable(s)
         due.deliver = list(s.exec(select(Outbound.id).where(
             Outbound.state == OutboundState.QUEUED, Outbound.next_attempt_at <= now())))
         due.save_to_sent = list(s.exec(select(Outbound.id).where(
@@ -58,3 +70,10 @@ def _undrafted(s: Session, before: datetime) -> list[int]:
     rows = s.exec(select(newest.c.conversation_id).join(Message, Message.id == newest.c.id)
                   .where(Message.processed_at <= before, ~open_draft.exists()))
     return list(rows)
+
+
+def _resumable(s: Session) -> list[int]:
+    """Paused drafts none of whose actions still waits for a rep (a resume message got lost, or
+    the backend was down)."""
+    pending = select(Action.id).where(Action.draft_id == Draft.id, Action.state == ActionState.PROPOSED)
+    return list(s.exec(select(Draft.id).where(Draft.state == DraftState.WAITING, ~pending.exists())))

@@ -61,8 +61,20 @@ def draft_reply(conversation_id: int) -> None:
     outcome = replies.draft_reply(current(), conversation_id)
     if outcome.step is replies.Step.REDRAFT:
         draft_reply.send(conversation_id)
-    elif outcome.outbound_id is not None:
+    _after_draft(outcome)
+
+
+def _after_draft(outcome: replies.Outcome) -> None:
+    if outcome.outbound_id is not None:
         deliver.send(outcome.outbound_id)
+
+
+@dramatiq.actor(max_retries=8, min_backoff=5_000, time_limit=15 * 60_000)
+def resume_draft(draft_id: int) -> None:
+    """Continue a draft whose proposed actions were all decided. If the backend did not answer,
+    `OutcomeUnknown` propagates and dramatiq retries later: the same idempotency keys make the
+    retry safe."""
+    _after_draft(replies.resume_draft(current(), draft_id))
 
 
 @dramatiq.actor(max_retries=10, min_backoff=1_000)
@@ -94,6 +106,8 @@ def enqueue_due(due: sweeper.Due) -> int:
         process_message.send(message_id)
     for conversation_id in due.draft:
         draft_reply.send(conversation_id)
+    for draft_id in due.resume:
+        resume_draft.send(draft_id)
     for outbound_id in due.deliver:
         deliver.send(outbound_id)
     for outbound_id in due.save_to_sent:

@@ -13,8 +13,16 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from . import db
-from .models import Conversation, Draft, Message, Outbound, SpanRecord, TraceRecord
-
+from .models import (
+    Action,
+    AuditEntry,
+    Conversation,
+    Draft,
+    Message,
+    Outbound,
+    SpanRecord,
+    TraceRecord,
+)
 
 T = TypeVar("T")
 
@@ -39,7 +47,7 @@ def message_row(m: Message) -> dict[str, Any]:
 
 
 def messages(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit)).all()
         return [message_row(m) for m in reversed(rows)]
 
@@ -52,12 +60,12 @@ def _get(s: Any, model: type[T], ident: int, what: str) -> T:
 
 
 def raw_message(url: str, ident: int) -> bytes:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         return _get(s, Message, ident, "message").raw
 
 
 def message_detail(url: str, ident: int) -> str:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         m = _get(s, Message, ident, "message")
     lines = [f"{k:16} {v}" for k, v in message_row(m).items() if k != "attachments"]
     for a in m.attachments:
@@ -85,14 +93,14 @@ def _counts(s: Any, model: type[Message] | type[Outbound]) -> dict[int, int]:
 
 
 def conversations(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit)).all()
         inbound, outbound = _counts(s, Message), _counts(s, Outbound)
         return [conversation_row(c, inbound.get(c.id, 0), outbound.get(c.id, 0)) for c in reversed(rows)]
 
 
 def conversation_detail(url: str, ident: int) -> str:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         c = _get(s, Conversation, ident, "conversation")
         inbound = s.exec(select(Message).where(Message.conversation_id == ident)).all()
         outbound = s.exec(select(Outbound).where(Outbound.conversation_id == ident)).all()
@@ -150,7 +158,7 @@ def draft_row(d: Draft) -> dict[str, Any]:
 
 
 def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         query = select(Draft).order_by(col(Draft.id).desc()).limit(limit)
         if state:
             query = query.where(Draft.state == state)
@@ -158,12 +166,12 @@ def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[st
 
 
 def draft_model(url: str, ident: int) -> Draft:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         return _get(s, Draft, ident, "draft")
 
 
 def draft_detail(url: str, ident: int) -> str:
-    with db.session(url) as s:
+    with db.reading(url) as s:
         d = _get(s, Draft, ident, "draft")
         turn = s.get(Message, d.message_id)
     row = draft_row(d)
@@ -180,7 +188,7 @@ def draft_detail(url: str, ident: int) -> str:
 
 def trace_detail(url: str, conversation_id: int) -> str:
     """Every stored trace of a conversation, span by span, in order."""
-    with db.session(url) as s:
+    with db.reading(url) as s:
         traces = s.exec(select(TraceRecord).where(TraceRecord.group_id == str(conversation_id))
                         .order_by(col(TraceRecord.started_at))).all()
         if not traces:
@@ -198,8 +206,52 @@ def trace_detail(url: str, conversation_id: int) -> str:
 
 
 def _summary(span: SpanRecord) -> str:
-    data = {k: v for k, v in span.data.items() if k not in ("type", "name")}
-    text = json.dumps(data, ensure_ascii=False, default=str)
-    if span.error:
-        text += f" ERROR {json.dumps(span.error, default=str)}"
-    return text if len(text) <= 400 else text[:400] + " [...]"
+    text = _compact({k: v for k, v in span.data.items() if k not in ("type", "name")}, 400)
+    return f"{text} ERROR {_compact(span.error)}" if span.error else text
+
+
+def action_row(a: Action) -> dict[str, Any]:
+    return {
+        "id": a.id, "conversation_id": a.conversation_id, "draft_id": a.draft_id, "tool": a.tool,
+        "arguments": a.arguments, "amount": a.amount, "currency": a.currency, "state": a.state,
+        "decided_by": a.decided_by, "reasons": a.reasons, "idempotency_key": a.idempotency_key,
+        "result": a.result, "error": a.error, "created_at": _iso(a.created_at),
+        "decided_at": _iso(a.decided_at), "executed_at": _iso(a.executed_at),
+    }
+
+
+def actions(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with db.reading(url) as s:
+        query = select(Action).order_by(col(Action.id).desc()).limit(limit)
+        if state:
+            query = query.where(Action.state == state)
+        return [action_row(a) for a in reversed(s.exec(query).all())]
+
+
+def action_detail(url: str, ident: int) -> str:
+    with db.reading(url) as s:
+        a = _get(s, Action, ident, "action")
+        trail = s.exec(select(AuditEntry).where(AuditEntry.action_id == ident).order_by(col(AuditEntry.id))).all()
+    lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
+             for k, v in action_row(a).items() if v not in (None, [], {})]
+    lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {_compact(e.details)}" for e in trail]
+    return "\n".join(lines)
+
+
+def audit_row(e: AuditEntry) -> dict[str, Any]:
+    return {"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event,
+            "conversation_id": e.conversation_id, "draft_id": e.draft_id, "action_id": e.action_id,
+            "details": e.details}
+
+
+def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    with db.reading(url) as s:
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+        if conversation_id is not None:
+            query = query.where(AuditEntry.conversation_id == conversation_id)
+        return [audit_row(e) for e in reversed(s.exec(query).all())]
+
+
+def _compact(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit] + " [...]"

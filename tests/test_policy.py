@@ -92,6 +92,8 @@ CONDITIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ('action = "issue_refund"', {"actions": (refund(None, "resend_invoice"), refund(5))},
      {"actions": (refund(None, "resend_invoice"),)}),
     ("any_action = false", {"actions": ()}, {"actions": (refund(None, "resend_invoice"),)}),
+    ("actions_executed = true", {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", executed=True),)},
+     {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", executed=True), refund(5))}),
     ("amount_over = 50", {"actions": (refund(10), refund(50.01))}, {"actions": (refund(50),)}),
     ("amount_at_most = 20", {"actions": (refund(20), refund(None, "resend_invoice"))}, {"actions": (refund(20.5),)}),
     ('customer_tier = "unknown"', {"customer_tier": None}, {"customer_tier": "free"}),
@@ -645,7 +647,8 @@ def test_facts_round_trip_through_json_and_reject_typos() -> None:
                   flags=("vip",), at=datetime(2025, 3, 30, 1, 30, tzinfo=UTC) + timedelta(minutes=1))
     data = facts.to_dict()
     assert data["at"] == "2025-03-30T01:31:00+00:00"
-    assert data["actions"] == [{"tool": "issue_refund", "arguments": {"order": "A-1"}, "amount": 12.5, "currency": "EUR"}]
+    assert data["actions"] == [{"tool": "issue_refund", "arguments": {"order": "A-1"}, "amount": 12.5, "currency": "EUR",
+                                "approved_by_rep": False, "executed": False}]
     assert Facts.from_dict(data) == facts
     action = ActionFacts("issue_refund", 5.0, "EUR", flags=("x",), at=datetime(2025, 1, 1, tzinfo=UTC))
     assert ActionFacts.from_dict(action.to_dict()) == action

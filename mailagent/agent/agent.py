@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from ..config import Settings
 from ..policy.model import INTENTS
 from .context import AgentContext
-from .tools import search_knowledge
+from .tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
 
 LANGUAGES = ("en", "de", "es", "fr")
 DEFAULT_TEMPLATE = Path(__file__).with_name("instructions.md.j2")
@@ -36,9 +36,11 @@ class ReplyDraft(BaseModel):
     needs_human_reason: str = Field(description="Why a person is needed; empty otherwise.")
 
     def normalized(self) -> ReplyDraft:
-        """Clamp what a model may get wrong: confidence range, unknown intents and languages."""
+        """Repair what a model may get wrong: a confidence outside 0..1 (or NaN) means the model
+        is not reporting honestly, so it counts as 0; unknown intents and languages."""
+        confidence = float(self.confidence)
         return self.model_copy(update={
-            "confidence": min(max(float(self.confidence), 0.0), 1.0),
+            "confidence": confidence if 0.0 <= confidence <= 1.0 else 0.0,
             "intent": self.intent if self.intent in INTENTS else "other",
             "language": (self.language or "en").lower()[:2],
         })
@@ -65,7 +67,7 @@ def instructions(settings: Settings, mailbox_address: str) -> Instructions:
 def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext], Instructions]:
     prompt = instructions(settings, mailbox_address)
     agent = Agent[AgentContext](
-        name="support_agent", instructions=prompt.text, tools=[search_knowledge],
+        name="support_agent", instructions=prompt.text, tools=[*KNOWLEDGE, *LOOKUPS, *SIDE_EFFECTS],
         output_type=ReplyDraft, model_settings=ModelSettings(temperature=settings.model.temperature),
     )
     return agent, prompt

@@ -2,14 +2,19 @@
 
 The deterministic injection check runs before any model call; a flagged message gets no model run
 at all (a rep answers it). With a real model configured, an LLM classifier also screens the input
-before the agent's own model call. The output check flags claims and links the policy must not
-let through. Failures of the model become a result with an error, never an exception: the
-conversation is held with the reason, not lost."""
+before the agent's own model call. A run may pause on tool calls with side effects: the result
+then carries the proposals and the saved run, and `resume` continues it once they are decided.
+The output check flags claims and links the policy must not let through. Failures of the model
+become a result with an error, never an exception: the conversation is held with the reason.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from agents import (
     Agent,
@@ -18,12 +23,15 @@ from agents import (
     RunConfig,
     RunContextWrapper,
     Runner,
+    RunState,
     custom_span,
     input_guardrail,
     trace,
 )
 from pydantic import BaseModel
 
+from ..actions.backends import make_backend
+from ..actions.execute import OutcomeUnknown, executed_actions
 from ..config import Settings
 from . import guardrails, tracing
 from .agent import ReplyDraft, Turn, build, compose_input
@@ -38,6 +46,7 @@ class DraftRequest:
     """Everything the agent may know about the turn it answers (built from the database)."""
 
     conversation_id: int
+    draft_id: int
     mailbox_address: str
     customer_name: str
     customer_addr: str
@@ -51,6 +60,21 @@ class DraftRequest:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A tool call with side effects that waits for a decision."""
+
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    approved: bool
+    message: str = ""                             # for a rejection: what the agent is told
+
+
+@dataclass(frozen=True)
 class DraftResult:
     draft: ReplyDraft | None
     flags: tuple[str, ...]
@@ -60,6 +84,9 @@ class DraftResult:
     trace_id: str
     usage: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    proposals: tuple[Proposal, ...] = ()          # the run paused on these
+    run_state: str | None = None                  # the paused run, to resume
+    escalations: tuple[str, ...] = ()
 
 
 class InjectionCheck(BaseModel):
@@ -88,15 +115,14 @@ def _llm_check(model: object) -> object:
     return check
 
 
+def _context(settings: Settings, request: DraftRequest) -> AgentContext:
+    return AgentContext(settings=settings, customer=request.customer_addr, conversation_id=request.conversation_id,
+                        draft_id=request.draft_id, backend=make_backend(settings))
+
+
 async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
+    """A new run for the customer's latest turn."""
     tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
-    agent, prompt = build(settings, request.mailbox_address)
-    name = model_name(settings)
-
-    def result(draft: ReplyDraft | None, flags: tuple[str, ...] = (), notes: tuple[str, ...] = (),
-               usage: dict[str, int] | None = None, error: str | None = None) -> DraftResult:
-        return DraftResult(draft, flags, notes, name, prompt.version, run_trace.trace_id, usage or {}, error)
-
     with trace("draft_reply", group_id=str(request.conversation_id)) as run_trace:
         verdict = guardrails.check_injection(
             body=request.latest, subject=request.subject, hidden_html=request.hidden_text,
@@ -105,38 +131,75 @@ async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
         with custom_span("input_check", data={"flagged": verdict.flagged, "reason": verdict.reason}):
             pass
         if verdict.flagged:
-            return result(None, ("injection",), (f"possible prompt injection: {verdict.reason}",))
-
-        context = AgentContext(url=settings.database.url)
+            _, prompt = build(settings, request.mailbox_address)
+            return DraftResult(None, ("injection",), (f"possible prompt injection: {verdict.reason}",),
+                               model_name(settings), prompt.version, run_trace.trace_id)
         input_text = compose_input(
             mailbox=request.mailbox_address, customer_name=request.customer_name,
             customer_addr=request.customer_addr, customer_details=request.customer_details,
             history=list(request.history), subject=request.subject, latest=request.latest,
         )
-        try:
-            model = make_model(settings)
-            checks = [_llm_check(model)] if settings.model.provider != "offline" and settings.model.llm_injection_check else []
-            run = await Runner.run(
-                agent, input_text, context=context, max_turns=settings.model.max_turns,
-                run_config=RunConfig(model=model, input_guardrails=checks,  # type: ignore[arg-type]
-                                     trace_include_sensitive_data=True),
-            )
-        except InputGuardrailTripwireTriggered as exc:
-            reason = getattr(exc.guardrail_result.output.output_info, "reason", "")
-            return result(None, ("injection:llm",), (f"the injection classifier flagged it: {reason}",))
-        except Exception as exc:  # noqa: BLE001 - any model failure holds the conversation with the reason
-            log.warning("conversation %s: model run failed: %s", request.conversation_id, exc)
-            return result(None, ("model_error",), (), error=f"{type(exc).__name__}: {exc}")
+        return await _run(settings, request, _context(settings, request), input_text, run_trace.trace_id)
 
-        output: ReplyDraft = run.final_output.normalized()
-        issues = guardrails.check_output(output.reply, allowed_domains=settings.agent.allowed_link_domains,
-                                         customer_text=request.latest)
-        with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
-            pass
-        usage = run.context_wrapper.usage
-        return result(
-            output,
-            tuple(f"output:{i.check}" for i in issues),
-            tuple(f"{i.check}: {i.detail}" for i in issues),
-            {"requests": usage.requests, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+
+async def resume(settings: Settings, request: DraftRequest, run_state: str,
+                 verdicts: Mapping[str, Verdict]) -> DraftResult:
+    """Continue a paused run with each proposal's verdict; approved tools run now, once."""
+    tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+    with trace("resume_draft", group_id=str(request.conversation_id)) as run_trace:
+        context = _context(settings, request)
+        agent, _ = build(settings, request.mailbox_address)
+        state = await RunState.from_string(agent, run_state, context_override=RunContextWrapper(context))
+        for item in state.get_interruptions():
+            decided = verdicts.get(item.call_id or "")
+            if decided is None:
+                raise ValueError(f"no verdict for call {item.call_id} ({item.tool_name})")
+            if decided.approved:
+                state.approve(item)
+            else:
+                state.reject(item, rejection_message=decided.message)
+        return await _run(settings, request, context, state, run_trace.trace_id)
+
+
+async def _run(settings: Settings, request: DraftRequest, context: AgentContext, start: str | RunState[Any, Any],
+               trace_id: str) -> DraftResult:
+    agent, prompt = build(settings, request.mailbox_address)
+    name = model_name(settings)
+
+    def result(draft: ReplyDraft | None, flags: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+               error: str | None = None, **more: Any) -> DraftResult:
+        return DraftResult(draft, flags, notes, name, prompt.version, trace_id, error=error,
+                           escalations=tuple(context.escalations), **more)
+
+    try:
+        model = make_model(settings)
+        checks = [_llm_check(model)] if (settings.model.provider != "offline" and settings.model.llm_injection_check
+                                         and isinstance(start, str)) else []
+        run = await Runner.run(
+            agent, start, context=context, max_turns=settings.model.max_turns,
+            run_config=RunConfig(model=model, input_guardrails=checks,  # type: ignore[arg-type]
+                                 trace_include_sensitive_data=True),
         )
+    except InputGuardrailTripwireTriggered as exc:
+        reason = getattr(exc.guardrail_result.output.output_info, "reason", "")
+        return result(None, ("injection:llm",), (f"the injection classifier flagged it: {reason}",))
+    except OutcomeUnknown:
+        raise                                    # the backend did not answer: retry the same step later
+    except Exception as exc:  # noqa: BLE001 - any model failure holds the conversation with the reason
+        log.warning("conversation %s: model run failed: %s", request.conversation_id, exc)
+        return result(None, ("model_error",), (), error=f"{type(exc).__name__}: {exc}")
+
+    usage = run.context_wrapper.usage
+    counts = {"requests": usage.requests, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    if run.interruptions:
+        proposals = tuple(Proposal(i.call_id or "", i.tool_name or "", json.loads(i.arguments or "{}"))
+                          for i in run.interruptions)
+        saved = run.to_state().to_string(context_serializer=lambda c: c.saved())
+        return result(None, usage=counts, proposals=proposals, run_state=saved)
+    output: ReplyDraft = run.final_output.normalized()
+    issues = guardrails.check_output(output.reply, executed_actions=executed_actions(settings, request.draft_id),
+                                     allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest)
+    with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
+        pass
+    return result(output, tuple(f"output:{i.check}" for i in issues), tuple(f"{i.check}: {i.detail}" for i in issues),
+                  usage=counts)

@@ -99,7 +99,7 @@ def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -
     terms = query_terms(query)
     if not terms:
         return []
-    with db.session(url) as s:
+    with db.reading(url) as s:
         rows = s.exec(_candidates(s, terms)).all()
         total = s.exec(select(func.count()).select_from(Article)).one()
     articles = {row.id: _analyze(row.title, tuple(row.tags), row.body) for row in rows}

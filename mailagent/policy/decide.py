@@ -148,6 +148,11 @@ def _max_amount(facts: Facts) -> float:
     return max((a.amount for a in facts.actions if a.amount is not None), default=0.0)
 
 
+def _all_executed(facts: Facts) -> bool:
+    """The draft proposed actions, and every one was approved (by a rep or a rule) and ran."""
+    return bool(facts.actions) and all(a.executed for a in facts.actions)
+
+
 def _eq(have: Any, want: Any) -> bool:
     return bool(have == want)
 
@@ -174,6 +179,7 @@ _DRAFT_CONDITIONS: dict[str, Condition] = {
     "needs_human": ("needs_human", lambda f: f.needs_human, _eq),
     "action": ("proposed actions", lambda f: tuple(a.tool for a in f.actions), lambda have, want: want in have),
     "any_action": ("proposed actions", lambda f: tuple(a.tool for a in f.actions), lambda have, want: bool(have) == want),
+    "actions_executed": ("every proposed action approved and executed", _all_executed, _eq),
     "amount_over": ("largest proposed amount", _max_amount, lambda have, want: have > want),
     "amount_at_most": ("largest proposed amount", _max_amount, _at_most),
     "customer_tier": ("customer_tier", lambda f: f.customer_tier or "unknown", _eq),

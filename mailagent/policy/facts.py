@@ -46,6 +46,8 @@ class ProposedAction:
     arguments: Mapping[str, Any] = field(default_factory=dict)
     amount: float | None = None     # money moved, in `currency`
     currency: str | None = None
+    approved_by_rep: bool = False   # a person (not a policy rule) approved it
+    executed: bool = False          # it ran
 
 
 @dataclass(frozen=True)

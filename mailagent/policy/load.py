@@ -23,7 +23,16 @@ from pydantic import BaseModel, ValidationError
 from .. import tomlfile
 from ..tomlfile import FileError, Loc, Problem
 from .fixtures import fixture_problems
-from .model import ActionRule, ActionWhen, BusinessHours, Defaults, Limits, PolicyFile, Rule, When
+from .model import (
+    ActionRule,
+    ActionWhen,
+    BusinessHours,
+    Defaults,
+    Limits,
+    PolicyFile,
+    Rule,
+    When,
+)
 
 log = logging.getLogger("mailagent.policy")
 

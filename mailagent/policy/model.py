@@ -12,7 +12,16 @@ from datetime import datetime, time
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 Intent = Literal[
@@ -93,6 +102,7 @@ class When(Table):
     needs_human: Flag | None = None
     action: ToolName | None = None
     any_action: Flag | None = None
+    actions_executed: Flag | None = None
     amount_over: Amount | None = None
     amount_at_most: Amount | None = None
     customer_tier: Tier | None = None

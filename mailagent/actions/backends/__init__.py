@@ -1,0 +1,47 @@
+"""Where the action tools read and change company data: the demo tables or the company's API."""
+
+from __future__ import annotations
+
+import functools
+
+from ...config import Actions, ConfigError, Settings
+from ...tomlfile import Problem
+from .base import (
+    Backend,
+    BackendError,
+    Customer,
+    IdempotencyConflict,
+    Incident,
+    Invoice,
+    NotFound,
+    Operation,
+    Order,
+    Refund,
+    Rejected,
+    Subscription,
+    Unavailable,
+)
+from .demo import DemoBackend
+from .http import HttpBackend
+
+__all__ = [
+    "Backend", "BackendError", "Customer", "DemoBackend", "HttpBackend", "IdempotencyConflict", "Incident",
+    "Invoice", "NotFound", "Operation", "Order", "Refund", "Rejected", "Subscription", "Unavailable",
+    "make_backend",
+]
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend `[actions] backend` names: one per configuration per process, shared (the HTTP
+    one holds a connection pool, like `db.engine`), so callers need not keep or close it."""
+    return _backend(settings.source, settings.database.url, settings.actions)
+
+
+@functools.cache
+def _backend(source: str, database_url: str, actions: Actions) -> Backend:
+    if actions.backend == "demo":
+        return DemoBackend(database_url)
+    if actions.http is None:
+        raise ConfigError([Problem(source, None, "actions.http",
+                                   'backend = "http" needs an [actions.http] table with base_url')])
+    return HttpBackend(actions.http)

@@ -1,0 +1,121 @@
+"""Running an approved action, exactly once.
+
+The body of every side-effect tool lands here. It runs only the stored proposal of that very tool
+call, with the arguments as proposed; an action already executed returns its recorded result
+without touching the backend (a resumed run after a crash); every call carries the proposal's
+idempotency key, so a crash between the backend's success and our commit becomes a replay the
+backend answers from its record. Limits are checked again here, in the call path, not only when
+the proposal was decided: a bug in one place cannot pay out.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import select
+
+from .. import db
+from ..agent.context import AgentContext
+from ..agent.guardrails import ExecutedAction
+from ..config import Settings
+from ..models import Action, ActionState, Conversation, Draft, now
+from ..policy import current_policy, decide_action
+from . import audit
+from .backends.base import (
+    Backend,
+    BackendError,
+    Rejected,
+    Unavailable,
+)
+from .proposals import action_facts, check
+
+
+class OutcomeUnknown(RuntimeError):
+    """The backend did not answer: the action may or may not have happened. The run stops and is
+    resumed later; the same idempotency key then tells the backend it is a retry."""
+
+
+def run(context: AgentContext, call_id: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    url = context.url
+    with db.reading(url) as s:
+        action = s.exec(select(Action).where(Action.draft_id == context.draft_id, Action.call_id == call_id)).first()
+    if action is None:
+        return {"executed": False, "error": "no stored proposal for this call"}
+    if action.state == ActionState.EXECUTED:
+        return {"executed": True, **(action.result or {})}     # ran before a crash: not again
+    try:
+        refusal = _refusal(context, action, tool, arguments)
+    except Unavailable as exc:
+        raise OutcomeUnknown(f"{tool}: could not check it: {exc}") from exc
+    if refusal or context.backend is None:
+        refusal = refusal or "no actions backend is configured"
+        with db.session(url) as s:
+            audit.record(s, "system", "refused", conversation_id=action.conversation_id, draft_id=action.draft_id,
+                         action_id=action.id, reason=refusal)
+        return {"executed": False, "error": refusal}
+    try:
+        result = _call(context.backend, tool, arguments, action.idempotency_key)
+    except Unavailable as exc:
+        raise OutcomeUnknown(f"{tool}: {exc}") from exc
+    except BackendError as exc:              # not found, rejected by a business rule, key conflict
+        _finish(url, action, ActionState.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return {"executed": False, "error": str(exc)}
+    _finish(url, action, ActionState.EXECUTED, result=result)
+    return {"executed": True, **result}
+
+
+def _finish(url: str, action: Action, state: ActionState, *, result: dict[str, Any] | None = None,
+            error: str | None = None) -> None:
+    with db.session(url) as s:
+        row = s.get(Action, action.id)
+        assert row is not None
+        row.state, row.result, row.error, row.executed_at = state, result, error, now()
+        audit.record(s, "system", "executed" if state == ActionState.EXECUTED else "failed",
+                     conversation_id=row.conversation_id, draft_id=row.draft_id, action_id=row.id,
+                     tool=row.tool, result=result, error=error)
+
+
+def _refusal(context: AgentContext, action: Action, tool: str, arguments: dict[str, Any]) -> str | None:
+    """Why this approved action must not run now: it does not match the approved proposal, or,
+    for a policy's approval, the facts or the limits no longer allow it (checked again here, in
+    the call path)."""
+    if action.state != ActionState.APPROVED:
+        return f"action {action.id} is {action.state}, not approved"
+    if action.tool != tool or action.arguments != arguments:
+        return "the call differs from the approved proposal"
+    if not (action.decided_by or "").startswith("policy:"):
+        return None                                    # a person approved exactly this
+    if context.backend is None:
+        return "no actions backend is configured"
+    checked = check(context.backend, action.customer, tool, arguments)
+    if checked.refusal:
+        return checked.refusal
+    with db.reading(context.url) as s:
+        draft, conversation = s.get(Draft, action.draft_id), s.get(Conversation, action.conversation_id)
+        assert draft is not None and conversation is not None
+        facts = action_facts(s, action, checked, draft, conversation.taken_by is not None)
+    decision = decide_action(current_policy(context.settings), facts)
+    if decision.decision != "auto_approve":
+        return f"the policy no longer pre-approves it: {'; '.join(decision.reasons)}"
+    return None
+
+
+def _call(backend: Backend, tool: str, arguments: dict[str, Any], key: str) -> dict[str, Any]:
+    if tool == "issue_refund":
+        refund = backend.issue_refund(str(arguments["order_id"]), Decimal(str(arguments["amount"])),
+                                      str(arguments["currency"]).upper(), str(arguments.get("reason", "")),
+                                      idempotency_key=key)
+        return refund.to_dict()
+    if tool == "cancel_subscription":
+        return backend.cancel_subscription(str(arguments["subscription_id"]), idempotency_key=key).to_dict()
+    if tool == "resend_invoice":
+        return backend.resend_invoice(str(arguments["invoice_id"]), to=None, idempotency_key=key).to_dict()
+    raise Rejected(f"{tool!r} is not an action")
+
+
+def executed_actions(settings: Settings, draft_id: int) -> list[ExecutedAction]:
+    """What really ran for a draft: the output check holds replies that claim anything else."""
+    with db.reading(settings.database.url) as s:
+        rows = s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)).all()
+    return [ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

@@ -1,0 +1,182 @@
+"""Proposals: the tool calls with side effects an agent run paused on, checked and decided.
+
+The model is assumed fooled. So a proposal is first checked against the facts (the order belongs
+to the customer who wrote, the amount is refundable, the currency matches, not too many in one
+turn, not something a rep already refused), and only then decided by the policy: `auto_approve`
+within the limits written in the policy files, or a rep. The shipped policy pre-approves nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from ..models import Action, ActionState, Conversation, Draft, now
+from ..policy import ActionFacts, Policy, decide_action
+from . import audit
+from .backends.base import Backend, BackendError, Unavailable
+
+SIDE_EFFECT_TOOLS = ("issue_refund", "cancel_subscription", "resend_invoice")
+MAX_PER_DRAFT = 3
+
+
+def idempotency_key(draft_id: int, call_id: str, tool: str, arguments: dict[str, Any]) -> str:
+    """Derived from the proposal, so every attempt to run it carries the same key."""
+    canonical = json.dumps([draft_id, call_id, tool, arguments], sort_keys=True, separators=(",", ":"))
+    return "ma-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the facts say about a proposal: its money, and why it must be refused, if so."""
+
+    amount: Decimal | None = None
+    currency: str | None = None
+    tier: str | None = None
+    order_age_days: float | None = None
+    refusal: str | None = None
+
+
+def check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]) -> Checked:
+    """Refuse proposals no rep should even be asked about: unknown tools, other customers' data,
+    amounts that cannot be refunded. A backend that is down raises `Unavailable`: the step is
+    tried again later rather than refused."""
+    try:
+        return _check(backend, customer, tool, arguments)
+    except Unavailable:
+        raise
+    except BackendError as exc:
+        return Checked(refusal=f"the backend refused it: {exc}")
+
+
+def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]) -> Checked:
+    if tool not in SIDE_EFFECT_TOOLS:
+        return Checked(refusal=f"{tool!r} is not an action with side effects")
+    found = backend.lookup_customer(customer)
+    tier = found.tier if found else None
+    if tool == "issue_refund":
+        order = backend.lookup_order(str(arguments.get("order_id", "")))
+        if order is None or order.customer_email.lower() != customer.lower():
+            return Checked(tier=tier, refusal=f"order {arguments.get('order_id')!r} is not an order of {customer}")
+        try:
+            amount = Decimal(str(arguments.get("amount"))).quantize(Decimal("0.01"))
+        except (InvalidOperation, ValueError):
+            return Checked(tier=tier, refusal=f"amount {arguments.get('amount')!r} is not a number")
+        currency = str(arguments.get("currency", "")).upper()
+        age = (now().date() - datetime.fromisoformat(str(order.date)).date()).days
+        refundable = Decimal(str(order.amount)) - Decimal(str(order.refunded))
+        refusal = None
+        if amount <= 0:
+            refusal = f"a refund must be positive, not {amount}"
+        elif currency != order.currency.upper():
+            refusal = f"order {order.id} is in {order.currency}, not {currency}"
+        elif amount > refundable:
+            refusal = f"at most {refundable} {order.currency} of order {order.id} can be refunded, not {amount}"
+        return Checked(amount, currency, tier, float(age), refusal)
+    if tool == "resend_invoice":
+        owned = {i.id for i in backend.list_invoices(customer)}
+        if str(arguments.get("invoice_id")) not in owned:
+            return Checked(tier=tier, refusal=f"invoice {arguments.get('invoice_id')!r} is not an invoice of {customer}")
+    if tool == "cancel_subscription":
+        owned = {sub.id for sub in (found.subscriptions if found else ())}
+        if str(arguments.get("subscription_id")) not in owned:
+            return Checked(tier=tier, refusal=f"subscription {arguments.get('subscription_id')!r} is not one of {customer}")
+    return Checked(tier=tier)
+
+
+def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int | None = None) -> float:
+    """Money moved on policy approvals in the last 24 hours (for one customer, or everyone)."""
+    query = (select(func.coalesce(func.sum(Action.amount), 0.0))
+             .where(col(Action.decided_by).startswith("policy:"),
+                    col(Action.state).in_([ActionState.APPROVED, ActionState.EXECUTED]),
+                    Action.decided_at >= now() - timedelta(days=1)))
+    if customer is not None:
+        query = query.where(Action.customer == customer)
+    if exclude is not None:
+        query = query.where(Action.id != exclude)
+    return float(s.exec(query).one())
+
+
+def action_facts(s: Session, action: Action, checked: Checked | None, draft: Draft, taken_over: bool) -> ActionFacts:
+    return ActionFacts(
+        tool=action.tool, amount=action.amount, currency=action.currency,
+        customer_tier=checked.tier if checked else None,
+        order_age_days=checked.order_age_days if checked else None,
+        refunded_customer_today=auto_approved_today(s, action.customer, exclude=action.id),
+        refunded_total_today=auto_approved_today(s, exclude=action.id),
+        flags=tuple(draft.flags), taken_over=taken_over,
+    )
+
+
+def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, arguments: dict[str, Any],
+            checked: Checked) -> Action:
+    """Store one proposal and decide it (once: a proposal stored before is returned as it is).
+    `checked` is what `check` found out about it."""
+    key = idempotency_key(draft.id or 0, call_id, tool, arguments)
+    existing = s.exec(select(Action).where(Action.idempotency_key == key)).first()
+    if existing is not None:
+        return existing
+    conversation = s.get(Conversation, draft.conversation_id)
+    assert conversation is not None
+    customer = conversation.customer_addr
+    action = Action(draft_id=draft.id or 0, conversation_id=draft.conversation_id, call_id=call_id, tool=tool,
+                    arguments=arguments, amount=float(checked.amount) if checked.amount is not None else None,
+                    currency=checked.currency, customer=customer, idempotency_key=key)
+    s.add(action)
+    s.flush()
+    audit.record(s, "agent", "proposed", conversation_id=action.conversation_id, draft_id=action.draft_id,
+                 action_id=action.id, tool=tool, arguments=arguments)
+    refusal = checked.refusal or _repeated_or_too_many(s, action)
+    if refusal:
+        _decide(s, action, ActionState.REJECTED, "system", [refusal])
+        return action
+    decision = decide_action(policy, action_facts(s, action, checked, draft, conversation.taken_by is not None))
+    if decision.decision == "auto_approve":
+        _decide(s, action, ActionState.APPROVED, f"policy:{decision.rule}", list(decision.reasons))
+    else:
+        action.reasons = list(decision.reasons)
+        audit.record(s, f"policy:{decision.rule}", "awaits_rep", conversation_id=action.conversation_id,
+                     draft_id=action.draft_id, action_id=action.id, reasons=list(decision.reasons))
+    return action
+
+
+def _repeated_or_too_many(s: Session, action: Action) -> str | None:
+    same_draft = s.exec(select(func.count()).select_from(Action).where(Action.draft_id == action.draft_id)).one()
+    if same_draft > MAX_PER_DRAFT:
+        return f"more than {MAX_PER_DRAFT} actions proposed for one reply"
+    refused = s.exec(select(Action).where(Action.conversation_id == action.conversation_id,
+                                          Action.state == ActionState.REJECTED, Action.tool == action.tool)).all()
+    if any(r.arguments == action.arguments for r in refused):
+        return "the same action was rejected before in this conversation"
+    return None
+
+
+def _decide(s: Session, action: Action, state: ActionState, by: str, reasons: list[str]) -> None:
+    action.state, action.decided_by, action.reasons, action.decided_at = state, by, reasons, now()
+    audit.record(s, by, "approved" if state == ActionState.APPROVED else "rejected",
+                 conversation_id=action.conversation_id, draft_id=action.draft_id, action_id=action.id,
+                 tool=action.tool, arguments=action.arguments, reasons=reasons)
+
+
+class DecisionError(ValueError):
+    """A rep's decision that cannot apply; says why."""
+
+
+def decide_by_rep(s: Session, action_id: int, rep: str, approve: bool, reason: str = "") -> Action:
+    action = s.get(Action, action_id, with_for_update=True)
+    if action is None:
+        raise DecisionError(f"no action with id {action_id}")
+    if action.state != ActionState.PROPOSED:
+        raise DecisionError(f"action {action_id} is {action.state}: only proposed actions can be decided")
+    if not approve and not reason.strip():
+        raise DecisionError("a rejection needs a reason (--reason TEXT): the agent tells the customer")
+    _decide(s, action, ActionState.APPROVED if approve else ActionState.REJECTED, rep,
+            [reason] if reason else [f"approved by {rep}"])
+    return action
