@@ -89,7 +89,7 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> di
     from mailagent import tasks
 
     started = time.perf_counter()
-    result = ingest.poll(settings, "support", tasks._enqueue_processing)
+    result = ingest.poll(settings, "support", tasks.enqueue_processing)
     seconds = time.perf_counter() - started
     tasks.broker.flush_all()
     return {"messages": len(result.stored), "seconds": seconds}

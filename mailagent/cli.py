@@ -81,8 +81,7 @@ def _enqueue_processing(settings: Settings, ids: list[int]) -> None:
     try:
         from . import tasks
 
-        for message_id in ids:
-            tasks.process_message.send(message_id)
+        tasks.enqueue_processing(ids)
     except Exception as exc:  # noqa: BLE001 - stored is what matters; the sweeper enqueues later
         logging.getLogger(__name__).warning("stored, but could not enqueue (%s): the sweeper will", exc)
 

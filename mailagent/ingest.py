@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
+import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,7 +99,8 @@ class PollResult:
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{id(object())}"
+    """Who holds a lease: readable in the database, unique per poll."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _acquire(url: str, name: str, folder: str, owner: str, lease: float) -> bool:
@@ -178,20 +182,78 @@ def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, en
                             name, cursor.uidvalidity, uidvalidity)
             cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
         last_uid = cursor.last_uid
-    for batch in imap.fetch_new(client, last_uid, settings.ingest.batch_size):
-        with db.session(url) as s:
-            new_ids = store(s, [Inbound(raw, "imap", name, uid, uidvalidity) for uid, raw in batch])
+    writer = _Writer(settings, name, owner, uidvalidity, enqueue, result)
+    try:
+        for batch in imap.fetch_new(client, last_uid, settings.ingest.batch_size):
+            if not writer.put(batch):
+                break
+            imap.after_ingest(client, cfg, writer.committed())
+    finally:
+        writer.close()
+    imap.after_ingest(client, cfg, writer.committed())
+    writer.raise_error()
+
+
+class _Writer:
+    """Commits fetched batches (messages and cursor in one transaction) in a thread of its own,
+    so that storing batch N overlaps fetching batch N+1: the IMAP round trips and SQLite's C code
+    both let the other side run. Batches commit strictly in order; the IMAP thread marks or moves
+    only messages whose batch has committed."""
+
+    def __init__(self, settings: Settings, name: str, owner: str, uidvalidity: int, enqueue: Enqueue,
+                 result: PollResult) -> None:
+        self.settings, self.name, self.owner, self.uidvalidity = settings, name, owner, uidvalidity
+        self.enqueue, self.result = enqueue, result
+        self.pending: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=2)
+        self.done: queue.Queue[list[int]] = queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=f"store:{name}", daemon=True)
+        self.thread.start()
+
+    def put(self, batch: list[tuple[int, bytes]]) -> bool:
+        """Hand a batch over; False once the writer failed (stop fetching)."""
+        if self.error is None:
+            self.pending.put(batch)
+        return self.error is None
+
+    def committed(self) -> list[int]:
+        uids: list[int] = []
+        while not self.done.empty():
+            uids += self.done.get_nowait()
+        return uids
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.thread.join()
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while (batch := self.pending.get()) is not None:
+            if self.error is not None:
+                continue                                   # drain: the fetch loop is stopping
+            try:
+                self._commit(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
+                self.error = exc
+
+    def _commit(self, batch: list[tuple[int, bytes]]) -> None:
+        lease = self.settings.ingest.lease_seconds
+        with db.session(self.settings.database.url) as s:
+            new_ids = store(s, [Inbound(raw, "imap", self.name, uid, self.uidvalidity) for uid, raw in batch])
             moved = s.execute(
                 update(MailboxCursor)
-                .where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner)
-                .values(last_uid=batch[-1][0], uidvalidity=uidvalidity,
+                .where(MailboxCursor.mailbox == self.name, MailboxCursor.locked_by == self.owner)
+                .values(last_uid=batch[-1][0], uidvalidity=self.uidvalidity,
                         locked_until=now() + timedelta(seconds=lease))
             ).rowcount
             if not moved:
-                raise LeaseLost(f"{name}: the poll lease expired; another poll continues")
+                raise LeaseLost(f"{self.name}: the poll lease expired; another poll continues")
         stored = [i for i in new_ids if i is not None]
-        result.fetched += len(batch)
-        result.stored += stored
+        self.result.fetched += len(batch)
+        self.result.stored += stored
         if stored:
-            enqueue(stored)
-        imap.after_ingest(client, cfg, [uid for uid, _ in batch])
+            self.enqueue(stored)
+        self.done.put([uid for uid, _ in batch])

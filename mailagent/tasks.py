@@ -39,12 +39,19 @@ dramatiq.set_broker(broker)
 
 @dramatiq.actor(max_retries=5, min_backoff=2_000)
 def poll_mailbox(name: str) -> None:
-    result = ingest.poll(current(), name, enqueue=_enqueue_processing)
+    result = ingest.poll(current(), name, enqueue=enqueue_processing)
     if not result.busy:
         log.info("%s: fetched %d, stored %d new", name, result.fetched, len(result.stored))
 
 
-def _enqueue_processing(message_ids: list[int]) -> None:
+def enqueue_processing(message_ids: list[int]) -> None:
+    """One broker message per stored batch: the IMAP cursor loop pays one round trip to the
+    broker per batch, not per message; a worker fans the batch out."""
+    fan_out.send(message_ids)
+
+
+@dramatiq.actor(max_retries=10, min_backoff=1_000)
+def fan_out(message_ids: list[int]) -> None:
     for message_id in message_ids:
         process_message.send(message_id)
 

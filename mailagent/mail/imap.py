@@ -62,6 +62,8 @@ def fetch_new(client: IMAPClient, last_uid: int, batch_size: int) -> Iterator[Ba
 
 def after_ingest(client: IMAPClient, cfg: Imap, uids: list[int]) -> None:
     """Mark or move messages once stored, so people using the same mailbox can see what we took."""
+    if not uids:
+        return
     if cfg.after_ingest == "flag":
         client.add_flags(uids, [cfg.flag], silent=True)
     elif cfg.after_ingest == "move" and cfg.move_to:

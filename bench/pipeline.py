@@ -1,0 +1,343 @@
+"""Pipeline benchmark: stored ticket -> agent -> policy -> outbox -> SMTP, against the concurrency bound.
+
+    .venv/bin/python bench/pipeline.py [-n 200] [--openai-n 256] [--delay 0.5] [--threads 32]
+                                       [--database-url URL] [--only a,b0,b] [--py-spy DIR]
+
+Tickets are the customer questions of `examples/inbox` that need no person (password reset,
+invoices, seats, export, ...), each with its own Message-ID and sender. Every run gets a fresh
+database (SQLite file, or a throwaway PostgreSQL database on the server of `--database-url`) with
+the knowledge base synced and a "send when sure" policy, and runs in a fresh child process:
+store the tickets, then `InProcess(settings)` with `[worker] threads` worker threads (dramatiq,
+in-process broker) and `until_idle()`: process_message -> draft_reply -> deliver. The clock runs
+from the first enqueue until every reply was handed to the SMTP server (aiosmtpd). A few warm-up
+tickets go through first, outside the clock and the counts.
+
+  (a)   the offline model (deterministic, in-process, no network)
+  (b0)  the real Agents SDK + `openai` client against the local OpenAI-compatible server answering
+        at once: a `search_knowledge` tool call, then the `ReplyDraft` JSON (what the pipeline
+        costs without model latency)
+  (b)   the same with every model answer sent after `--delay` seconds (default 0.5)
+
+`[model] llm_injection_check = false`, so a ticket is exactly 2 model calls and the bound is
+threads / (2 * delay) tickets/s: what `threads` in-flight runs could do if nothing but the model
+took time. Both servers live in this (parent) process, so the CPU time of a run's child process is
+the pipeline's own: "CPU ms/ticket outside the model".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KEY_ENV = "BENCH_MODEL_KEY"
+MODEL = "gpt-bench-mini"
+MAILBOX = "support@nimbusnotes.example"
+CALLS_PER_TICKET = 2          # tool call, then the answer (the LLM injection classifier is off)
+
+# Questions the knowledge base answers and no person needs to see (examples/inbox/README.md).
+INBOX = ("01-password-reset", "02-invoice-download", "05-data-export", "07-plan-upgrade", "08-add-seats",
+         "09-change-email", "10-offline-sync-conflict", "12-account-deletion", "18-is-service-down",
+         "19-invoice-lookup-resend", "27-de-kuendigung-rechnung", "28-es-restablecer-contrasena",
+         "29-html-only-guest-permissions", "32-attachment-import-error", "33-rfc2047-security-questions",
+         "34-failed-payment")
+
+SEND_WHEN_SURE = """\
+[defaults]
+decision = "hold"
+min_confidence = 0.5
+
+[[rules]]
+name = "send when sure"
+when = { confidence_at_least = 0.5, needs_human = false }
+then = "send"
+"""
+
+REPLY = ("Hi,\n\nthanks for getting in touch. Here is what our guide says about this, step by step; "
+         "if anything is still unclear, just reply to this email.\n\nBest regards,\nThe Example support team")
+
+
+# --- tickets --------------------------------------------------------------------------------
+
+def tickets(n: int, tag: str) -> list[bytes]:
+    """`n` copies of the inbox questions, each with its own Message-ID and sender (so each is a
+    new conversation of a new customer, and no per-customer send limit applies)."""
+    bodies = [(ROOT / "examples" / "inbox" / f"{name}.eml").read_bytes() for name in INBOX]
+    out = []
+    for i in range(n):
+        raw = bodies[i % len(bodies)]
+        head, sep, rest = raw.partition(b"\n\n")
+        sender = f"customer{i}.{tag}@bench.example".encode()
+        head = re.sub(rb"(?m)^Message-ID:.*$", b"Message-ID: <" + f"{tag}.{i}.{uuid.uuid4().hex}".encode()
+                      + b"@bench.example>", head)
+        head = re.sub(rb"(?m)^Return-Path:.*$", b"Return-Path: <" + sender + b">", head)
+        head = re.sub(rb"(?m)^From:(.*?)<[^>\n]*>", rb"From:\1<" + sender + b">", head)
+        head = re.sub(rb"(?m)^From: *([^<\s]+@[^\s]+) *$", b"From: " + sender, head)
+        out.append(head + sep + rest)
+    return out
+
+
+# --- the model server's answers ----------------------------------------------------------------
+
+def responder(delay: float) -> Any:
+    """First call of a run: search the knowledge base for the subject; second: the ReplyDraft."""
+    from tests.support.openai_server import RecordedRequest, Step, tool_call
+    from tests.support.openai_server import json as json_step
+
+    def answer(request: RecordedRequest) -> Step:
+        results = request.tool_results
+        if not results:
+            found = re.search(r"<customer_message subject=(['\"])(.*?)\1>", request.first_user_message or "")
+            return tool_call("search_knowledge", {"query": found.group(2) if found else "help"}, delay=delay)
+        try:
+            cited = [hit["id"] for hit in json.loads(results[-1].output)[:1]]
+        except (ValueError, TypeError, KeyError):
+            cited = []
+        return json_step({"reply": REPLY, "confidence": 0.9, "intent": "other", "language": "en",
+                          "cited_articles": cited, "needs_human": False, "needs_human_reason": ""}, delay=delay)
+
+    return answer
+
+
+# --- one run, in a child process -----------------------------------------------------------------
+
+def child_run(spec: dict[str, Any]) -> dict[str, Any]:
+    from sqlmodel import col, select
+
+    from mailagent import config, db
+    from mailagent.config import BUNDLED, Settings
+    from mailagent.ingest import Inbound, store_many
+    from mailagent.knowledge.search import sync
+
+    url = spec["database_url"]
+    model: dict[str, Any] = {"provider": spec["provider"]}
+    if spec["provider"] == "openai":
+        model |= {"name": MODEL, "base_url": spec["base_url"], "api_key_env": KEY_ENV, "max_retries": 0,
+                  "timeout_seconds": 60, "llm_injection_check": False}
+    settings = config.use(Settings.model_validate({
+        "database": {"url": url},
+        "broker": {"url": "memory://"},
+        "worker": {"threads": spec["threads"]},
+        "model": model,
+        "policy": {"directory": spec["policy_dir"], "reload_seconds": 0},
+        "mailboxes": {"support": {"address": MAILBOX, "display_name": "Nimbus Support",
+                                  "smtp": {"host": "127.0.0.1", "port": spec["smtp_port"], "security": "none"}}},
+    }))
+    db.upgrade(url)
+    sync(url, BUNDLED / "knowledge")
+
+    from mailagent.models import Draft, Outbound
+    from mailagent.run import InProcess
+
+    def store(raws: list[bytes]) -> list[int]:
+        ids = store_many(url, [Inbound(raw, "file", "support") for raw in raws])
+        assert all(i is not None for i in ids)
+        return [i for i in ids if i is not None]
+
+    with InProcess(settings) as app:
+        warm = store(tickets(spec["warmup"], spec["tag"] + "w"))
+        for message_id in warm:
+            app.tasks.process_message.send(message_id)
+        app.until_idle()
+
+        ids = store(tickets(spec["n"], spec["tag"]))
+        cpu, started = time.process_time(), time.perf_counter()
+        for message_id in ids:                    # what ingest's enqueue amounts to
+            app.tasks.process_message.send(message_id)
+        app.until_idle()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+
+    with db.reading(url) as s:
+        drafts = list(s.exec(select(Draft).where(col(Draft.message_id).in_(ids))))
+        sent_at = dict(s.exec(select(Outbound.id, Outbound.sent_at).where(
+            col(Outbound.id).in_([d.outbound_id for d in drafts if d.outbound_id]))).all())
+    decided = [d for d in drafts if d.decided_at is not None]
+    run_seconds = [(d.decided_at - d.started_at).total_seconds() for d in decided]
+    to_sent = [(sent_at[d.outbound_id] - d.started_at).total_seconds()
+               for d in decided if d.outbound_id and sent_at.get(d.outbound_id)]
+    states: dict[str, int] = {}
+    for d in drafts:
+        states[str(d.state)] = states.get(str(d.state), 0) + 1
+    calls = sum((d.usage or {}).get("requests", 0) for d in decided)
+    db.dispose()
+    return {
+        "tickets": len(ids), "decided": len(decided), "states": states, "sent": len(to_sent),
+        "seconds": seconds, "cpu_seconds": cpu, "model_calls": calls,
+        "draft_seconds": run_seconds, "to_sent_seconds": to_sent,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+# --- the parent -------------------------------------------------------------------------------
+
+class Databases:
+    """A fresh database per run: a SQLite file under `root`, or a throwaway database on the
+    PostgreSQL server of `base_url` (dropped afterwards)."""
+
+    def __init__(self, root: Path, base_url: str | None) -> None:
+        self.root, self.base_url = root, base_url
+        self.made: list[str] = []
+
+    def fresh(self, tag: str) -> str:
+        if not self.base_url or self.base_url.startswith("sqlite"):
+            return f"sqlite:///{self.root}/{tag}.db"
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        name = f"mailagent_bench_{tag}_{os.getpid()}"
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.made.append(name)
+        return make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        if not self.made or not self.base_url:
+            return
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in self.made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_child(spec: dict[str, Any], py_spy: Path | None = None) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY" and not k.startswith("MAILAGENT_")}
+    env[KEY_ENV] = "sk-loopback-only"
+    command = [sys.executable, __file__, "--child", json.dumps(spec)]
+    if py_spy is not None:
+        # On-GIL samples only: with the model's latency on the server side, what is left is the
+        # pipeline's own Python time, and one GIL serializes it across all worker threads.
+        command = [os.environ.get("PY_SPY", "py-spy"), "record", "--gil", "--rate", "250", "--format", "raw",
+                   "-o", str(py_spy / f"{spec['tag']}.txt"), "--", *command]
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-5000:])
+        raise SystemExit(f"run {spec['tag']} failed ({out.returncode})")
+    return json.loads(next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{")))
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=200, help="tickets for (a), the offline model (default 200)")
+    parser.add_argument("--openai-n", type=int, default=256, help="tickets for (b0) and (b) (default 256)")
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds before each model answer in (b)")
+    parser.add_argument("--threads", type=int, default=32, help="[worker] threads: in-flight runs (default 32)")
+    parser.add_argument("--warmup", type=int, default=8, help="tickets run before the clock starts")
+    parser.add_argument("--database-url", help="PostgreSQL server to make throwaway databases on "
+                                               "(default: a fresh SQLite file per run)")
+    parser.add_argument("--only", default="a,b0,b", help="which runs, of a,b0,b")
+    parser.add_argument("--py-spy", type=Path, help="record each run with py-spy (raw stacks) into this folder")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child_run(json.loads(args.child))))
+        return
+
+    from tests.support.openai_server import OpenAIServer
+    from tests.support.smtpd import SmtpServer
+
+    runs = [r.strip() for r in args.only.split(",") if r.strip()]
+    root = Path(tempfile.mkdtemp(prefix="mailagent-bench-pipeline-"))
+    policies = root / "policies"
+    policies.mkdir()
+    (policies / "00-send-when-sure.toml").write_text(SEND_WHEN_SURE)
+    if args.py_spy:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    databases = Databases(root, args.database_url)
+    smtp = SmtpServer().start()
+    server = OpenAIServer(models=(MODEL,)).start()
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        backend = "PostgreSQL" if args.database_url and not args.database_url.startswith("sqlite") else "SQLite"
+        print(f"{args.threads} worker threads, {backend} (fresh per run), policy: send when sure; "
+              f"[model] llm_injection_check = false", flush=True)
+        for tag in runs:
+            provider, n, delay = ("offline", args.n, 0.0) if tag == "a" else \
+                ("openai", args.openai_n, 0.0 if tag == "b0" else args.delay)
+            server.reset(responder=responder(delay))
+            received_before = len(smtp.received)
+            spec = {"tag": tag, "provider": provider, "n": n, "warmup": args.warmup, "threads": args.threads,
+                    "database_url": databases.fresh(tag), "policy_dir": str(policies), "smtp_port": smtp.port,
+                    "base_url": server.base_url}
+            print(f"running ({tag}): {n} tickets, {provider} model"
+                  + (f", answers after {delay * 1000:.0f} ms" if provider == "openai" else "") + " ...", flush=True)
+            servers_cpu = time.process_time()
+            result = run_child(spec, args.py_spy)
+            result["servers_cpu_seconds"] = time.process_time() - servers_cpu
+            suffix = f".{tag}@bench.example"
+            result["received"] = sum(1 for r in smtp.received[received_before:]
+                                     if any(rcpt.endswith(suffix) for rcpt in r.recipients))
+            result["delay"] = delay
+            results[tag] = result
+    finally:
+        server.close()
+        smtp.stop()
+        databases.drop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+    print()
+    names = {"a": "(a)  offline model", "b0": "(b0) OpenAI server, 0 ms",
+             "b": f"(b)  OpenAI server, {args.delay * 1000:.0f} ms"}
+    for tag, r in results.items():
+        rate = r["decided"] / r["seconds"]
+        cpu_ms = 1000 * r["cpu_seconds"] / max(r["decided"], 1)
+        in_flight = sum(r["draft_seconds"]) / r["seconds"]
+        print(f"{names[tag]:<27}{rate:8.1f} tickets/s  ({r['decided']}/{r['tickets']} decided, {r['sent']} sent, "
+              f"{r['received']} received by SMTP, in {r['seconds']:.2f} s)")
+        print(f"{'':<27}{cpu_ms:8.1f} CPU ms/ticket outside the model  (fake servers: "
+              f"{1000 * r['servers_cpu_seconds'] / max(r['decided'], 1):.1f} ms/ticket, not counted)")
+        print(f"{'':<27}draft run p50/p95 {quantile(r['draft_seconds'], .5) * 1000:.0f}/"
+              f"{quantile(r['draft_seconds'], .95) * 1000:.0f} ms, draft start to SMTP p50/p95 "
+              f"{quantile(r['to_sent_seconds'], .5) * 1000:.0f}/{quantile(r['to_sent_seconds'], .95) * 1000:.0f} ms, "
+              f"mean in-flight runs {in_flight:.1f}")
+        if tag != "a":
+            print(f"{'':<27}model calls/ticket {r['model_calls'] / max(r['decided'], 1):.2f}; "
+                  f"states {r['states']}; peak RSS {r['max_rss_mb']:.0f} MB")
+        else:
+            print(f"{'':<27}states {r['states']}; peak RSS {r['max_rss_mb']:.0f} MB")
+    if "b" in results and args.delay > 0:
+        r = results["b"]
+        bound = args.threads / (CALLS_PER_TICKET * args.delay)
+        rate = r["decided"] / r["seconds"]
+        print(f"bound (b)                  {bound:8.1f} tickets/s  ({args.threads} in flight / "
+              f"({CALLS_PER_TICKET} calls x {args.delay * 1000:.0f} ms))")
+        if "b0" in results:
+            r0 = results["b0"]
+            # Each run holds its thread for the model time plus the pipeline's own time per ticket
+            # (measured in b0 at the same concurrency): what the bound would be with that overhead.
+            overhead = r0["seconds"] * args.threads / max(r0["decided"], 1)
+            print(f"bound with b0's overhead   {args.threads / (CALLS_PER_TICKET * args.delay + overhead):8.1f} "
+                  f"tickets/s  ({overhead * 1000:.0f} ms of thread time per ticket without model latency)")
+        print(f"ratio (b)/bound            {rate / bound:8.2f}   (goal: >= 0.80 with {args.threads} in-flight runs "
+              f"per worker process)")
+
+
+if __name__ == "__main__":
+    main()
