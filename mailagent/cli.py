@@ -414,7 +414,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mailagent", description=__doc__)
+    p = argparse.ArgumentParser(prog="mailagent", description="Self-hosted AI-assisted customer support over email.")
     p.add_argument("--config", help="config file (default: $MAILAGENT_CONFIG, ./config.toml, or built-in defaults)")
     p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
