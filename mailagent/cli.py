@@ -76,7 +76,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def _enqueue_processing(settings: Settings, ids: list[int]) -> None:
     """With a shared broker, tell the workers; with the in-process one, `run` will find them."""
-    if settings.broker.url.startswith("memory:") or not ids:
+    if settings.broker.in_process or not ids:
         return
     try:
         from . import tasks
@@ -182,7 +182,7 @@ def cmd_drafts_approve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _deliver_now(settings: Settings, outbound_id: int) -> None:
     """With a shared broker the workers send it; on one machine, send it from here right away."""
-    if not settings.broker.url.startswith("memory:"):
+    if not settings.broker.in_process:
         from . import tasks
 
         tasks.deliver.send(outbound_id)
@@ -281,7 +281,7 @@ def cmd_actions_decide(settings: Settings, args: argparse.Namespace) -> int:
 
 def _resume_now(settings: Settings, draft_id: int) -> None:
     """With a shared broker the workers continue the draft; on one machine, continue it here."""
-    if not settings.broker.url.startswith("memory:"):
+    if not settings.broker.in_process:
         from . import tasks
 
         tasks.resume_draft.send(draft_id)
@@ -350,7 +350,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Exec dramatiq's own CLI: it manages processes, threads and graceful SIGTERM."""
-    if settings.broker.url.startswith("memory:"):
+    if settings.broker.in_process:
         raise Fail("`worker` needs a shared broker: set [broker] url = \"redis://...\" "
                    "(or use `mailagent run` for everything in one process)", EX_CONFIG)
     _schema(settings)
@@ -408,7 +408,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.main(Path(args.dir))
+    return demo.main(Path(args.dir), args.smtp_port)
 
 
 # --- parser ---------------------------------------------------------------------------------
@@ -436,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--port", type=int, default=8025)
     c = command("demo", cmd_demo, help="the whole flow on bundled sample mail, no setup")
     c.add_argument("--dir", default="mailagent-demo", help="where the demo keeps its database and config")
+    c.add_argument("--smtp-port", type=int, default=2525, help="port of the local SMTP server the demo starts")
 
     c = command("ingest", cmd_ingest, help="store RFC 5322 messages from files or stdin (MTA pipe)")
     c.add_argument("files", nargs="*", metavar="FILE", help="one message per file; - or nothing for stdin")

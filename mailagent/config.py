@@ -45,6 +45,11 @@ class Broker(Section):
     url: str = "memory://"
     """`memory://` runs every actor in-process (`mailagent run`); `redis://host:6379/0` for workers."""
     namespace: str = "mailagent"
+
+    @property
+    def in_process(self) -> bool:
+        """Actors run inside the process that enqueues them (no shared broker)."""
+        return self.url.startswith("memory:")
     heartbeat_timeout_ms: int = Field(15_000, ge=1_000)
     maintenance_chance: int = Field(20_000, ge=0, le=1_000_000)
 

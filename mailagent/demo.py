@@ -25,7 +25,6 @@ from .models import Action, Draft, Message, Outbound, SpanRecord
 from .run import InProcess
 
 INBOX = BUNDLED / "examples" / "inbox"
-SMTP_PORT = 2525
 
 CONFIG = """\
 # Written by `mailagent demo`. Use it to look around, e.g.
@@ -68,7 +67,7 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def main(directory: Path) -> int:
+def main(directory: Path, smtp_port: int = 2525) -> int:
     started = time.monotonic()
     directory = directory.resolve()
     if directory.exists():
@@ -76,7 +75,7 @@ def main(directory: Path) -> int:
     directory.mkdir(parents=True)
     config_path = directory / "config.toml"
     config_path.write_text(CONFIG.format(dir=directory, knowledge=BUNDLED / "knowledge",
-                                         policies=BUNDLED / "policies", smtp_port=SMTP_PORT))
+                                         policies=BUNDLED / "policies", smtp_port=smtp_port))
     settings = config.use(config.load(config_path))
     url = settings.database.url
 
@@ -89,20 +88,20 @@ def main(directory: Path) -> int:
     files = sorted(INBOX.glob("*.eml"))
     ingest.store_many(url, [ingest.Inbound(f.read_bytes(), "file", "support") for f in files])
     _say(f"[3/5] inbox: {len(files)} sample messages from {INBOX}")
-    sink = Controller(Sink(), hostname="127.0.0.1", port=SMTP_PORT)
+    sink = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
     sink.start()
-    _say(f"[4/5] local SMTP server on 127.0.0.1:{SMTP_PORT}; drafting with the offline model ...")
+    _say(f"[4/5] local SMTP server on 127.0.0.1:{smtp_port}; drafting with the offline model ...")
     try:
         with InProcess(settings) as app:
             app.until_idle()
     finally:
         sink.stop()
     _say(f"[5/5] done in {time.monotonic() - started:.1f} s")
-    _summary(url, config_path)
+    _summary(url, config_path, smtp_port)
     return 0
 
 
-def _summary(url: str, config_path: Path) -> None:
+def _summary(url: str, config_path: Path, smtp_port: int) -> None:
     with db.session(url) as s:
         messages = {m.id: m for m in s.exec(select(Message))}
         drafts = s.exec(select(Draft).order_by(Draft.id)).all()
@@ -136,8 +135,8 @@ def _summary(url: str, config_path: Path) -> None:
     waiting = [a for a in actions if a.state == "proposed"]
     _say(f"\nLook further:\n  {cli} drafts list --state held\n  {cli} drafts show ID\n"
          f"  {cli} policy explain ID\n  {cli} traces show CONVERSATION_ID\n  {cli} actions list")
-    _say(f"\nSend replies on (they need an SMTP server on port {SMTP_PORT}; this one prints what it gets):\n"
-         f"  python -m aiosmtpd -n -l 127.0.0.1:{SMTP_PORT} &\n"
+    _say(f"\nSend replies on (they need an SMTP server on port {smtp_port}; this one prints what it gets):\n"
+         f"  python -m aiosmtpd -n -l 127.0.0.1:{smtp_port} &\n"
          f"  {cli} drafts approve ID [--edit FILE]")
     if waiting:
         _say(f"  {cli} actions approve {waiting[0].id}     (runs the {waiting[0].tool} once, then the reply goes out)")

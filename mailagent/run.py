@@ -24,7 +24,7 @@ class InProcess:
     """A dramatiq worker on the in-process broker, plus the clock and watchers when running."""
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.broker.url.startswith("memory:"):
+        if not settings.broker.in_process:
             settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"url": "memory://"})})
         config.use(settings)
         from . import tasks  # the broker is made from the settings above

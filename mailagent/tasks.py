@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def make_broker(cfg: Broker) -> dramatiq.Broker:
     """Redis with a short heartbeat and frequent maintenance, so a killed worker's messages come
     back within a minute rather than many (dramatiq's defaults)."""
-    if cfg.url.startswith("memory:"):
+    if cfg.in_process:
         broker: dramatiq.Broker = StubBroker()
         broker.emit_after("process_boot")
     else:

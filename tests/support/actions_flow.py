@@ -207,21 +207,20 @@ def store_proposals(settings: Any, draft_id: int, result: DraftResult, policy: P
     return stored
 
 
-def yesterday_orders(tmp_path: Path, count: int, amount: str = "19.00") -> tuple[Path, list[Customer]]:
-    """A demo data file with `count` more paying customers, each with one order of `amount` EUR
-    charged yesterday (to reach the all-customers daily limit with legitimate small refunds)."""
+def extra_customers(tmp_path: Path, orders: dict[str, list[tuple[str, str]]]) -> tuple[Path, list[Customer]]:
+    """A demo data file with more paying ("plus") customers: `{email: [(order id, amount EUR)]}`,
+    each order charged yesterday. Seed it after the sample (rows are upserted by id)."""
     charged = (datetime.now(UTC) - timedelta(days=1)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     customers, lines = [], []
-    for i in range(count):
-        customer = Customer(f"Extra Customer{i:02d}", f"extra{i:02d}@customers.example")
+    for i, (email, owned) in enumerate(orders.items()):
+        customer = Customer(f"Extra Customer{i:02d}", email)
         customers.append(customer)
-        lines += [
-            "[[customers]]", f'id = "cus_90{i:02d}"', f'email = "{customer.email}"', f'name = "{customer.name}"',
-            'tier = "plus"', "",
-            "[[orders]]", f'id = "XO-90{i:02d}"', f'customer_id = "cus_90{i:02d}"', f"date = {charged}",
-            f"amount = {amount}", 'currency = "EUR"', 'description = "Plus monthly"', 'status = "paid"', "",
-        ]
-    path = tmp_path / "extra-customers.toml"
+        lines += ["[[customers]]", f'id = "cus_9{i:03d}"', f'email = "{email}"', f'name = "{customer.name}"',
+                  'tier = "plus"', ""]
+        for order_id, amount in owned:
+            lines += ["[[orders]]", f'id = "{order_id}"', f'customer_id = "cus_9{i:03d}"', f"date = {charged}",
+                      f"amount = {amount}", 'currency = "EUR"', 'description = "Plus monthly"', 'status = "paid"', ""]
+    path = tmp_path / f"extra-customers-{len(orders)}.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path, customers
 

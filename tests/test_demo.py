@@ -1,0 +1,66 @@
+"""`mailagent demo`, the README's first command, end to end: then a rep approves the held refund
+from the command line, which runs it once and sends the confirming reply."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlmodel import select
+
+from mailagent import db
+from mailagent.models import DemoOrder, Draft
+
+from .support.dovecot import free_port
+from .support.smtpd import SmtpServer
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: Path) -> None:
+    port = free_port()
+    demo = subprocess.run([sys.executable, "-m", "mailagent.cli", "demo", "--dir", str(tmp_path / "demo"),
+                           "--smtp-port", str(port)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    out = demo.stdout
+    assert "Received 34 messages" in out and "[5/5] done" in out
+    for section in ("AUTO-SENT", "WAITING", "HELD", "ESCALATED", "IGNORED (4)"):
+        assert section in out
+    assert "incident_status" in out and "lookup_order" in out          # lookups from the demo backend
+    config = tmp_path / "demo" / "config.toml"
+    url = f"sqlite:///{tmp_path / 'demo' / 'mailagent.db'}"
+
+    sent = [d for d in json.loads(_cli(config, "drafts", "list", "--json").stdout) if d["state"] == "sent"]
+    assert sent and all(d["decision"] == "send" for d in sent)
+    with db.reading(url) as s:                                          # the outage answer came from a lookup
+        outage = s.exec(select(Draft).where(Draft.intent == "outage", Draft.state == "sent")).first()
+        assert outage is not None and "Sync failures" in outage.text and "status.nimbusnotes.example" in outage.text
+
+    actions = json.loads(_cli(config, "actions", "list", "--json").stdout)
+    refund = next(a for a in actions if a["tool"] == "issue_refund" and a["arguments"]["order_id"] == "NN-1017")
+    assert refund["state"] == "proposed" and refund["arguments"]["amount"] == "8.00"
+
+    smtp = SmtpServer(port).start()
+    try:
+        approved = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
+        assert approved.returncode == 0, approved.stderr
+        again = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
+    finally:
+        smtp.stop()
+    assert again.returncode == 1 and "only proposed actions can be decided" in again.stderr
+    [reply] = smtp.received
+    assert reply.recipients == ["pieter@devries-consultancy.example"]
+    assert b"refunded 8.00 EUR for order NN-1017" in reply.data.replace(b"=\r\n", b"")
+    with db.reading(url) as s:
+        assert s.get(DemoOrder, "NN-1017").refunded == 8.0
+    [executed] = [a for a in json.loads(_cli(config, "actions", "list", "--json").stdout) if a["id"] == refund["id"]]
+    assert executed["state"] == "executed" and executed["decided_by"] == "ana@nimbus"
+    events = [e["event"] for e in json.loads(_cli(config, "audit", "list", "--json").stdout)
+              if e["action_id"] == refund["id"]]
+    assert events == ["proposed", "awaits_rep", "approved", "executed"]
+    db.dispose()
