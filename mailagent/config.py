@@ -101,6 +101,8 @@ class Agent(Section):
     allowed_link_domains: tuple[str, ...] = ()
     docs_url: str | None = None
     """Where articles are published: the offline model links `{docs_url}/{article slug}`."""
+    status_page: str | None = None
+    """The public status page, named in replies about incidents."""
 
 
 class Knowledge(Section):

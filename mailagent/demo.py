@@ -42,6 +42,7 @@ provider = "offline"
 company = "Nimbus Notes"
 sign_off = "Best regards,\\nThe Nimbus Notes support team"
 docs_url = "https://docs.nimbusnotes.example"
+status_page = "https://status.nimbusnotes.example"
 allowed_link_domains = ["nimbusnotes.example"]
 
 [knowledge]

@@ -69,8 +69,8 @@ PHRASES = {
                           "statement within 5 to 10 business days.",
            "refund_refused": "Our billing team looked at your refund request for order {order} and could not "
                              "approve it: {reason}",
-           "incident": "Yes, we are aware of a problem: {title} (status: {status}, since {since} UTC). {update} "
-                       "You can follow the updates at https://status.{domain}.",
+           "incident": "Yes, we are aware of a problem: {title} (status: {status}, since {since} UTC). {update}",
+           "status_page": "You can follow the updates at {url}.",
            "no_incident": "There is no ongoing incident on our side right now.",
            "invoice": "The invoice for order {order} is {invoice}; you can download it here: {url}",
            "hello": "Hi {name},", "thanks": "Thanks for getting in touch.",
@@ -82,8 +82,8 @@ PHRASES = {
                           "erscheint meist innerhalb von 5 bis 10 Werktagen.",
            "refund_refused": "unser Billing-Team hat Ihre Erstattungsanfrage für die Bestellung {order} geprüft "
                              "und konnte sie leider nicht genehmigen: {reason}",
-           "incident": "ja, uns ist ein Problem bekannt: {title} (Status: {status}, seit {since} UTC). {update} "
-                       "Aktuelle Informationen: https://status.{domain}.",
+           "incident": "ja, uns ist ein Problem bekannt: {title} (Status: {status}, seit {since} UTC). {update}",
+           "status_page": "Aktuelle Informationen: {url}.",
            "no_incident": "derzeit gibt es bei uns keine bekannte Störung.",
            "invoice": "die Rechnung zur Bestellung {order} ist {invoice}; Sie können sie hier herunterladen: {url}",
            "hello": "Hallo {name},", "thanks": "vielen Dank für Ihre Nachricht.",
@@ -96,8 +96,8 @@ PHRASES = {
                           "extracto en un plazo de 5 a 10 días hábiles.",
            "refund_refused": "nuestro equipo de facturación revisó su solicitud de reembolso del pedido {order} "
                              "y no pudo aprobarla: {reason}",
-           "incident": "sí, conocemos un problema: {title} (estado: {status}, desde {since} UTC). {update} "
-                       "Puede seguir las novedades en https://status.{domain}.",
+           "incident": "sí, conocemos un problema: {title} (estado: {status}, desde {since} UTC). {update}",
+           "status_page": "Puede seguir las novedades en {url}.",
            "no_incident": "ahora mismo no hay ninguna incidencia abierta por nuestra parte.",
            "invoice": "la factura del pedido {order} es {invoice}; puede descargarla aquí: {url}",
            "hello": "Hola {name}:", "thanks": "gracias por escribirnos.",
@@ -243,9 +243,10 @@ def _money(text: str) -> str:
 class OfflineModel(Model):
     """See the module docstring. Stateless: one instance serves concurrent runs."""
 
-    def __init__(self, *, sign_off: str, docs_url: str | None = None) -> None:
+    def __init__(self, *, sign_off: str, docs_url: str | None = None, status_page: str | None = None) -> None:
         self.sign_off = sign_off
         self.docs_url = docs_url.rstrip("/") if docs_url else None
+        self.status_page = status_page
 
     async def get_response(self, system_instructions: str | None, input: str | list[Any],
                            model_settings: ModelSettings, tools: list[Tool],
@@ -363,8 +364,9 @@ class OfflineModel(Model):
             return f"{done}\n\n{phrases['outro']}", "refund_request"
         if isinstance(refund, str):                      # a rejection: the rep's words are the reason
             reason = refund.split(":", 1)[-1].strip() or refund
-            order = next(iter(seen.orders), "")
-            return f"{phrases['refund_refused'].format(order=order, reason=reason)}\n\n{phrases['outro']}", "refund_request"
+            order_id = next(iter(seen.orders), "")
+            refused = phrases["refund_refused"].format(order=order_id, reason=reason)
+            return f"{refused}\n\n{phrases['outro']}", "refund_request"
         if refund is not None:
             return None                                  # it failed: a person must look
         if seen.incidents is not None and intent not in RISKY:
@@ -372,10 +374,11 @@ class OfflineModel(Model):
             if not active:
                 return phrases["no_incident"] + "\n\n" + phrases["outro"], "outage"
             first = active[0]
-            domain = (self.docs_url or "https://docs.example").split("//", 1)[-1].split("/", 1)[0].removeprefix("docs.")
-            return phrases["incident"].format(title=first["title"], status=first["status"],
-                                              since=first["started_at"][:16].replace("T", " "),
-                                              update=first.get("public_update", ""), domain=domain), "outage"
+            known = phrases["incident"].format(title=first["title"], status=first["status"],
+                                               since=first["started_at"][:16].replace("T", " "),
+                                               update=first.get("public_update", ""))
+            follow = phrases["status_page"].format(url=self.status_page) if self.status_page else ""
+            return f"{known} {follow}".rstrip(), "outage"
         orders = [o for o in seen.orders.values() if o.get("invoice_id")]
         invoices = {i["id"]: i for i in seen.invoices}
         if orders and intent not in RISKY and orders[0]["invoice_id"] in invoices:

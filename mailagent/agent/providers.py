@@ -21,7 +21,8 @@ def model_name(settings: Settings) -> str:
 def make_model(settings: Settings) -> Model:
     cfg = settings.model
     if cfg.provider == "offline":
-        return OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url)
+        return OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url,
+                            status_page=settings.agent.status_page)
     client = AsyncOpenAI(
         base_url=cfg.base_url, api_key=secret("model.api_key_env", cfg.api_key_env),
         timeout=cfg.timeout_seconds, max_retries=cfg.max_retries,

@@ -216,7 +216,7 @@ def extra_customers(tmp_path: Path, orders: dict[str, list[tuple[str, str]]]) ->
         customer = Customer(f"Extra Customer{i:02d}", email)
         customers.append(customer)
         lines += ["[[customers]]", f'id = "cus_9{i:03d}"', f'email = "{email}"', f'name = "{customer.name}"',
-                  'tier = "plus"', ""]
+                  'tier = "plus"', 'created = 2026-01-01', ""]
         for order_id, amount in owned:
             lines += ["[[orders]]", f'id = "{order_id}"', f'customer_id = "cus_9{i:03d}"', f"date = {charged}",
                       f"amount = {amount}", 'currency = "EUR"', 'description = "Plus monthly"', 'status = "paid"', ""]
@@ -233,6 +233,8 @@ def write_config(path: Path, url: str, *, policy_dir: Path, smtp_port: int | Non
             return "true" if v else "false"
         if isinstance(v, int | float):
             return repr(v)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     lines = ["[database]", f"url = {value(url)}", "",
