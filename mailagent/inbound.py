@@ -42,7 +42,7 @@ def _mailbox_for(settings: Settings, raw: bytes, parsed: ParsedMail | None) -> s
 def process(settings: Settings, message_id: int) -> Processed | None:
     """Parse, classify and thread one stored message; None if it was already processed."""
     url = settings.database.url
-    with db.session(url) as s:
+    with db.reading(url) as s:
         msg = s.get(Message, message_id)
         if msg is None or msg.state != MessageState.STORED:
             return None

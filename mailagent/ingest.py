@@ -171,7 +171,7 @@ def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, en
                result: PollResult) -> None:
     cfg = settings.mailbox(name).imap
     assert cfg is not None
-    url, lease = settings.database.url, settings.ingest.lease_seconds
+    url = settings.database.url
     uidvalidity = imap.select(client, cfg)
     with db.session(url) as s:
         cursor = s.exec(select(MailboxCursor).where(MailboxCursor.mailbox == name)).one()

@@ -53,6 +53,7 @@ class Delivery:
 
     outcome: smtp.Outcome
     retry_in: timedelta | None = None
+    save_to_sent: bool = False            # sent, and the mailbox keeps a Sent folder
 
 
 def backoff(settings: Settings, attempts: int) -> timedelta:
@@ -99,12 +100,13 @@ def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
         else:
             row.state, row.last_error = OutboundState(outcome.status.value), outcome.detail
     log.info("outbound %s: %s (%s)", outbound_id, outcome.status, outcome.detail)
-    return Delivery(outcome, retry_in)
+    imap = settings.mailbox(row.mailbox).imap
+    return Delivery(outcome, retry_in, bool(imap and imap.sent_folder))
 
 
 def save_to_sent(settings: Settings, outbound_id: int) -> bool:
     """APPEND a sent reply to the mailbox's Sent folder, once."""
-    with db.session(settings.database.url) as s:
+    with db.reading(settings.database.url) as s:
         row = s.get(Outbound, outbound_id)
         if row is None or row.state != OutboundState.SENT or row.saved_to_sent:
             return False

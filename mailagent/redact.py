@@ -11,6 +11,7 @@ All patterns are flat (no nested quantifiers), so redaction stays linear on huge
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,8 @@ _NOT_A_PASSWORD = frozenset(
     "policy requirements length please doesn't isn't won't can't none unknown below above attached "
     "nicht falsch korrekt abgelaufen vergessen incorrecta caducada olvidada oublié".split()
 )
-_TOKENS = [
-    re.compile(p)
+_TOKENS = re.compile("|".join(    # one alternation: one scan of the text instead of ten
+    f"(?:{p})"
     for p in (
         r"\bsk-(?:proj-|live-|test-|ant-|svcacct-)?[A-Za-z0-9_-]{16,}",
         r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
@@ -65,7 +66,7 @@ _TOKENS = [
         r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT
         r"-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----[\s\S]{0,10000}?-----END [A-Z ]{0,20}PRIVATE KEY-----",
     )
-]
+))
 _BEARER = re.compile(r"\b(?:Bearer|Basic|Token)\s{1,3}(?P<v>[A-Za-z0-9._~+/=-]{16,})")
 _LABELLED_TOKEN = re.compile(
     r"\b(?:api[_ -]?key|apikey|access[_ -]?token|auth[_ -]?token|refresh[_ -]?token|secret[_ -]?key"
@@ -120,6 +121,17 @@ def find_secrets(text: str) -> list[Secret]:
 
 
 def redact(text: str) -> str:
+    """`text` with every secret value replaced. Traces repeat the same long strings (the
+    instructions, articles returned by a search) in span after span: those are redacted once."""
+    return _redact_long(text) if len(text) > 256 else _redact(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _redact_long(text: str) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     parts: list[str] = []
     pos = 0
     for secret in find_secrets(text):
@@ -181,7 +193,7 @@ def _passwords(text: str) -> list[Secret]:
 
 
 def _tokens(text: str) -> list[Secret]:
-    found = [Secret("token", m.start(), m.end()) for pattern in _TOKENS for m in pattern.finditer(text)]
+    found = [Secret("token", m.start(), m.end()) for m in _TOKENS.finditer(text)]
     found += [Secret("token", m.start("v"), m.end("v")) for m in _BEARER.finditer(text)]
     for m in _LABELLED_TOKEN.finditer(text):
         value = m.group("v")

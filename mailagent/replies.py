@@ -75,20 +75,25 @@ class Started:
 
 
 def _start(settings: Settings, conversation_id: int) -> Started | None:
-    """Create (or take over a stale) draft for the newest turn; None if there is nothing to do."""
+    """Create (or take over a stale) draft for the newest turn; None if there is nothing to do.
+    What the agent needs is read first, in a transaction that does not hold the writers' lock."""
     stale = now() - timedelta(seconds=settings.clock.stuck_after_seconds)
-    with db.session(settings.database.url) as s:
+    with db.reading(settings.database.url) as s:
         conversation = s.get(Conversation, conversation_id)
         turn = latest_turn(s, conversation_id) if conversation else None
         if conversation is None or turn is None:
             return None
         existing = s.exec(select(Draft).where(Draft.conversation_id == conversation_id,
                                               Draft.message_id == turn.id)).first()
+        request = _request(s, settings, conversation, turn, 0)
+    if existing is not None and existing.state != DraftState.DRAFTING:
+        return None
+    with db.session(settings.database.url) as s:
         if existing is None:
             row = Draft(conversation_id=conversation_id, message_id=turn.id)
             s.add(row)
             s.flush()
-        elif existing.state == DraftState.DRAFTING and s.execute(
+        elif s.execute(
             update(Draft).where(Draft.id == existing.id, Draft.state == DraftState.DRAFTING, Draft.started_at < stale)
             .values(started_at=now(), state=DraftState.WAITING if existing.run_state else DraftState.DRAFTING)
         ).rowcount:
@@ -96,7 +101,7 @@ def _start(settings: Settings, conversation_id: int) -> Started | None:
         else:
             return None
         assert row.id is not None
-        return Started(row.id, _request(s, settings, conversation, turn, row.id), turn, bool(existing and existing.run_state))
+        return Started(row.id, replace(request, draft_id=row.id), turn, bool(existing and existing.run_state))
 
 
 def _request(s: Session, settings: Settings, conversation: Conversation, turn: Message, draft_id: int) -> DraftRequest:
@@ -154,14 +159,19 @@ def resume_draft(settings: Settings, draft_id: int) -> Outcome:
         return Outcome(Step.NOTHING, draft_id)
     request, run_state, verdicts = claimed
     request = _with_customer(settings, request)
+    return _advance(settings, request, _resume(settings, request, run_state, verdicts))
+
+
+def _resume(settings: Settings, request: DraftRequest, run_state: str, verdicts: dict[str, Verdict]) -> DraftResult:
+    """Run a claimed draft on; if the backend did not answer, hand the draft back (`waiting`) so
+    the step is tried again later with the same idempotency keys."""
     try:
-        result = asyncio.run(resume(settings, request, run_state, verdicts))
+        return asyncio.run(resume(settings, request, run_state, verdicts))
     except OutcomeUnknown:
-        with db.session(settings.database.url) as s:      # try again later, with the same keys
-            s.execute(update(Draft).where(Draft.id == draft_id, Draft.state == DraftState.DRAFTING)
+        with db.session(settings.database.url) as s:
+            s.execute(update(Draft).where(Draft.id == request.draft_id, Draft.state == DraftState.DRAFTING)
                       .values(state=DraftState.WAITING))
         raise
-    return _advance(settings, request, result)
 
 
 def _advance(settings: Settings, request: DraftRequest, result: DraftResult | None) -> Outcome:
@@ -174,7 +184,7 @@ def _advance(settings: Settings, request: DraftRequest, result: DraftResult | No
         if claimed is None:
             return Outcome(Step.NOTHING, request.draft_id)
         _, run_state, verdicts = claimed
-        result = asyncio.run(resume(settings, request, run_state, verdicts))
+        result = _resume(settings, request, run_state, verdicts)
     return _decide(settings, request, result)
 
 

@@ -48,12 +48,18 @@ class InProcess:
         """Poll once, then process until no runnable work is left (including work the sweeper
         finds: messages stored by `ingest`, replies due for delivery)."""
         self.poll_all()
-        queue = self.tasks.broker.queues["default"]
         while True:
-            queue.join()
+            self._join()
             if not self.tasks.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
-                queue.join()
+                self._join()
                 return
+
+    def _join(self) -> None:
+        """Wait until every queue is empty (not the delay queues: retries wait for the next run)."""
+        queues = [q for name, q in self.tasks.broker.queues.items() if not name.endswith(".DQ")]
+        while any(q.unfinished_tasks for q in queues):
+            for q in queues:
+                q.join()
 
     def forever(self) -> None:
         """Run until SIGTERM or SIGINT, then finish in-flight work and return."""
@@ -73,4 +79,4 @@ class InProcess:
         scheduler.shutdown(wait=True)
         for thread in watchers:
             thread.join(timeout=5)
-        self.tasks.broker.queues["default"].join()
+        self._join()

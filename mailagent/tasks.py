@@ -84,7 +84,7 @@ def resume_draft(draft_id: int) -> None:
     _after_draft(replies.resume_draft(current(), draft_id))
 
 
-@dramatiq.actor(max_retries=10, min_backoff=1_000)
+@dramatiq.actor(queue_name="outbox", max_retries=10, min_backoff=1_000)
 def deliver(outbound_id: int) -> None:
     settings = current()
     delivery = outbox.deliver(settings, outbound_id)
@@ -92,11 +92,11 @@ def deliver(outbound_id: int) -> None:
         return
     if delivery.retry_in is not None:
         deliver.send_with_options(args=(outbound_id,), delay=int(delivery.retry_in.total_seconds() * 1000))
-    elif delivery.outcome.status == "sent":
+    elif delivery.outcome.status == "sent" and delivery.save_to_sent:
         save_to_sent.send(outbound_id)
 
 
-@dramatiq.actor(max_retries=10, min_backoff=5_000)
+@dramatiq.actor(queue_name="outbox", max_retries=10, min_backoff=5_000)
 def save_to_sent(outbound_id: int) -> None:
     outbox.save_to_sent(current(), outbound_id)
 

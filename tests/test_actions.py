@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailagent import cli, config, conversations, db, replies, sweeper
 from mailagent.actions import audit as audit_log
@@ -43,7 +42,6 @@ from .conftest import make_settings
 from .support.actions_flow import (
     DANIEL,
     LUKAS,
-    NINA,
     SMALL_REFUNDS_RULE,
     actions,
     add_small_refunds,
@@ -90,7 +88,7 @@ def demo_settings(url: str, tmp_path: Path, smtp: SmtpServer | None = None, *, s
 
 def outbound(url: str) -> list[Outbound]:
     with db.reading(url) as s:
-        return list(s.exec(select(Outbound).order_by(Outbound.id)))
+        return list(s.exec(select(Outbound).order_by(col(Outbound.id))))
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], config_path: Path, *args: str) -> tuple[int, str, str]:
@@ -421,7 +419,7 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
 
 def _audit(url: str) -> list[AuditEntry]:
     with db.reading(url) as s:
-        return list(s.exec(select(AuditEntry).order_by(AuditEntry.id)))
+        return list(s.exec(select(AuditEntry).order_by(col(AuditEntry.id))))
 
 
 # --- limits in the call path --------------------------------------------------------------------
@@ -558,8 +556,7 @@ def test_the_audit_log_is_append_only(any_db_url: str) -> None:
     with db.session(any_db_url) as s:
         audit_log.record(s, REP, "taken", conversation_id=None, note="kept")
     for statement in ("UPDATE audit_log SET actor = 'someone else'", "DELETE FROM audit_log"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with db.session(any_db_url) as s:
-                s.execute(text(statement))
+        with pytest.raises(DBAPIError, match="append-only"), db.session(any_db_url) as s:
+            s.execute(text(statement))
     [entry] = _audit(any_db_url)
     assert (entry.actor, entry.event, entry.details) == (REP, "taken", {"note": "kept"})

@@ -274,7 +274,7 @@ def _children(op: Any, arg: Any) -> list[Any]:
 def test_every_pattern_is_flat(module: ModuleType) -> None:
     """No nested quantifiers anywhere, so matching stays linear on hostile input (re._parser is private)."""
     patterns = [p for value in vars(module).values() for p in _patterns(value)]
-    assert len(patterns) > 10
+    assert len(patterns) >= 5
     assert [p.pattern for p in patterns if _nested_repeat(re._parser.parse(p.pattern, p.flags))] == []
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import select
 
 from .. import db
@@ -50,9 +51,7 @@ def run(context: AgentContext, call_id: str, tool: str, arguments: dict[str, Any
         raise OutcomeUnknown(f"{tool}: could not check it: {exc}") from exc
     if refusal or context.backend is None:
         refusal = refusal or "no actions backend is configured"
-        with db.session(url) as s:
-            audit.record(s, "system", "refused", conversation_id=action.conversation_id, draft_id=action.draft_id,
-                         action_id=action.id, reason=refusal)
+        _refuse(url, action, refusal)
         return {"executed": False, "error": refusal}
     try:
         result = _call(context.backend, tool, arguments, action.idempotency_key)
@@ -65,15 +64,29 @@ def run(context: AgentContext, call_id: str, tool: str, arguments: dict[str, Any
     return {"executed": True, **result}
 
 
+def _refuse(url: str, action: Action, reason: str) -> None:
+    """An approval that may not run now ends `failed` (no longer runnable, no longer counted
+    against the limits), with the reason in the audit log."""
+    with db.session(url) as s:
+        s.execute(update(Action).where(Action.id == action.id, Action.state == ActionState.APPROVED)
+                  .values(state=ActionState.FAILED, error=f"refused in the call path: {reason}"))
+        audit.record(s, "system", "refused", conversation_id=action.conversation_id, draft_id=action.draft_id,
+                     action_id=action.id, reason=reason)
+
+
 def _finish(url: str, action: Action, state: ActionState, *, result: dict[str, Any] | None = None,
             error: str | None = None) -> None:
+    """Record the outcome of an approved action (only once: a concurrent run that recorded it
+    first wins) and its audit row, in one transaction."""
     with db.session(url) as s:
-        row = s.get(Action, action.id)
-        assert row is not None
-        row.state, row.result, row.error, row.executed_at = state, result, error, now()
-        audit.record(s, "system", "executed" if state == ActionState.EXECUTED else "failed",
-                     conversation_id=row.conversation_id, draft_id=row.draft_id, action_id=row.id,
-                     tool=row.tool, result=result, error=error)
+        recorded = s.execute(
+            update(Action).where(Action.id == action.id, Action.state == ActionState.APPROVED)
+            .values(state=state, result=result, error=error, executed_at=now())
+        ).rowcount
+        event = "executed" if state == ActionState.EXECUTED else "failed"
+        audit.record(s, "system", event if recorded else "refused",
+                     conversation_id=action.conversation_id, draft_id=action.draft_id, action_id=action.id,
+                     tool=action.tool, result=result, error=error)
 
 
 def _refusal(context: AgentContext, action: Action, tool: str, arguments: dict[str, Any]) -> str | None:

@@ -59,6 +59,8 @@ def check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any])
 def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]) -> Checked:
     if tool not in SIDE_EFFECT_TOOLS:
         return Checked(refusal=f"{tool!r} is not an action with side effects")
+    if "_unparsed" in arguments:
+        return Checked(refusal="the arguments are not a JSON object")
     found = backend.lookup_customer(customer)
     tier = found.tier if found else None
     if tool == "issue_refund":
@@ -66,17 +68,23 @@ def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]
         if order is None or order.customer_email.lower() != customer.lower():
             return Checked(tier=tier, refusal=f"order {arguments.get('order_id')!r} is not an order of {customer}")
         try:
-            amount = Decimal(str(arguments.get("amount"))).quantize(Decimal("0.01"))
+            amount = Decimal(str(arguments.get("amount")))
+            if not amount.is_finite():
+                raise InvalidOperation
+            amount = amount.quantize(Decimal("0.01"))
         except (InvalidOperation, ValueError):
             return Checked(tier=tier, refusal=f"amount {arguments.get('amount')!r} is not a number")
         currency = str(arguments.get("currency", "")).upper()
         age = (now().date() - datetime.fromisoformat(str(order.date)).date()).days
-        refundable = Decimal(str(order.amount)) - Decimal(str(order.refunded))
+        paid = order.status in ("paid", "partially_refunded")
+        refundable = Decimal(str(order.amount)) - Decimal(str(order.refunded)) if paid else Decimal(0)
         refusal = None
         if amount <= 0:
             refusal = f"a refund must be positive, not {amount}"
         elif currency != order.currency.upper():
             refusal = f"order {order.id} is in {order.currency}, not {currency}"
+        elif not paid:
+            refusal = f"order {order.id} is {order.status}: there is nothing to refund"
         elif amount > refundable:
             refusal = f"at most {refundable} {order.currency} of order {order.id} can be refunded, not {amount}"
         return Checked(amount, currency, tier, float(age), refusal)
@@ -153,9 +161,15 @@ def _repeated_or_too_many(s: Session, action: Action) -> str | None:
         return f"more than {MAX_PER_DRAFT} actions proposed for one reply"
     refused = s.exec(select(Action).where(Action.conversation_id == action.conversation_id,
                                           Action.state == ActionState.REJECTED, Action.tool == action.tool)).all()
-    if any(r.arguments == action.arguments for r in refused):
-        return "the same action was rejected before in this conversation"
+    if any(_target(r.arguments) == _target(action.arguments) for r in refused if r.decided_by != "system"):
+        return "a rep rejected an action on the same target in this conversation"
     return None
+
+
+def _target(arguments: dict[str, Any]) -> tuple[str, ...]:
+    """What an action acts on, whatever the amount or the reason given: a rep's refusal of a
+    refund of an order covers every refund of that order in the conversation."""
+    return tuple(str(arguments.get(k, "")).strip().upper() for k in ("order_id", "subscription_id", "invoice_id"))
 
 
 def _decide(s: Session, action: Action, state: ActionState, by: str, reasons: list[str]) -> None:

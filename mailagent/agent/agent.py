@@ -5,13 +5,14 @@ the mailbox, and returns a `ReplyDraft`. It proposes; the policy decides what ha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from agents import Agent, ModelSettings
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
 from ..config import Settings
@@ -52,16 +53,23 @@ class Instructions:
     version: str          # a hash of the template: drafts record which prompt wrote them
 
 
+@functools.lru_cache(maxsize=8)
+def _template(path: Path, mtime_ns: int) -> tuple[Template, str]:
+    """Compiled once per file version (an edit changes the modification time)."""
+    source = path.read_text(encoding="utf-8")
+    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return env.from_string(source), hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
 def instructions(settings: Settings, mailbox_address: str) -> Instructions:
     path = Path(settings.agent.instructions) if settings.agent.instructions else DEFAULT_TEMPLATE
-    source = path.read_text(encoding="utf-8")
-    template = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True).from_string(source)
+    template, version = _template(path, path.stat().st_mtime_ns)
     text = template.render(
         company=settings.agent.company, mailbox=mailbox_address, voice=settings.agent.voice,
         sign_off=settings.agent.sign_off, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
         allowed_domains=", ".join(settings.agent.allowed_link_domains) or "no external sites",
     )
-    return Instructions(text, hashlib.sha256(source.encode()).hexdigest()[:12])
+    return Instructions(text, version)
 
 
 def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext], Instructions]:

@@ -36,7 +36,7 @@ from ..config import Settings
 from . import guardrails, tracing
 from .agent import ReplyDraft, Turn, build, compose_input
 from .context import AgentContext
-from .providers import make_model, model_name
+from .providers import model_for_run, model_name
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,25 @@ def _llm_check(model: object) -> object:
     return check
 
 
+def _outcome_unknown(exc: BaseException | None) -> OutcomeUnknown | None:
+    """The SDK wraps a tool's exception; find ours in the chain."""
+    while exc is not None:
+        if isinstance(exc, OutcomeUnknown):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _arguments(raw: str | None) -> dict[str, Any]:
+    """A tool call's arguments as the model sent them; anything but a JSON object is kept as text
+    (the proposal check refuses it)."""
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        value = None
+    return value if isinstance(value, dict) else {"_unparsed": raw}
+
+
 def _context(settings: Settings, request: DraftRequest) -> AgentContext:
     return AgentContext(settings=settings, customer=request.customer_addr, conversation_id=request.conversation_id,
                         draft_id=request.draft_id, backend=make_backend(settings))
@@ -172,27 +191,27 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
                            escalations=tuple(context.escalations), **more)
 
     try:
-        model = make_model(settings)
-        checks = [_llm_check(model)] if (settings.model.provider != "offline" and settings.model.llm_injection_check
-                                         and isinstance(start, str)) else []
-        run = await Runner.run(
-            agent, start, context=context, max_turns=settings.model.max_turns,
-            run_config=RunConfig(model=model, input_guardrails=checks,  # type: ignore[arg-type]
-                                 trace_include_sensitive_data=True),
-        )
+        async with model_for_run(settings) as model:
+            checks = [_llm_check(model)] if (settings.model.provider != "offline"
+                                             and settings.model.llm_injection_check and isinstance(start, str)) else []
+            run = await Runner.run(
+                agent, start, context=context, max_turns=settings.model.max_turns,
+                run_config=RunConfig(model=model, input_guardrails=checks,  # type: ignore[arg-type]
+                                     trace_include_sensitive_data=True),
+            )
     except InputGuardrailTripwireTriggered as exc:
         reason = getattr(exc.guardrail_result.output.output_info, "reason", "")
         return result(None, ("injection:llm",), (f"the injection classifier flagged it: {reason}",))
-    except OutcomeUnknown:
-        raise                                    # the backend did not answer: retry the same step later
     except Exception as exc:  # noqa: BLE001 - any model failure holds the conversation with the reason
+        if unknown := _outcome_unknown(exc):
+            raise unknown from exc               # the backend did not answer: retry the same step later
         log.warning("conversation %s: model run failed: %s", request.conversation_id, exc)
         return result(None, ("model_error",), (), error=f"{type(exc).__name__}: {exc}")
 
     usage = run.context_wrapper.usage
     counts = {"requests": usage.requests, "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
     if run.interruptions:
-        proposals = tuple(Proposal(i.call_id or "", i.tool_name or "", json.loads(i.arguments or "{}"))
+        proposals = tuple(Proposal(i.call_id or "", i.tool_name or "", _arguments(i.arguments))
                           for i in run.interruptions)
         saved = run.to_state().to_string(context_serializer=lambda c: c.saved())
         return result(None, usage=counts, proposals=proposals, run_state=saved)

@@ -470,11 +470,13 @@ _DONE = r"(?: (?:just|now|already|successfully|gone ahead and))?"
 _I = rf"\b(?:i|we)(?:'ve| have)?{_DONE}"
 _AMOUNT_OF = r"(?: (?:of|von|de) AMOUNT)?"  # "refund of 20,00 EUR has been ...", amounts replaced first
 _BEEN = r" (?:has|have) (?:now |already |just )?been"
+_AND = r"(?:\band|,)(?: (?:have|'ve))?(?: also)?"   # "I have refunded you and cancelled ..."
 
 # What a draft may only say once the matching tool ran: kind -> (claim, words in the tool's name).
 _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
     "refund": (_claims(
         rf"\b(?:i|we)(?:'ve| have|'d| had)?{_DONE} (?:refunded|reimbursed)\b",
+        rf"{_AND} (?:refunded|reimbursed) (?:you|your|the)\b",
         rf"{_I} (?:issued|processed|initiated|sent|approved|completed|made|put through|triggered|arranged|submitted)"
         r" (?:you )?(?:a|an|the|your)(?: full| partial)? refund\b(?! request)",
         rf"\brefund{_AMOUNT_OF}{_BEEN} (?:issued|processed|sent|completed|approved|initiated|made|paid|credited"
@@ -496,6 +498,8 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
     "cancellation": (_claims(
         rf"{_I} (?:cancell?ed|terminated|ended|stopped|closed|deactivated) (?:your|the) (?:subscription|plan"
         r"|membership|account|renewal|contract|auto-?renewal|trial)\b",
+        rf"{_AND} (?:cancell?ed|terminated|ended|stopped|deactivated) (?:your|the) (?:subscription|plan"
+        r"|membership|renewal|contract|auto-?renewal|trial)\b",
         rf"\b(?:subscription|plan|membership|renewal|contract|auto-?renewal){_BEEN} (?:cancell?ed|terminated|ended"
         r"|stopped|deactivated)\b",
         r"\b(?:subscription|plan|membership|renewal|contract) is now (?:cancell?ed|terminated|ended|inactive)\b",
@@ -508,6 +512,8 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         r"\b(?:j'ai|nous avons) (?:deja )?(?:annule|resilie) (?:votre |ton |l')(?:abonnement|forfait|compte)\b",
     ), ("cancel",)),
     "invoice resend": (_claims(
+        rf"{_AND} (?:re-?sent|sent|forwarded|emailed) (?:you )?(?:a |an |the |your )?(?:new |corrected "
+        r"|updated |copy of )?(?:the |your )?invoices?\b",
         r"\b(?:i|we)(?:'ve| have)(?: (?:just|now|already))? (?:sent|forwarded|emailed|attached) (?:you )?(?:a |an "
         r"|the |your )?(?:new |corrected |updated |fresh |copy of )?(?:the |your )?invoices?\b",
         rf"\b(?:i|we)(?:'ve| have)?{_DONE} (?:re-?sent|re-?issued) (?:you )?(?:a |an |the |your )?(?:new |corrected "

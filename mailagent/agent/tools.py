@@ -94,11 +94,13 @@ def escalate(ctx: RunContextWrapper[AgentContext], reason: str) -> str:
 
 def _run_approved(ctx: ToolContext[AgentContext]) -> str:
     """The body of every tool with side effects: run the stored, approved proposal of this very
-    call (its arguments as proposed), once; see `actions.execute`."""
+    call (its arguments as proposed), once; see `actions.execute`. Errors are not turned into a
+    message for the model (`failure_error_function=None`): a backend that did not answer must stop
+    the run, to be resumed later."""
     return _json(execute.run(ctx.context, ctx.tool_call_id, ctx.tool_name, json.loads(ctx.tool_arguments or "{}")))
 
 
-@function_tool(needs_approval=True)
+@function_tool(needs_approval=True, failure_error_function=None)
 def issue_refund(ctx: ToolContext[AgentContext], order_id: str, amount: str, currency: str, reason: str) -> str:
     """Refund (part of) an order. Runs only after approval; say so to the customer until it ran.
 
@@ -111,7 +113,7 @@ def issue_refund(ctx: ToolContext[AgentContext], order_id: str, amount: str, cur
     return _run_approved(ctx)
 
 
-@function_tool(needs_approval=True)
+@function_tool(needs_approval=True, failure_error_function=None)
 def cancel_subscription(ctx: ToolContext[AgentContext], subscription_id: str) -> str:
     """Cancel a subscription at the end of its period. Runs only after approval.
 
@@ -121,7 +123,7 @@ def cancel_subscription(ctx: ToolContext[AgentContext], subscription_id: str) ->
     return _run_approved(ctx)
 
 
-@function_tool(needs_approval=True)
+@function_tool(needs_approval=True, failure_error_function=None)
 def resend_invoice(ctx: ToolContext[AgentContext], invoice_id: str) -> str:
     """Send an invoice again to the customer's address on file. Runs only after approval.
 

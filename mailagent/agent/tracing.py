@@ -24,6 +24,10 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _columns(record: TraceRecord | SpanRecord) -> dict[str, Any]:
+    return {column.name: getattr(record, column.name) for column in record.__table__.columns}  # type: ignore[attr-defined]
+
+
 class DatabaseTraceProcessor(TracingProcessor):
     def __init__(self, url: str) -> None:
         self.url = url
@@ -60,9 +64,9 @@ class DatabaseTraceProcessor(TracingProcessor):
             record.ended_at = max((s.ended_at for s in spans if s.ended_at), default=None)
         try:
             with db.session(self.url) as s:
-                s.merge(record)
-                for span in spans:
-                    s.merge(span)
+                s.execute(db.insert(s, TraceRecord).values(**_columns(record)).on_conflict_do_nothing())
+                if spans:
+                    s.execute(db.insert(s, SpanRecord).on_conflict_do_nothing(), [_columns(sp) for sp in spans])
         except Exception:  # noqa: BLE001 - a lost trace must never fail the customer's reply
             log.exception("could not store trace %s", trace.trace_id)
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailagent import db, inbound, replies
 from mailagent.actions import proposals
@@ -119,12 +119,12 @@ def refund_mail(customer: Customer, order: str, *, subject: str | None = None, b
 
 def actions(url: str) -> list[Action]:
     with db.reading(url) as s:
-        return list(s.exec(select(Action).order_by(Action.id)))
+        return list(s.exec(select(Action).order_by(col(Action.id))))
 
 
 def audit(url: str) -> list[AuditEntry]:
     with db.reading(url) as s:
-        return list(s.exec(select(AuditEntry).order_by(AuditEntry.id)))
+        return list(s.exec(select(AuditEntry).order_by(col(AuditEntry.id))))
 
 
 def events(url: str, action_id: int | None = None) -> list[tuple[str, str]]:
@@ -134,7 +134,7 @@ def events(url: str, action_id: int | None = None) -> list[tuple[str, str]]:
 
 def drafts(url: str) -> list[Draft]:
     with db.reading(url) as s:
-        return list(s.exec(select(Draft).order_by(Draft.id)))
+        return list(s.exec(select(Draft).order_by(col(Draft.id))))
 
 
 def order(url: str, order_id: str) -> DemoOrder:
@@ -158,7 +158,7 @@ class Effects:
 def effects(url: str) -> Effects:
     with db.reading(url) as s:
         operations = []
-        for op in s.exec(select(DemoOperation).order_by(DemoOperation.created_at)):
+        for op in s.exec(select(DemoOperation).order_by(col(DemoOperation.created_at))):
             response = op.response
             target = (response.get("order_id") or response.get("subscription_id") or response.get("invoice_id") or "")
             operations.append((op.operation, str(target), response.get("amount")))

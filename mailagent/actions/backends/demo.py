@@ -336,10 +336,9 @@ def _inconsistencies(data: _DemoData) -> list[tuple[tomlfile.Loc, str]]:
 
 def _columns(model: type[SQLModel], row: BaseModel) -> dict[str, Any]:
     """A file row as column values: money as float, dates as ISO text where the column is text."""
-    columns = model.__table__.c      # type: ignore[attr-defined]
     values: dict[str, Any] = {}
     for name, value in row.model_dump().items():
-        text_column = columns[name].type.python_type is str
+        text_column = model.model_fields[name].annotation is str
         if isinstance(value, Decimal):
             value = float(value)
         elif isinstance(value, dt.date) and text_column:
