@@ -16,7 +16,7 @@ from email.policy import compat32
 from . import conversations, db
 from .config import Settings
 from .mail import loops
-from .mail.headers import first_address, read_headers
+from .mail.headers import envelope, first_address, read_headers
 from .mail.parse import ParsedMail, parse
 from .models import Conversation, Message, MessageState, now
 
@@ -55,11 +55,14 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         log.warning("message %s could not be parsed: %s", message_id, error)
     verdict = loops.classify(message_from_bytes(raw, policy=compat32), own_addresses=settings.own_addresses)
     window = timedelta(days=settings.ingest.subject_window_days)
+    env = envelope(raw)
     with db.session(url) as s:
         db.lock(s, "threading")   # first: threading may update other messages' rows too
         msg = s.get(Message, message_id, with_for_update=True)
         if msg is None or msg.state != MessageState.STORED:
             return None
+        msg.from_name, msg.from_addr, msg.reply_to, msg.subject = env.from_name, env.from_addr, env.reply_to, env.subject
+        msg.sent_at, msg.in_reply_to, msg.references = env.date, list(env.in_reply_to), list(env.references)
         if parsed is not None:
             msg.text, msg.reply_text, msg.hidden_text = parsed.text, parsed.reply_text, parsed.hidden_text
             msg.quoted_text, msg.signature = parsed.quoted_text, parsed.signature

@@ -1,7 +1,6 @@
 """Getting mail in: store raw bytes first (from IMAP, an MTA pipe or files), parse later.
 
-Every path ends in `store`, which keeps the raw bytes and the few envelope headers, once per
-Message-ID (or content hash). An IMAP poll commits each batch together with its cursor, so the
+Every path ends in `store`, which keeps the raw bytes once per Message-ID (or content hash). An IMAP poll commits each batch together with its cursor, so the
 cursor never moves past a message that is not stored, and a crash mid-batch refetches the batch.
 """
 
@@ -16,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from imapclient import IMAPClient
 from sqlalchemy import or_, update
@@ -25,7 +24,7 @@ from sqlmodel import Session, select
 from . import db
 from .config import Settings
 from .mail import imap
-from .mail.headers import envelope
+from .mail.headers import identity
 from .models import MailboxCursor, Message, now
 
 log = logging.getLogger(__name__)
@@ -44,16 +43,15 @@ class Inbound:
     uidvalidity: int | None = None
 
 
-def _row(item: Inbound) -> dict[str, object]:
-    env = envelope(item.raw)
+def _row(item: Inbound, received: datetime) -> dict[str, object]:
+    """A new row: the raw bytes and the message's identity; the rest is read by `inbound`."""
+    ident = identity(item.raw)
     return dict(
-        dedup_key=env.dedup_key, message_id=env.message_id, sha256=env.sha256, raw=item.raw,
+        dedup_key=ident.dedup_key, message_id=ident.message_id, sha256=ident.sha256, raw=item.raw,
         source=item.source, mailbox=item.mailbox, imap_uid=item.uid, imap_uidvalidity=item.uidvalidity,
-        from_name=env.from_name, from_addr=env.from_addr, reply_to=env.reply_to,
-        subject=env.subject, sent_at=env.date, in_reply_to=list(env.in_reply_to),
-        references=list(env.references), received_at=now(), state="stored",
-        duplicates=0, kind_reason="", text="", reply_text="", hidden_text="", quoted_text="",
-        signature="", attachments=[], defects=[],
+        from_name="", from_addr="", reply_to="", subject="", in_reply_to=[], references=[],
+        received_at=received, state="stored", duplicates=0, kind_reason="", text="", reply_text="",
+        hidden_text="", quoted_text="", signature="", attachments=[], defects=[],
     )
 
 
@@ -62,7 +60,8 @@ def store(s: Session, items: list[Inbound]) -> list[int | None]:
     already stored (then its `duplicates` count goes up)."""
     if not items:
         return []
-    rows = [_row(item) for item in items]
+    received = now()
+    rows = [_row(item, received) for item in items]
     table = Message.__table__
     statement = (db.insert(s, table).on_conflict_do_nothing(index_elements=["dedup_key"])
                  .returning(table.c.id, table.c.dedup_key))

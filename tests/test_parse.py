@@ -505,3 +505,21 @@ def test_typical_messages_take_a_few_milliseconds() -> None:
     for _ in range(100):
         parse(raw)
     assert (time.perf_counter() - started) / 100 < 0.005
+
+
+def test_the_fast_identity_agrees_with_the_full_parse_on_every_corpus_message() -> None:
+    """The IMAP fetch loop reads only the Message-ID (for dedup); it must be the one the full
+    parse finds, or threading and dedup would disagree."""
+    from mailagent.mail.headers import identity
+
+    files = [p for p in corpora().rglob("*") if p.is_file() and p.suffix in (".eml", ".txt", "")]
+    checked = 0
+    for path in files:
+        raw = path.read_bytes()
+        try:
+            expected = parse(raw).message_id
+        except ParseError:
+            continue
+        assert identity(raw).message_id == expected, path
+        checked += 1
+    assert checked > 700

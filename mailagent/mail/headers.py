@@ -1,8 +1,9 @@
-"""The few headers that storage, threading and loop detection need, read fast.
+"""Header fields read fast, and the RFC 2047 and address decoding every header reader shares.
 
 The IMAP fetch loop must not pay for a full MIME parse (about ten times the cost of the fetch
-itself), so it reads only the header block with the `compat32` policy and `email.utils`. The full
-parse happens later, in the workers (`mail.parse`).
+itself): it only needs a message's identity (`identity`: its Message-ID, or failing that the hash
+of its bytes), read from the header block with the `compat32` policy. The envelope (sender,
+subject, date, references) is read in the workers, with the full parse (`mail.parse`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,26 @@ _MSGID = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_MESSAGE_ID_FIELD = re.compile(rb"^message-id[ \t]*:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What makes two deliveries the same message."""
+
+    message_id: str | None
+    sha256: str
+
+    @property
+    def dedup_key(self) -> str:
+        """One stored row per Message-ID; the content hash stands in when it is missing."""
+        return f"id:{self.message_id}" if self.message_id else f"sha256:{self.sha256}"
 
 
 @dataclass(frozen=True)
 class Envelope:
-    """What is known of a message from its header block alone."""
+    """The header fields threading, loop detection and listings use."""
 
-    message_id: str | None
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
     from_name: str
@@ -38,12 +52,6 @@ class Envelope:
     reply_to: str
     subject: str
     date: datetime | None
-    sha256: str
-
-    @property
-    def dedup_key(self) -> str:
-        """One stored row per Message-ID; the content hash stands in when it is missing."""
-        return f"id:{self.message_id}" if self.message_id else f"sha256:{self.sha256}"
 
 
 def decode_words(value: str, defects: list[str] | None = None) -> str:
@@ -140,13 +148,20 @@ def read_headers(raw: bytes) -> Message:
     return _HEADER_PARSER.parsebytes(raw[: end.end()] if end else raw)
 
 
+def identity(raw: bytes) -> Identity:
+    """The Message-ID field (unfolded) found in the header block, without the cost of a header
+    parser: this runs in the IMAP fetch loop for every message."""
+    end = _BLANK_LINE.search(raw)
+    field = _MESSAGE_ID_FIELD.search(raw, 0, end.start() if end else len(raw))
+    ids = msgids(field.group(1).decode("ascii", "replace")) if field else ()
+    return Identity(ids[0] if ids else None, hashlib.sha256(raw).hexdigest())
+
+
 def envelope(raw: bytes) -> Envelope:
     headers = read_headers(raw)
-    ids = msgids(headers.get("Message-ID"))
     from_name, from_addr = first_address(headers.get("From"))
     _, reply_to = first_address(headers.get("Reply-To"))
     return Envelope(
-        message_id=ids[0] if ids else None,
         in_reply_to=msgids(headers.get("In-Reply-To")),
         references=msgids(headers.get("References")),
         from_name=from_name,
@@ -154,5 +169,4 @@ def envelope(raw: bytes) -> Envelope:
         reply_to=reply_to,
         subject=header_text(headers.get("Subject")),
         date=parse_date(headers.get("Date")),
-        sha256=hashlib.sha256(raw).hexdigest(),
     )
