@@ -49,9 +49,7 @@ def _row(item: Inbound, received: datetime) -> dict[str, object]:
     return dict(
         dedup_key=ident.dedup_key, message_id=ident.message_id, sha256=ident.sha256, raw=item.raw,
         source=item.source, mailbox=item.mailbox, imap_uid=item.uid, imap_uidvalidity=item.uidvalidity,
-        from_name="", from_addr="", reply_to="", subject="", in_reply_to=[], references=[],
-        received_at=received, state="stored", duplicates=0, kind_reason="", text="", reply_text="",
-        hidden_text="", quoted_text="", signature="", attachments=[], defects=[],
+        received_at=received, state="stored",
     )
 
 

@@ -42,7 +42,8 @@ class MessageState(StrEnum):
 
 
 class Message(SQLModel, table=True):
-    """An inbound message, raw bytes kept exactly as received."""
+    """An inbound message, raw bytes kept exactly as received. What the fetch loop does not
+    know yet (sender, subject, text ...) starts as a database default, filled in by `inbound`."""
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(unique=True)
@@ -53,26 +54,26 @@ class Message(SQLModel, table=True):
     mailbox: str | None = None
     imap_uid: int | None = None
     imap_uidvalidity: int | None = None
-    from_name: str = ""
-    from_addr: str = ""
-    reply_to: str = ""
-    subject: str = ""
+    from_name: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    from_addr: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    reply_to: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    subject: str = Field(default="", sa_column_kwargs={"server_default": ""})
     sent_at: datetime | None = None
-    in_reply_to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    references: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    in_reply_to: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    references: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     received_at: datetime = Field(default_factory=now, index=True)
-    duplicates: int = 0                             # later deliveries of the same message
+    duplicates: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # later deliveries
     state: MessageState = Field(default=MessageState.STORED, index=True, sa_type=AutoString)
     kind: str | None = None                         # mail.loops.Kind, once processed
-    kind_reason: str = ""
+    kind_reason: str = Field(default="", sa_column_kwargs={"server_default": ""})
     parse_error: str | None = None
-    text: str = ""
-    reply_text: str = ""
-    hidden_text: str = ""
-    quoted_text: str = ""
-    signature: str = ""
-    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    reply_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    hidden_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    quoted_text: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    signature: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     processed_at: datetime | None = None
 

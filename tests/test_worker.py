@@ -68,12 +68,12 @@ def _counts(url: str) -> tuple[int, int, int]:
     return stored, processed, duplicates
 
 
-def _wait(predicate, timeout: float) -> bool:
+def _wait(predicate, timeout: float, every: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.1)
+        time.sleep(every)
     return predicate()
 
 
@@ -93,7 +93,7 @@ def _send(config_namespace: str, actor: str, *args: object) -> None:
 
 def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dovecot: Dovecot, imap_user: str,
                                                             redis_namespace_cleanup: None) -> None:
-    count = 300
+    count = 1000
     dovecot.append(imap_user, "INBOX", *(mail(i, body=f"message {i} " + "x" * 2000) for i in range(count)))
     config = _config(tmp_path, dovecot, imap_user)
     url = f"sqlite:///{tmp_path}/mailagent.db"
@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
     namespace = f"mailagent-test-{os.getpid()}-{tmp_path.name}"
     worker = _mailagent(config, "worker", "--threads", "2")
     _send(namespace, "poll_mailbox", "support")
-    assert _wait(lambda: _counts(url)[0] >= 20, 60), worker.stdout.read1().decode() if worker.poll() else "slow"
+    assert _wait(lambda: _counts(url)[0] >= 20, 60, every=0.005), worker.stdout.read1().decode() if worker.poll() else "slow"
     os.killpg(worker.pid, signal.SIGKILL)                        # the whole worker, mid-poll
     worker.wait()
     killed_at = _counts(url)[0]
