@@ -123,7 +123,9 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
                             for a in actions if a.draft_id == d.id and a.state == "proposed")
         groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
     superseded = len(groups.pop("superseded", []))
-    _say(f"\nReceived {len(messages)} messages; {len(drafts) - superseded} customer turns decided.")
+    automated = len(groups.get("ignored", []))
+    _say(f"\nReceived {len(messages)} messages: {len(drafts) - superseded - automated} turns from customers, "
+         f"{automated} automated (never answered); {superseded} drafts superseded by a later message.")
     for label in ("auto-sent", "waiting", "held", "escalated", "ignored"):
         rows = groups.get(label, [])
         _say(f"\n{label.upper()} ({len(rows)})")

@@ -126,3 +126,31 @@ def test_main_in_process_reads_stdin(config_file: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(mail(7))))
     assert cli.main(["--config", str(config_file), "ingest"]) == 0
     assert "stored 1 new" in capsys.readouterr().err
+
+
+def test_kb_sync_and_search(config_file: Path) -> None:
+    code, out, _ = run(config_file, "kb", "sync")
+    assert code == 0 and "38 added" in out
+    assert "0 added, 0 updated, 0 removed, 38 unchanged" in run(config_file, "kb", "sync")[1]
+    hits = _json(config_file, "kb", "search", "Wo", "finde", "ich", "meine", "Rechnungen?", "--locale", "de")
+    assert hits[0]["id"] == "download-invoices.de" and set(hits[0]) == {"id", "title", "locale", "score", "snippet"}
+
+
+def test_policy_check_test_and_explain(config_file: Path, tmp_path: Path) -> None:
+    code, out, _ = run(config_file, "policy", "check")
+    assert code == 0 and "policy and fixtures are valid" in out
+    code, out, _ = run(config_file, "policy", "test")
+    assert code == 0 and " 0 failed" in out
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "10-bad.toml").write_text('[[rules]]\nname = "x"\nwhen = { intent = "password_reset" }\nthen = "sned"\n')
+    code, out, _ = run(config_file, "policy", "check", str(broken))
+    assert code == 1 and f"{broken / '10-bad.toml'}:4: rules[0].then:" in out
+    (tmp_path / "q.eml").write_bytes(mail(1, subject="Password reset email never arrives",
+                                          body="The password reset email never arrives. How do I reset my password?"))
+    run(config_file, "kb", "sync")
+    assert run(config_file, "ingest", str(tmp_path / "q.eml"))[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    [draft] = _json(config_file, "drafts", "list")
+    code, out, _ = run(config_file, "policy", "explain", str(draft["id"]))
+    assert code == 0 and f"Decided by: rule '{draft['rule']}'" in out

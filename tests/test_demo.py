@@ -28,7 +28,7 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
                            "--smtp-port", str(port)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
-    assert "Received 34 messages" in out and "[5/5] done" in out
+    assert "Received 34 messages: 27 turns from customers, 4 automated" in out and "[5/5] done" in out
     for section in ("AUTO-SENT", "WAITING", "HELD", "ESCALATED", "IGNORED (4)"):
         assert section in out
     assert "incident_status" in out and "lookup_order" in out          # lookups from the demo backend
