@@ -153,4 +153,4 @@ def test_policy_check_test_and_explain(config_file: Path, tmp_path: Path) -> Non
     assert run(config_file, "run", "--until-idle")[0] == 0
     [draft] = _json(config_file, "drafts", "list")
     code, out, _ = run(config_file, "policy", "explain", str(draft["id"]))
-    assert code == 0 and f"Decided by: rule '{draft['rule']}'" in out
+    assert code == 0 and "Decided by:" in out and draft["rule"] in out and draft["decision"] in out
