@@ -58,16 +58,6 @@ INBOX = ("01-password-reset", "02-invoice-download", "05-data-export", "07-plan-
          "29-html-only-guest-permissions", "32-attachment-import-error", "33-rfc2047-security-questions",
          "34-failed-payment")
 
-SEND_WHEN_SURE = """\
-[defaults]
-decision = "hold"
-min_confidence = 0.5
-
-[[rules]]
-name = "send when sure"
-when = { confidence_at_least = 0.5, needs_human = false }
-then = "send"
-"""
 
 REPLY = ("Hi,\n\nthanks for getting in touch. Here is what our guide says about this, step by step; "
          "if anything is still unclear, just reply to this email.\n\nBest regards,\nThe Example support team")
@@ -275,6 +265,7 @@ def main() -> None:
         print(json.dumps(child_run(json.loads(args.child))))
         return
 
+    from tests.support.flow import SEND_WHEN_SURE
     from tests.support.openai_server import OpenAIServer
     from tests.support.smtpd import SmtpServer
 
