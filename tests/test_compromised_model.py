@@ -506,7 +506,9 @@ def test_a_compromised_model_cannot_move_money_or_claim_it_did(
             verdict = "approved" if action.state != ActionState.REJECTED else "rejected"
             assert (decided_by, verdict) in trail, trail
         assert trail.count(("system", "executed")) == (action.state == ActionState.EXECUTED), trail
-        assert trail.count(("system", "failed")) == (action.state == ActionState.FAILED), trail
+        # A failed action failed at the backend ("failed") or was refused in the call path ("refused").
+        ended = trail.count(("system", "failed")) + trail.count(("system", "refused"))
+        assert ended == (action.state == ActionState.FAILED), trail
     assert sum(e.event == "executed" for e in log) == len(after.operations)
 
     # No reply claims what did not happen; nothing is sent at all unless the policy allowed an action.
