@@ -27,12 +27,36 @@ from mailagent.agent.agent import ReplyDraft, instructions
 from mailagent.agent.guardrails import check_injection
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import Settings
-from mailagent.models import Action, ActionState, Article, DraftState, Outbound, SpanRecord, TraceRecord
+from mailagent.models import (
+    Action,
+    ActionState,
+    Article,
+    DraftState,
+    Outbound,
+    SpanRecord,
+    TraceRecord,
+)
 
 from .conftest import make_settings
-from .support.flow import SEND_EVERYTHING, SEND_WHEN_SURE, deliver_all, draft, policy_dir, receive, synced
+from .support.flow import (
+    SEND_EVERYTHING,
+    SEND_WHEN_SURE,
+    deliver_all,
+    draft,
+    policy_dir,
+    receive,
+    synced,
+)
 from .support.mails import mail
-from .support.openai_server import OpenAIServer, RecordedRequest, Step, error, json, text, tool_call
+from .support.openai_server import (
+    OpenAIServer,
+    RecordedRequest,
+    Step,
+    error,
+    json,
+    text,
+    tool_call,
+)
 from .support.smtpd import SmtpServer
 
 MODEL = "gpt-scripted-mini"

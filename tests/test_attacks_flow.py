@@ -30,7 +30,14 @@ from mailagent.models import Draft, DraftState, Outbound
 
 from .conftest import make_settings
 from .injection_attacks import ATTACKS, Attack
-from .support.flow import SEND_EVERYTHING, deliver_all, draft, policy_dir, receive, synced
+from .support.flow import (
+    SEND_EVERYTHING,
+    deliver_all,
+    draft,
+    policy_dir,
+    receive,
+    synced,
+)
 from .support.mails import mail
 from .support.openai_server import OpenAIServer, RecordedRequest, Step, json
 from .support.smtpd import SmtpServer

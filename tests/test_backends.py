@@ -30,7 +30,13 @@ from mailagent.actions.backends import (
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.backends.http import signature
 from mailagent.config import ConfigError
-from mailagent.models import DemoCustomer, DemoInvoice, DemoOperation, DemoOrder, DemoSubscription
+from mailagent.models import (
+    DemoCustomer,
+    DemoInvoice,
+    DemoOperation,
+    DemoOrder,
+    DemoSubscription,
+)
 from mailagent.tomlfile import FileError
 
 from .conftest import make_settings

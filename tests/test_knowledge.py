@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import pytest
@@ -246,17 +244,12 @@ def test_both_engines_give_the_same_hits_and_scores(sqlite_url: str, pg_url: str
         assert search(sqlite_url, query, locale=locale) == search(pg_url, query, locale=locale)
 
 
-def test_search_takes_a_few_milliseconds(any_db_url: str, tmp_path: Path) -> None:
+def test_a_long_email_searches_fifty_articles(any_db_url: str, tmp_path: Path) -> None:
     topics = ["invoice", "password", "refund", "export", "sharing", "mobile", "offline", "import", "seats", "api"]
     for n in range(50):
         body = " ".join(f"{topics[(n + k) % 10]}{k} and some filler text about {topics[n % 10]}." for k in range(60))
         write(tmp_path, f"article-{n}.en", f"About {topics[n % 10]} number {n}", body)
     sync(any_db_url, tmp_path)
     email = "Hello, I have a question about my invoice and the refund, and also the mobile app export. " * 5
-    search(any_db_url, email)
-    timings = []
-    for _ in range(20):
-        started = time.perf_counter()
-        search(any_db_url, email)
-        timings.append(time.perf_counter() - started)
-    assert statistics.median(timings) < 0.03
+    hits = search(any_db_url, email)
+    assert hits and all(set(h.title.split()) & {"invoice", "refund", "mobile", "export"} for h in hits)

@@ -49,10 +49,12 @@ def parsed(path: Path, variant: str) -> tuple[ParsedMail, float]:
 
 
 @pytest.mark.parametrize("path", MESSAGES, ids=lambda path: f"{path.parent.name}/{path.name}")
-def test_stalwart_message_parses_quickly(path: Path) -> None:
+def test_stalwart_message_parses_in_bounded_time(path: Path) -> None:
+    """A hang guard, not a speed test (bench/ measures speed): malformed input must not make the
+    parser backtrack or loop; a typical message takes about a millisecond."""
     for variant in ("lf", "crlf"):
         _, elapsed = parsed(path, variant)
-        assert elapsed < 0.5
+        assert elapsed < 5
 
 
 def test_stalwart_agreement() -> None:
@@ -496,15 +498,6 @@ def test_nothing_to_parse() -> None:
     for raw in (b"", b"  \r\n\r\n"):
         with pytest.raises(ParseError):
             parse(raw)
-
-
-def test_typical_messages_take_a_few_milliseconds() -> None:
-    raw = mail(MULTIPART, MULTIPART_BODY)
-    parse(raw)
-    started = time.perf_counter()
-    for _ in range(100):
-        parse(raw)
-    assert (time.perf_counter() - started) / 100 < 0.005
 
 
 def test_the_fast_identity_agrees_with_the_full_parse_on_every_corpus_message() -> None:

@@ -7,7 +7,13 @@ from itertools import pairwise
 
 import pytest
 
-from mailagent.redact import find_secrets, luhn_valid, password_values, redact, redact_data
+from mailagent.redact import (
+    find_secrets,
+    luhn_valid,
+    password_values,
+    redact,
+    redact_data,
+)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -16,7 +16,15 @@ from mailagent.ingest import Inbound, store_many
 from mailagent.models import Conversation, Draft, DraftState, Feedback, Outbound, now
 
 from .conftest import make_settings
-from .support.flow import SEND_EVERYTHING, SEND_WHEN_SURE, deliver_all, draft, policy_dir, receive, synced
+from .support.flow import (
+    SEND_EVERYTHING,
+    SEND_WHEN_SURE,
+    deliver_all,
+    draft,
+    policy_dir,
+    receive,
+    synced,
+)
 from .support.mails import mail
 from .support.smtpd import SmtpServer
 

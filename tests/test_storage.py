@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from freezegun import freeze_time
@@ -10,8 +11,8 @@ from sqlmodel import SQLModel, select
 
 from mailagent import db, inbound
 from mailagent.conversations import subject_key
-from mailagent.knowledge.search import is_search_index
 from mailagent.ingest import Inbound, store, store_many
+from mailagent.knowledge.search import is_search_index
 from mailagent.models import Conversation, Message, MessageState, Outbound
 
 from .conftest import make_settings
