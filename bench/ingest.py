@@ -77,7 +77,9 @@ def child_raw(port: int, user: str) -> dict[str, float]:
 
 
 def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> dict[str, float]:
-    from mailagent import config, db, ingest
+    from mailagent import config
+    from mailagent.store import db, schema
+    from mailagent.pipeline import ingest
     from mailagent.config import Settings
 
     settings = config.use(Settings.model_validate({
@@ -87,13 +89,13 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> di
             "host": "127.0.0.1", "port": port, "security": "none", "user": user,
             "password_env": "BENCH_IMAP_PASSWORD", "idle": False}}},
     }))
-    db.upgrade(database_url)
-    from mailagent import tasks
+    schema.upgrade(database_url)
+    from mailagent.worker import actors
 
     started = time.perf_counter()
-    result = ingest.poll(settings, "support", tasks.enqueue_processing)
+    result = ingest.poll(settings, "support", actors.enqueue_processing)
     seconds = time.perf_counter() - started
-    tasks.broker.flush_all()
+    actors.broker.flush_all()
     return {"messages": len(result.stored), "seconds": seconds}
 
 

@@ -110,9 +110,10 @@ def responder(delay: float) -> Any:
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     from sqlmodel import col, select
 
-    from mailagent import config, db
-    from mailagent.config import BUNDLED, Settings
-    from mailagent.ingest import Inbound, store_many
+    from mailagent import config
+    from mailagent.store import db, schema
+    from mailagent.config import DATA, Settings
+    from mailagent.pipeline.ingest import Inbound, store_many
     from mailagent.knowledge.search import sync
 
     url = spec["database_url"]
@@ -129,11 +130,11 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
         "mailboxes": {"support": {"address": MAILBOX, "display_name": "Nimbus Support",
                                   "smtp": {"host": "127.0.0.1", "port": spec["smtp_port"], "security": "none"}}},
     }))
-    db.upgrade(url)
-    sync(url, BUNDLED / "knowledge")
+    schema.upgrade(url)
+    sync(url, DATA / "knowledge")
 
-    from mailagent.models import Draft, Outbound
-    from mailagent.run import InProcess
+    from mailagent.store.models import Draft, Outbound
+    from mailagent.worker.inprocess import InProcess
 
     def store(raws: list[bytes]) -> list[int]:
         ids = store_many(url, [Inbound(raw, "file", "support") for raw in raws])

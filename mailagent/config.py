@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,12 +22,13 @@ from pydantic import (
     field_validator,
 )
 
-from . import tomlfile
-from .tomlfile import FileError, Problem
+from mailagent import tomlfile
+from mailagent.tomlfile import FileError, Problem
 
 ENV_PREFIX = "MAILAGENT_"
-BUNDLED = Path(__file__).resolve().parents[1]
-"""The source tree: sample knowledge, default policies and sample mail ship next to the package."""
+DATA = Path(str(files("mailagent") / "data"))
+"""Package data: the instruction template, sample knowledge, the shipped policy, sample mail and
+backend data (installed with the package, so a wheel works from any folder)."""
 _SECRET_WORDS = ("password", "token", "secret", "api_key", "apikey")
 
 Seconds = Annotated[float, Field(gt=0)]
@@ -106,12 +108,12 @@ class Agent(Section):
 
 
 class Knowledge(Section):
-    directory: str = str(BUNDLED / "knowledge")
+    directory: str = str(DATA / "knowledge")
     """Markdown articles (relative to the config file); the default is the bundled sample."""
 
 
 class PolicySettings(Section):
-    directory: str = str(BUNDLED / "policies")
+    directory: str = str(DATA / "policies")
     """Policy files (relative to the config file); the default is the shipped safe policy."""
     reload_seconds: float = Field(2.0, ge=0)
 
@@ -128,7 +130,7 @@ class HttpBackend(Section):
 class Actions(Section):
     backend: Literal["demo", "http"] = "demo"
     """`demo`: sample company data in this database; `http`: the company's own API."""
-    demo_data: str = str(BUNDLED / "examples" / "backend.toml")
+    demo_data: str = str(DATA / "examples" / "backend.toml")
     """What `mailagent demo` and `mailagent backend seed` load into the demo backend."""
     http: HttpBackend | None = None
 

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from mailagent import config, db
+from mailagent import config
+from mailagent.store import db, schema
 from mailagent.config import Settings
 
 from .support.dovecot import PASSWORD, Dovecot, free_port
@@ -30,7 +31,7 @@ os.environ.setdefault("MAILAGENT_TEST_IMAP_PASSWORD", PASSWORD)
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
-    db.upgrade(f"sqlite:///{path}")
+    schema.upgrade(f"sqlite:///{path}")
     return path
 
 
@@ -48,7 +49,7 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}"')
         conn.execute(f'CREATE DATABASE "{PG_DB}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}"
-    db.upgrade(url)
+    schema.upgrade(url)
     yield url
     db.dispose()
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

@@ -29,13 +29,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
-from mailagent import cli, config, conversations, db, replies, sweeper
-from mailagent.actions import audit as audit_log
+from mailagent import config
+from mailagent import cli
+from mailagent.pipeline import threads
+from mailagent.store import db
+from mailagent.pipeline import drafting
+from mailagent.pipeline import sweep
+from mailagent.store import audit as audit_log
 from mailagent.actions import proposals
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.execute import OutcomeUnknown
 from mailagent.config import Settings
-from mailagent.models import ActionState, AuditEntry, DraftState, Outbound, now
+from mailagent.store.models import ActionState, AuditEntry, DraftState, Outbound, now
 from mailagent.policy import current_policy
 
 from .conftest import make_settings
@@ -106,7 +111,7 @@ def decide(url: str, action_id: int, approve: bool, reason: str = "") -> None:
 def waiting_refund(settings: Settings, raw: bytes) -> tuple[int, int]:
     """Receive a refund request; it must wait for a rep: (draft id, action id)."""
     [outcome] = receive(settings, raw)
-    assert outcome.step is replies.Step.WAITING, outcome
+    assert outcome.step is drafting.Step.WAITING, outcome
     waiting = [a for a in actions(settings.database.url) if a.draft_id == outcome.draft_id]
     assert [a.state for a in waiting] == [ActionState.PROPOSED]
     assert outcome.draft_id is not None and waiting[0].id is not None
@@ -121,7 +126,7 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
     [outcome] = receive(settings, refund_mail(DANIEL, "NN-1013"))
 
     # The run paused on the refund: the draft waits, the proposal is stored and audited, nothing ran.
-    assert outcome.step is replies.Step.WAITING and outcome.outbound_id is None
+    assert outcome.step is drafting.Step.WAITING and outcome.outbound_id is None
     row = draft(settings, outcome.draft_id)
     assert row.state == DraftState.WAITING and row.run_state
     [action] = actions(sqlite_url)
@@ -136,8 +141,8 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
 
     # A rep approves; the paused run continues and runs the refund, once.
     decide(sqlite_url, action.id, approve=True)
-    resumed = replies.resume_draft(settings, outcome.draft_id)
-    assert resumed.step is replies.Step.DECIDED and resumed.outbound_id is not None
+    resumed = drafting.resume_draft(settings, outcome.draft_id)
+    assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is not None
     [action] = actions(sqlite_url)
     assert action.state == ActionState.EXECUTED and action.decided_by == REP and action.executed_at is not None
     assert action.result is not None and action.result["amount"] == "400.00" and action.result["replayed"] is False
@@ -162,7 +167,7 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
     code, out, err = run_cli(capsys, config_path, "actions", "approve", str(action.id), "--as", REP)
     assert code == 1 and out == ""
     assert f"action {action.id} is executed: only proposed actions can be decided" in err
-    assert replies.resume_draft(settings, outcome.draft_id).step is replies.Step.NOTHING
+    assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.NOTHING
     deliver_all(settings)
     assert len(smtp_server.received) == 1 and len(outbound(sqlite_url)) == 1
     assert order(sqlite_url, "NN-1013").refunded == 400.0 and len(effects(sqlite_url).operations) == 1
@@ -178,8 +183,8 @@ def test_a_rejected_refund_is_not_run_and_the_held_reply_gives_the_reps_reason(
     reason = "the renewal reminder was emailed on 2 October and the annual term is non-refundable"
     decide(sqlite_url, action_id, approve=False, reason=reason)
 
-    resumed = replies.resume_draft(settings, draft_id)
-    assert resumed.step is replies.Step.DECIDED and resumed.outbound_id is None
+    resumed = drafting.resume_draft(settings, draft_id)
+    assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is None
     [action] = actions(sqlite_url)
     assert action.state == ActionState.REJECTED and action.decided_by == REP and action.reasons == [reason]
     assert action.executed_at is None and action.result is None
@@ -201,19 +206,19 @@ def test_a_redelivered_or_concurrent_resume_runs_the_refund_once(any_db_url: str
     # The same resume message delivered twice, one after the other.
     first_draft, first_action = waiting_refund(settings, refund_mail(DANIEL, "NN-1013"))
     decide(any_db_url, first_action, approve=True)
-    assert replies.resume_draft(settings, first_draft).step is replies.Step.DECIDED
-    assert replies.resume_draft(settings, first_draft).step is replies.Step.NOTHING
+    assert drafting.resume_draft(settings, first_draft).step is drafting.Step.DECIDED
+    assert drafting.resume_draft(settings, first_draft).step is drafting.Step.NOTHING
 
     # And twice at the same moment, from two workers.
     second_draft, second_action = waiting_refund(settings, refund_mail(LUKAS, "NN-1026"))
     decide(any_db_url, second_action, approve=True)
     start = threading.Barrier(2)
-    results: list[replies.Outcome | BaseException] = []
+    results: list[drafting.Outcome | BaseException] = []
 
     def worker() -> None:
         start.wait()
         try:
-            results.append(replies.resume_draft(settings, second_draft))
+            results.append(drafting.resume_draft(settings, second_draft))
         except BaseException as exc:  # noqa: BLE001 - reported below
             results.append(exc)
 
@@ -271,7 +276,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         server.delay_next(0)
         server.drop_response_next()
         worker = subprocess.Popen(
-            [sys.executable, "-m", "mailagent.cli", "--config", str(config_path), "actions", "approve",
+            [sys.executable, "-m", "mailagent", "--config", str(config_path), "actions", "approve",
              str(action_id), "--as", REP],
             cwd=REPO, env={**os.environ, SECRET_ENV: SECRET}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -293,12 +298,12 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
 
         # A duplicate resume message while that claim is fresh does nothing; once it is stale, the
         # sweeper hands the conversation to `draft_reply`, which continues the paused run.
-        assert replies.resume_draft(settings, draft_id).step is replies.Step.NOTHING
+        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
         time.sleep(settings.clock.stuck_after_seconds + 0.1)
-        due = sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
+        due = sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
         assert conversation_id in due.draft
-        outcome = replies.draft_reply(settings, conversation_id)
-        assert outcome.step is replies.Step.DECIDED and outcome.draft_id == draft_id
+        outcome = drafting.draft_reply(settings, conversation_id)
+        assert outcome.step is drafting.Step.DECIDED and outcome.draft_id == draft_id
 
         # The same idempotency key again: the server answers 409 with the original refund.
         posts = [r for r in server.requests[before:] if r.method == "POST"]
@@ -316,7 +321,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         assert [d.id for d in drafts(sqlite_url)] == [draft_id] and len(outbound(sqlite_url)) == 1
         deliver_all(settings)
         assert len(smtp_server.received) == 1
-        assert replies.resume_draft(settings, draft_id).step is replies.Step.NOTHING
+        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1
 
 
@@ -337,7 +342,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         before = len(server.requests)
         server.fail_next(503, times=4)
         with pytest.raises(OutcomeUnknown, match="outcome is unknown"):
-            replies.resume_draft(settings, draft_id)
+            drafting.resume_draft(settings, draft_id)
         tried = server.requests[before:]
         assert [r.status for r in tried] == [503] * 4
         assert [(r.method, r.path) for r in tried[-2:]] == [("POST", "/v1/refunds")] * 2
@@ -348,11 +353,11 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         row = draft(settings, draft_id)
         assert row.state == DraftState.WAITING and row.run_state
         assert ("system", "executed") not in events(sqlite_url) and outbound(sqlite_url) == []
-        assert draft_id in sweeper.find_due(settings, timedelta(0)).resume
+        assert draft_id in sweep.find_due(settings, timedelta(0)).resume
 
         # The API is back: the sweeper's resume runs it, once, with the same key.
-        resumed = replies.resume_draft(settings, draft_id)
-        assert resumed.step is replies.Step.DECIDED
+        resumed = drafting.resume_draft(settings, draft_id)
+        assert resumed.step is drafting.Step.DECIDED
         [refund] = server.refunds
         [action] = actions(sqlite_url)
         assert action.state == ActionState.EXECUTED and action.result is not None
@@ -360,8 +365,8 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         posts = [r for r in server.requests[before:] if r.method == "POST"]
         assert {r.headers["idempotency-key"] for r in posts} == {action.idempotency_key}
         assert draft(settings, draft_id).state == DraftState.SENT
-        assert draft_id not in sweeper.find_due(settings, timedelta(0)).resume
-        assert replies.resume_draft(settings, draft_id).step is replies.Step.NOTHING
+        assert draft_id not in sweep.find_due(settings, timedelta(0)).resume
+        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1 and len(outbound(sqlite_url)) == 1
         assert events(sqlite_url).count(("system", "executed")) == 1
 
@@ -378,7 +383,7 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
     conversation_id = draft(settings, first.draft_id).conversation_id
 
     with db.session(sqlite_url) as s:
-        conversations.take(s, conversation_id, REP)
+        threads.take(s, conversation_id, REP)
     [second] = receive(settings, mail(2, sender=LUKAS.address, subject="Re: Password reset email never arrives",
                                       body=question, message_id="t2.lukas@customer.example",
                                       in_reply_to="t1.lukas@customer.example"))
@@ -390,7 +395,7 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
     add_small_refunds(Path(settings.policy.directory))
     [third] = receive(settings, refund_mail(LUKAS, "NN-1026", in_reply_to="t2.lukas@customer.example",
                                             message_id="t3.lukas@customer.example"))
-    assert third.step is replies.Step.WAITING and draft(settings, third.draft_id).conversation_id == conversation_id
+    assert third.step is drafting.Step.WAITING and draft(settings, third.draft_id).conversation_id == conversation_id
     [held] = actions(sqlite_url)
     assert held.state == ActionState.PROPOSED and held.decided_by is None
     assert held.reasons and "a rep took the conversation over" in held.reasons[0]
@@ -399,10 +404,10 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
 
     # Handed back: the next refund request is pre-approved again, runs once and is confirmed.
     with db.session(sqlite_url) as s:
-        conversations.release(s, conversation_id, REP)
+        threads.release(s, conversation_id, REP)
     [fourth] = receive(settings, refund_mail(LUKAS, "NN-1026", in_reply_to="t3.lukas@customer.example",
                                              message_id="t4.lukas@customer.example"))
-    assert fourth.step is replies.Step.DECIDED
+    assert fourth.step is drafting.Step.DECIDED
     old, new = actions(sqlite_url)
     assert new.draft_id == fourth.draft_id and new.state == ActionState.EXECUTED
     assert new.decided_by == SMALL_REFUNDS_RULE
@@ -440,13 +445,13 @@ def test_a_policy_approval_is_refused_at_execution_when_the_limits_were_used_up_
     assert stale.state == ActionState.APPROVED and stale.decided_by == SMALL_REFUNDS_RULE and stale.amount == 15.0
 
     [today] = receive(settings, refund_mail(customer, "XO-9102"))
-    assert today.step is replies.Step.DECIDED
+    assert today.step is drafting.Step.DECIDED
     [_, ran] = actions(sqlite_url)
     assert ran.state == ActionState.EXECUTED and ran.decided_by == SMALL_REFUNDS_RULE
     assert order(sqlite_url, "XO-9102").refunded == 15.0
 
-    resumed = replies.resume_draft(settings, stale_draft)
-    assert resumed.step is replies.Step.DECIDED and resumed.outbound_id is None
+    resumed = drafting.resume_draft(settings, stale_draft)
+    assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is None
     assert order(sqlite_url, "XO-9101").refunded == 0
     assert effects(sqlite_url).operations == [("issue_refund", "XO-9102", "15.00")]
     refusals = [e for e in _audit(sqlite_url) if e.action_id == stale.id and e.event == "refused"]
@@ -490,7 +495,7 @@ def test_two_refunds_pre_approved_in_a_race_never_pay_past_the_limit(pg_url: str
     assert [(a.state, a.decided_by) for a in decided] == [(ActionState.APPROVED, SMALL_REFUNDS_RULE)] * 2
 
     for draft_id in (second_draft, first_draft):
-        assert replies.resume_draft(settings, draft_id).step is replies.Step.DECIDED
+        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.DECIDED
     paid = order(pg_url, "XO-9101").refunded + order(pg_url, "XO-9102").refunded
     assert paid <= 20.0
     executed = [a for a in actions(pg_url) if a.state == ActionState.EXECUTED]

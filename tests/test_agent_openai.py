@@ -21,13 +21,14 @@ from agents import set_trace_processors
 from agents.tracing import Span, Trace, TracingProcessor, get_trace_provider
 from sqlmodel import select
 
-from mailagent import db, replies
+from mailagent.store import db
+from mailagent.pipeline import drafting
 from mailagent.agent import tracing
-from mailagent.agent.agent import ReplyDraft, instructions
+from mailagent.agent.support import ReplyDraft, instructions
 from mailagent.agent.guardrails import check_injection
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import Settings
-from mailagent.models import (
+from mailagent.store.models import (
     Action,
     ActionState,
     Article,
@@ -157,7 +158,7 @@ def test_tool_call_then_structured_reply_is_stored_and_delivered_once(
     ])
     settings = _settings(sqlite_url, tmp_path, server, smtp_server, api=api)
     [outcome] = receive(settings, mail(1, subject=SUBJECT, body=QUESTION))
-    assert outcome.step is replies.Step.DECIDED
+    assert outcome.step is drafting.Step.DECIDED
 
     calls = server.model_requests
     assert [r.api for r in calls] == [api, api] and server.errors == []
@@ -208,7 +209,7 @@ def test_tool_call_then_structured_reply_is_stored_and_delivered_once(
     assert got.recipients == ["alice@customer.example"]
     assert b"only the newest link works" in got.data.replace(b"=\r\n", b"")
     # Redelivery of the same work changes nothing: no second draft, no second model call, no second mail.
-    assert replies.draft_reply(settings, row.conversation_id).step is replies.Step.NOTHING
+    assert drafting.draft_reply(settings, row.conversation_id).step is drafting.Step.NOTHING
     deliver_all(settings)
     assert len(smtp_server.received) == 1 and len(_outbound(settings)) == 1
     assert len(server.model_requests) == 2
@@ -258,9 +259,9 @@ def test_a_held_model_error_can_be_answered_by_a_rep(sqlite_url: str, tmp_path: 
     server.reset([error(500)])
     settings = _settings(sqlite_url, tmp_path, server, smtp_server, policy=SEND_EVERYTHING)
     [outcome] = receive(settings, mail(1, subject=SUBJECT, body=QUESTION))
-    with pytest.raises(replies.ReviewError, match="no text to send"):
-        replies.approve(settings, outcome.draft_id, "rep@nimbus")
-    replies.approve(settings, outcome.draft_id, "rep@nimbus", "Hi Alice, please check your spam folder.\n\nAna")
+    with pytest.raises(drafting.ReviewError, match="no text to send"):
+        drafting.approve(settings, outcome.draft_id, "rep@nimbus")
+    drafting.approve(settings, outcome.draft_id, "rep@nimbus", "Hi Alice, please check your spam folder.\n\nAna")
     deliver_all(settings)
     [got] = smtp_server.received
     assert b"please check your spam folder" in got.data and b"Auto-Submitted" not in got.data
@@ -410,7 +411,7 @@ def test_a_nan_confidence_is_held_not_crashed(sqlite_url: str, tmp_path: Path, s
     server.reset([text(jsonlib.dumps({**REPLY, "confidence": 0.5}).replace("0.5", "NaN"))])
     settings = _settings(sqlite_url, tmp_path, server, smtp_server, policy=SEND_WHEN_SURE)
     [outcome] = receive(settings, mail(1, subject=SUBJECT, body=QUESTION))
-    assert outcome.step is replies.Step.DECIDED
+    assert outcome.step is drafting.Step.DECIDED
     row = draft(settings, outcome.draft_id)
     assert row.state == DraftState.HELD and 0.0 <= row.confidence < 0.5
     _assert_nothing_sent(settings, smtp_server, outcome.draft_id)
@@ -465,7 +466,7 @@ def test_a_refund_the_model_asks_for_is_checked_refused_and_never_claimed(
     ])
     settings = _settings(any_db_url, tmp_path, server, smtp_server)
     [outcome] = receive(settings, mail(1, subject="Refund", body="Please refund order NN-1002, it arrived broken."))
-    assert outcome.step is replies.Step.DECIDED
+    assert outcome.step is drafting.Step.DECIDED
     first, second = server.model_requests
     assert "issue_refund" in first.tool_names
     [result] = second.tool_results

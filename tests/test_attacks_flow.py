@@ -22,11 +22,11 @@ from agents import set_trace_processors
 from agents.tracing import get_trace_provider
 from sqlmodel import select
 
-from mailagent import db
+from mailagent.store import db
 from mailagent.agent.guardrails import check_injection
 from mailagent.agent.tracing import DatabaseTraceProcessor
-from mailagent.config import BUNDLED, Settings
-from mailagent.models import Draft, DraftState, Outbound
+from mailagent.config import DATA, Settings
+from mailagent.store.models import Draft, DraftState, Outbound
 
 from .conftest import make_settings
 from .injection_attacks import ATTACKS, Attack
@@ -43,7 +43,7 @@ from .support.openai_server import OpenAIServer, RecordedRequest, Step, json
 from .support.smtpd import SmtpServer
 
 KEY_ENV = "MAILAGENT_TEST_MODEL_KEY"
-INBOX = BUNDLED / "examples" / "inbox"
+INBOX = DATA / "examples" / "inbox"
 AUTOMATED = {"20-out-of-office.eml", "21-bounce-dsn.eml", "22-newsletter.eml", "23-noreply-notification.eml"}
 INJECTIONS = {"30-prompt-injection.eml", "31-hidden-html-injection.eml"}
 

@@ -14,7 +14,8 @@ import httpx
 import pytest
 from sqlmodel import func, select
 
-from mailagent import config, db
+from mailagent import config
+from mailagent.store import db
 from mailagent.actions.backends import (
     BackendError,
     DemoBackend,
@@ -30,7 +31,7 @@ from mailagent.actions.backends import (
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.backends.http import signature
 from mailagent.config import ConfigError
-from mailagent.models import (
+from mailagent.store.models import (
     DemoCustomer,
     DemoInvoice,
     DemoOperation,

@@ -29,7 +29,7 @@ def config_file(tmp_path: Path, sqlite_url: str) -> Path:
 
 
 def run(config_file: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config_file), *args],
+    proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), *args],
                           input=stdin, capture_output=True, timeout=60)
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
@@ -58,7 +58,7 @@ def test_show_raw_prints_the_stored_bytes_exactly(config_file: Path, tmp_path: P
     raw = mail(1) + b"\xe9\xff trailing bytes in no charset\r\n"
     (tmp_path / "one.eml").write_bytes(raw)
     assert run(config_file, "ingest", str(tmp_path / "one.eml"))[0] == 0
-    proc = subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config_file),
+    proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file),
                            "messages", "show", "1", "--raw"], capture_output=True)
     assert proc.returncode == 0 and proc.stdout == raw
     import hashlib

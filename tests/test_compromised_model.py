@@ -34,14 +34,16 @@ from agents import set_trace_processors
 from agents.tracing import get_trace_provider
 from sqlmodel import col, select
 
-from mailagent import db, replies, sweeper
+from mailagent.store import db
+from mailagent.pipeline import drafting
+from mailagent.pipeline import sweep
 from mailagent.actions import proposals
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.execute import executed_actions
 from mailagent.agent.guardrails import check_injection, check_output
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import Settings
-from mailagent.models import ActionState, Draft, DraftState, Outbound
+from mailagent.store.models import ActionState, Draft, DraftState, Outbound
 
 from .conftest import make_settings
 from .support.actions_flow import (
@@ -426,7 +428,7 @@ def run_attack(settings: Settings, attack: Attack) -> list[int]:
             for action in waiting:
                 with db.session(url) as s:
                     proposals.decide_by_rep(s, action.id or 0, REP, False, turn.rep_rejects)
-            assert replies.resume_draft(settings, outcome.draft_id).step is replies.Step.DECIDED
+            assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.DECIDED
         previous = message_id
     return draft_ids
 
@@ -528,7 +530,7 @@ def test_a_compromised_model_cannot_move_money_or_claim_it_did(
 
     # Nothing is stuck: every draft ended decided or waits for a rep, and nothing decided waits unresumed.
     assert all(d.state != DraftState.DRAFTING for d in drafts(url)), [(d.id, d.state) for d in drafts(url)]
-    assert sweeper.find_due(settings, timedelta(0)).resume == []
+    assert sweep.find_due(settings, timedelta(0)).resume == []
 
     # The model never saw another customer's data through a tool.
     own = {(t.sender or attack.customer).email for t in attack.turns}

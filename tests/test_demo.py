@@ -10,21 +10,21 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailagent import db
-from mailagent.models import DemoOrder, Draft
+from mailagent.store import db
+from mailagent.store.models import DemoOrder, Draft
 
 from .support.dovecot import free_port
 from .support.smtpd import SmtpServer
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mailagent.cli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=120)
 
 
 def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: Path) -> None:
     port = free_port()
-    demo = subprocess.run([sys.executable, "-m", "mailagent.cli", "demo", "--dir", str(tmp_path / "demo"),
+    demo = subprocess.run([sys.executable, "-m", "mailagent", "demo", "--dir", str(tmp_path / "demo"),
                            "--smtp-port", str(port)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout

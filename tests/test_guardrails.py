@@ -20,6 +20,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from mailagent import redact
+from mailagent.config import DATA
 from mailagent.agent import guardrails
 from mailagent.agent.guardrails import (
     ExecutedAction,
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
 TALON = CORPORA / "talon" / "fixtures"
 GITHUB = CORPORA / "github_email_reply_parser" / "emails"
-INBOX = ROOT / "examples" / "inbox"
+INBOX = DATA / "examples" / "inbox"
 
 
 # --- attacks --------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailagent import db
+from mailagent.config import DATA
+from mailagent.store import db
 from mailagent.knowledge.articles import ArticleFile, read_articles
 from mailagent.knowledge.search import SyncResult, search, sync
-from mailagent.models import Article
+from mailagent.store.models import Article
 from mailagent.tomlfile import FileError
 
-SHIPPED = Path(__file__).parents[1] / "knowledge"
+SHIPPED = DATA / "knowledge"
 
 
 def write(directory: Path, id: str, title: str, body: str, *, tags: str = "[]") -> Path:

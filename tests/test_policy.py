@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from mailagent.config import DATA
 from mailagent.policy import (
     ActionFacts,
     Facts,
@@ -45,7 +46,7 @@ from mailagent.policy.decide import (
 from mailagent.policy.model import ActionWhen, BusinessHours, When
 from mailagent.tomlfile import FileError
 
-SHIPPED = Path(__file__).resolve().parents[1] / "policies"
+SHIPPED = DATA / "policies"
 SURE: dict[str, Any] = {"intent": "password_reset", "confidence": 0.95}
 MONDAY_10_BERLIN = datetime(2025, 3, 31, 8, 0, tzinfo=UTC)      # 10:00 CEST
 SATURDAY_10_BERLIN = datetime(2025, 3, 29, 9, 0, tzinfo=UTC)    # 10:00 CET

@@ -11,9 +11,11 @@ from freezegun import freeze_time
 from sqlalchemy import update
 from sqlmodel import select
 
-from mailagent import db, replies, sweeper
-from mailagent.ingest import Inbound, store_many
-from mailagent.models import Conversation, Draft, DraftState, Feedback, Outbound, now
+from mailagent.store import db
+from mailagent.pipeline import drafting
+from mailagent.pipeline import sweep
+from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.store.models import Conversation, Draft, DraftState, Feedback, Outbound, now
 
 from .conftest import make_settings
 from .support.flow import (
@@ -84,7 +86,7 @@ def test_one_draft_per_turn_even_when_asked_twice(sqlite_url, tmp_path, smtp_ser
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     [outcome] = receive(settings, password_mail(1))
     conversation_id = draft(settings, outcome.draft_id).conversation_id
-    assert replies.draft_reply(settings, conversation_id).step is replies.Step.NOTHING   # redelivered message
+    assert drafting.draft_reply(settings, conversation_id).step is drafting.Step.NOTHING   # redelivered message
     assert len(_drafts(settings)) == 1
     with db.session(sqlite_url) as s:
         assert len(s.exec(select(Outbound)).all()) == 1
@@ -93,25 +95,25 @@ def test_one_draft_per_turn_even_when_asked_twice(sqlite_url, tmp_path, smtp_ser
 def test_a_message_arriving_while_drafting_supersedes_the_draft(sqlite_url, tmp_path, smtp_server,
                                                               monkeypatch) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
-    real_draft = replies.draft
+    real_draft = drafting.draft
 
     async def draft_while_the_customer_writes_again(settings_, request):
         result = await real_draft(settings_, request)
         if not store_many(sqlite_url, [Inbound(mail(2, subject="Re: Question number 1", body="Also: how do I export?",
                                                    in_reply_to="m1.alice@customer.example"), "file")])[0]:
             return result
-        from mailagent import inbound
-        inbound.process(settings_, 2)
+        from mailagent.pipeline import classify
+        classify.process(settings_, 2)
         return result
 
-    monkeypatch.setattr(replies, "draft", draft_while_the_customer_writes_again)
+    monkeypatch.setattr(drafting, "draft", draft_while_the_customer_writes_again)
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
-    from mailagent import inbound
-    conversation_id = inbound.process(settings, 1).conversation.id
-    first = replies.draft_reply(settings, conversation_id)
-    assert first.step is replies.Step.REDRAFT and first.outbound_id is None
-    second = replies.draft_reply(settings, conversation_id)
-    assert second.step is replies.Step.DECIDED
+    from mailagent.pipeline import classify
+    conversation_id = classify.process(settings, 1).conversation.id
+    first = drafting.draft_reply(settings, conversation_id)
+    assert first.step is drafting.Step.REDRAFT and first.outbound_id is None
+    second = drafting.draft_reply(settings, conversation_id)
+    assert second.step is drafting.Step.DECIDED
     states = [d.state for d in _drafts(settings)]
     assert states[0] == DraftState.SUPERSEDED and len(states) == 2
     with db.session(sqlite_url) as s:
@@ -121,26 +123,26 @@ def test_a_message_arriving_while_drafting_supersedes_the_draft(sqlite_url, tmp_
 def test_a_crashed_draft_is_taken_over_by_the_sweeper(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
-    from mailagent import inbound
-    conversation_id = inbound.process(settings, 1).conversation.id
+    from mailagent.pipeline import classify
+    conversation_id = classify.process(settings, 1).conversation.id
     with db.session(sqlite_url) as s:                       # a worker created the draft, then died
         s.add(Draft(conversation_id=conversation_id, message_id=1))
-    assert replies.draft_reply(settings, conversation_id).step is replies.Step.NOTHING   # still fresh
+    assert drafting.draft_reply(settings, conversation_id).step is drafting.Step.NOTHING   # still fresh
     later = now() + timedelta(seconds=settings.clock.stuck_after_seconds + 1)
     with freeze_time(later):
-        assert sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)).draft == [conversation_id]
-        outcome = replies.draft_reply(settings, conversation_id)
-    assert outcome.step is replies.Step.DECIDED and draft(settings, outcome.draft_id).state == DraftState.SENT
+        assert sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)).draft == [conversation_id]
+        outcome = drafting.draft_reply(settings, conversation_id)
+    assert outcome.step is drafting.Step.DECIDED and draft(settings, outcome.draft_id).state == DraftState.SENT
 
 
 def test_the_sweeper_drafts_turns_whose_message_was_lost(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
-    from mailagent import inbound
-    conversation_id = inbound.process(settings, 1).conversation.id
-    assert sweeper.find_due(settings, timedelta(0)).draft == [conversation_id]
-    replies.draft_reply(settings, conversation_id)
-    assert sweeper.find_due(settings, timedelta(0)).draft == []
+    from mailagent.pipeline import classify
+    conversation_id = classify.process(settings, 1).conversation.id
+    assert sweep.find_due(settings, timedelta(0)).draft == [conversation_id]
+    drafting.draft_reply(settings, conversation_id)
+    assert sweep.find_due(settings, timedelta(0)).draft == []
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def _held(settings) -> Draft:
 def test_approve_sends_the_draft_and_records_the_pair(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    row, outbound_id = replies.approve(settings, held.id, "rep@nimbus")
+    row, outbound_id = drafting.approve(settings, held.id, "rep@nimbus")
     assert row.state == DraftState.SENT and row.reviewed_by == "rep@nimbus"
     deliver_all(settings)
     [got] = smtp_server.received
@@ -161,14 +163,14 @@ def test_approve_sends_the_draft_and_records_the_pair(sqlite_url, tmp_path, smtp
     with db.session(sqlite_url) as s:
         [feedback] = s.exec(select(Feedback)).all()
     assert feedback.verdict == "approved" and feedback.final_text == held.text
-    with pytest.raises(replies.ReviewError, match="is sent: only held or escalated"):
-        replies.approve(settings, held.id, "rep@nimbus")
+    with pytest.raises(drafting.ReviewError, match="is sent: only held or escalated"):
+        drafting.approve(settings, held.id, "rep@nimbus")
 
 
 def test_an_edit_is_sent_and_kept_as_an_eval_pair(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    replies.approve(settings, held.id, "rep@nimbus", "We don't share recipes, sorry!\n\nBest, Ana")
+    drafting.approve(settings, held.id, "rep@nimbus", "We don't share recipes, sorry!\n\nBest, Ana")
     deliver_all(settings)
     assert b"We don't share recipes" in smtp_server.received[0].data
     with db.session(sqlite_url) as s:
@@ -180,9 +182,9 @@ def test_an_edit_is_sent_and_kept_as_an_eval_pair(sqlite_url, tmp_path, smtp_ser
 def test_reject_needs_a_reason_and_sends_nothing(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    with pytest.raises(replies.ReviewError, match="needs a reason"):
-        replies.reject(settings, held.id, "rep", " ")
-    row = replies.reject(settings, held.id, "rep", "off topic")
+    with pytest.raises(drafting.ReviewError, match="needs a reason"):
+        drafting.reject(settings, held.id, "rep", " ")
+    row = drafting.reject(settings, held.id, "rep", "off topic")
     assert row.state == DraftState.REJECTED and row.reject_reason == "off topic"
     deliver_all(settings)
     assert smtp_server.received == []
@@ -192,10 +194,10 @@ def test_a_draft_for_an_older_turn_cannot_be_approved(sqlite_url, tmp_path, smtp
     settings = _settings(sqlite_url, tmp_path, smtp_server, policy='[defaults]\ndecision = "hold"\n')
     [first] = receive(settings, password_mail(1))
     store_many(sqlite_url, [Inbound(mail(2, body="one more thing", in_reply_to="m1.alice@customer.example"), "file", "support")])
-    from mailagent import inbound
-    inbound.process(settings, 2)
-    with pytest.raises(replies.ReviewError, match="answers an older message"):
-        replies.approve(settings, first.draft_id, "rep")
+    from mailagent.pipeline import classify
+    classify.process(settings, 2)
+    with pytest.raises(drafting.ReviewError, match="answers an older message"):
+        drafting.approve(settings, first.draft_id, "rep")
 
 
 # --- invariants against a policy that would send everything ------------------------------------
@@ -248,12 +250,12 @@ def test_auto_sends_are_capped_per_conversation(sqlite_url, tmp_path, smtp_serve
 
 def test_unparseable_mail_is_held_for_a_person(sqlite_url, tmp_path, smtp_server, monkeypatch) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server, SEND_EVERYTHING)
-    from mailagent import inbound
+    from mailagent.pipeline import classify
 
     def broken(raw):
         raise ValueError("cannot parse")
 
-    monkeypatch.setattr(inbound, "parse", broken)
+    monkeypatch.setattr(classify, "parse", broken)
     [outcome] = receive(settings, password_mail(1))
     row = draft(settings, outcome.draft_id)
     assert row.state == DraftState.HELD and "parse_error" in row.flags
@@ -269,7 +271,7 @@ def test_policy_files_reload_without_a_restart(sqlite_url, tmp_path, smtp_server
 
 
 def test_traces_are_stored_with_secrets_redacted(sqlite_url, tmp_path, smtp_server) -> None:
-    from mailagent import views
+    from mailagent.cli import views
 
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     [outcome] = receive(settings, password_mail(1, body=PASSWORD_QUESTION + " My card is 4111 1111 1111 1111 "

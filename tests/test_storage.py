@@ -9,11 +9,12 @@ from alembic.runtime.migration import MigrationContext
 from freezegun import freeze_time
 from sqlmodel import SQLModel, select
 
-from mailagent import db, inbound
-from mailagent.conversations import subject_key
-from mailagent.ingest import Inbound, store, store_many
+from mailagent.store import db
+from mailagent.pipeline import classify
+from mailagent.pipeline.threads import subject_key
+from mailagent.pipeline.ingest import Inbound, store, store_many
 from mailagent.knowledge.search import is_search_index
-from mailagent.models import Conversation, Message, MessageState, Outbound
+from mailagent.store.models import Conversation, Message, MessageState, Outbound
 
 from .conftest import make_settings
 from .support.mails import mail
@@ -23,7 +24,7 @@ def _process_all(settings) -> None:
     with db.session(settings.database.url) as s:
         ids = s.exec(select(Message.id).where(Message.state == MessageState.STORED)).all()
     for message_id in ids:
-        inbound.process(settings, message_id)
+        classify.process(settings, message_id)
 
 
 def _messages(url: str) -> list[Message]:
@@ -73,8 +74,8 @@ def test_a_reply_processed_before_its_parent_still_joins_one_conversation(any_db
         Inbound(mail(1, subject="Export"), "file"),
         Inbound(mail(2, subject="Re: Export", in_reply_to="m1.alice@customer.example"), "file"),
     ])
-    inbound.process(settings, ids[1])   # the reply first
-    inbound.process(settings, ids[0])
+    classify.process(settings, ids[1])   # the reply first
+    classify.process(settings, ids[0])
     msgs = _messages(any_db_url)
     assert msgs[0].conversation_id == msgs[1].conversation_id is not None
     with db.session(any_db_url) as s:
@@ -88,7 +89,7 @@ def test_concurrent_processing_of_one_thread_makes_one_conversation(any_db_url: 
         Inbound(mail(i, subject="Sync", in_reply_to=chain[i - 2] if i > 1 else None,
                      references=chain[: i - 1]), "file") for i in range(1, 9)
     ])
-    threads = [threading.Thread(target=inbound.process, args=(settings, i)) for i in reversed(ids)]
+    threads = [threading.Thread(target=classify.process, args=(settings, i)) for i in reversed(ids)]
     for t in threads:
         t.start()
     for t in threads:
@@ -124,7 +125,7 @@ def test_subject_matching_only_within_the_window(any_db_url: str) -> None:
 
 
 def test_a_reply_to_our_own_reply_threads_by_our_message_id(any_db_url: str) -> None:
-    from mailagent import outbox
+    from mailagent.pipeline import outbox
 
     settings = make_settings(any_db_url, smtp={"port": 25})
     store_many(any_db_url, [Inbound(mail(1, subject="Seats"), "file")])
@@ -149,8 +150,8 @@ def test_unparseable_mail_is_stored_with_its_error_and_threaded(any_db_url: str,
     def explode(raw: bytes):
         raise ValueError("boom in the parser")
 
-    monkeypatch.setattr(inbound, "parse", explode)
-    inbound.process(settings, message_id)
+    monkeypatch.setattr(classify, "parse", explode)
+    classify.process(settings, message_id)
     [row] = _messages(any_db_url)
     assert row.parse_error == "ValueError: boom in the parser"
     assert row.state == MessageState.PROCESSED and row.conversation_id is not None and row.raw == mail(1)
@@ -159,15 +160,15 @@ def test_unparseable_mail_is_stored_with_its_error_and_threaded(any_db_url: str,
 def test_processing_twice_changes_nothing(any_db_url: str) -> None:
     settings = make_settings(any_db_url)
     [message_id] = store_many(any_db_url, [Inbound(mail(1), "file")])
-    assert inbound.process(settings, message_id) is not None
-    assert inbound.process(settings, message_id) is None
+    assert classify.process(settings, message_id) is not None
+    assert classify.process(settings, message_id) is None
 
 
 def test_piped_mail_finds_its_mailbox_from_the_recipients(any_db_url: str) -> None:
     settings = make_settings(any_db_url)
     with db.session(any_db_url) as s:
         [new_id] = store(s, [Inbound(mail(1, to="Support <SUPPORT@example.com>"), "pipe")])
-    inbound.process(settings, new_id)
+    classify.process(settings, new_id)
     assert _messages(any_db_url)[0].mailbox == "support"
 
 

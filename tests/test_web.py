@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from mailagent.ingest import Inbound, store_many
+from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.web.app import create_app
 
 from .conftest import make_settings

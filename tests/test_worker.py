@@ -17,8 +17,8 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import func
 from sqlmodel import select
 
-from mailagent import db
-from mailagent.models import Message, MessageState
+from mailagent.store import db, schema
+from mailagent.store.models import Message, MessageState
 
 from .support.dovecot import Dovecot
 from .support.mails import mail
@@ -55,7 +55,7 @@ poll_interval_seconds = {extra.get('poll_interval', '3600')}
 
 
 def _mailagent(config: Path, *args: str, **kw) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "mailagent.cli", "--config", str(config), *args],
+    return subprocess.Popen([sys.executable, "-m", "mailagent", "--config", str(config), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 
@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
     dovecot.append(imap_user, "INBOX", *(mail(i, body=f"message {i} " + "x" * 2000) for i in range(count)))
     config = _config(tmp_path, dovecot, imap_user)
     url = f"sqlite:///{tmp_path}/mailagent.db"
-    db.upgrade(url)
+    schema.upgrade(url)
     namespace = f"mailagent-test-{os.getpid()}-{tmp_path.name}"
     worker = _mailagent(config, "worker", "--threads", "2")
     _send(namespace, "poll_mailbox", "support")

@@ -16,20 +16,20 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from .. import db
-from ..agent.context import AgentContext
-from ..agent.guardrails import ExecutedAction
-from ..config import Settings
-from ..models import Action, ActionState, Conversation, Draft, now
-from ..policy import current_policy, decide_action
-from . import audit
-from .backends.base import (
+from mailagent.store import db
+from mailagent.agent.context import AgentContext
+from mailagent.agent.guardrails import ExecutedAction
+from mailagent.config import Settings
+from mailagent.store.models import Action, ActionState, Conversation, Draft, now
+from mailagent.policy import current_policy, decide_action
+from mailagent.store import audit
+from mailagent.actions.backends.base import (
     Backend,
     BackendError,
     Rejected,
     Unavailable,
 )
-from .proposals import action_facts, check
+from mailagent.actions.proposals import action_facts, check
 
 
 class OutcomeUnknown(RuntimeError):

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from ..models import Action, ActionState, Conversation, Draft, now
-from ..policy import ActionFacts, Policy, decide_action
-from . import audit
-from .backends.base import Backend, BackendError, Unavailable
+from mailagent.store.models import Action, ActionState, Conversation, Draft, now
+from mailagent.policy import ActionFacts, Policy, decide_action
+from mailagent.store import audit
+from mailagent.actions.backends.base import Backend, BackendError, Unavailable
 
 SIDE_EFFECT_TOOLS = ("issue_refund", "cancel_subscription", "resend_invoice")
 MAX_PER_DRAFT = 3

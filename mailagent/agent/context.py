@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..actions.backends.base import Backend
-from ..config import Settings
+from mailagent.actions.backends.base import Backend
+from mailagent.config import Settings
 
 
 @dataclass

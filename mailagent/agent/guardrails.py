@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ..redact import find_secrets, password_values
+from mailagent.redact import find_secrets, password_values
 
 Where = Literal["body", "hidden_html", "subject", "attachment", "quoted"]
 

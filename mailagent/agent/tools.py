@@ -15,10 +15,10 @@ from typing import Any
 from agents import RunContextWrapper, function_tool
 from agents.tool_context import ToolContext
 
-from ..actions import execute
-from ..actions.backends.base import Backend, BackendError
-from ..knowledge.search import search
-from .context import AgentContext
+from mailagent.actions import execute
+from mailagent.actions.backends.base import Backend, BackendError
+from mailagent.knowledge.search import search
+from mailagent.agent.context import AgentContext
 
 
 def _json(value: Any) -> str:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from ..policy.model import INTENTS
-from ..tomlfile import FileError, Problem
+from mailagent.policy.model import INTENTS
+from mailagent.tomlfile import FileError, Problem
 
 LOCALES = ("en", "de", "es")
 _KEYS = ("title", "tags", "locale", "updated", "intent")

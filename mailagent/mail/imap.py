@@ -17,7 +17,7 @@ from datetime import datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from ..config import Imap, secret
+from mailagent.config import Imap, secret
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from enum import StrEnum
 
 import aiosmtplib
 
-from ..config import Smtp, secret
-from ..models import now
+from mailagent.config import Smtp, secret
+from mailagent.store.models import now
 
 MAX_REFERENCES = 20
 _RE_PREFIX = ("re:", "aw:", "sv:", "antw:", "r:", "rif:")

@@ -3,12 +3,12 @@ proposed action with side effects; hard invariants in code hold whatever the fil
 
 from pathlib import Path
 
-from ..config import Settings
-from .decide import ActionDecision, Decision, decide, decide_action
-from .explain import explain, explain_action
-from .facts import ActionFacts, Facts, ProposedAction
-from .fixtures import FixtureResult, run_fixtures
-from .load import Policy, PolicyStore, check, load_policy
+from mailagent.config import Settings
+from mailagent.policy.decide import ActionDecision, Decision, decide, decide_action
+from mailagent.policy.explain import explain, explain_action
+from mailagent.policy.facts import ActionFacts, Facts, ProposedAction
+from mailagent.policy.fixtures import FixtureResult, run_fixtures
+from mailagent.policy.load import Policy, PolicyStore, check, load_policy
 
 _stores: dict[str, PolicyStore] = {}
 

@@ -17,8 +17,8 @@ from datetime import datetime, time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from .facts import ActionFacts, Facts
-from .model import (
+from mailagent.policy.facts import ActionFacts, Facts
+from mailagent.policy.model import (
     CONVERSATION_SENDS_CEILING,
     CUSTOMER_SENDS_CEILING,
     DAYS,
@@ -30,7 +30,7 @@ from .model import (
 )
 
 if TYPE_CHECKING:
-    from .load import Policy
+    from mailagent.policy.load import Policy
 
 AUTOMATED = "invariant: automated mail is never answered"
 TAKEN_OVER = "invariant: a human took over"

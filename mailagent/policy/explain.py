@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .decide import ActionDecision, Decision, Evaluation, evaluate, evaluate_action
-from .facts import ActionFacts, Facts
+from mailagent.policy.decide import ActionDecision, Decision, Evaluation, evaluate, evaluate_action
+from mailagent.policy.facts import ActionFacts, Facts
 
 if TYPE_CHECKING:
-    from .load import Policy
+    from mailagent.policy.load import Policy
 
 
 def _rule(policy: Policy, name: str) -> str:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import ValidationError
 
-from .. import tomlfile
-from ..tomlfile import FileError, Problem
-from .decide import decide, decide_action
-from .facts import ActionFacts, Facts
-from .model import ActionThen, Table, Text, Then
+from mailagent import tomlfile
+from mailagent.tomlfile import FileError, Problem
+from mailagent.policy.decide import decide, decide_action
+from mailagent.policy.facts import ActionFacts, Facts
+from mailagent.policy.model import ActionThen, Table, Text, Then
 
 if TYPE_CHECKING:
-    from .load import Policy
+    from mailagent.policy.load import Policy
 
 
 class Case(Table):

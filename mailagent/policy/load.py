@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .. import tomlfile
-from ..tomlfile import FileError, Loc, Problem
-from .fixtures import fixture_problems
-from .model import (
+from mailagent import tomlfile
+from mailagent.tomlfile import FileError, Loc, Problem
+from mailagent.policy.fixtures import fixture_problems
+from mailagent.policy.model import (
     ActionRule,
     ActionWhen,
     BusinessHours,

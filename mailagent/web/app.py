@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import db
-from ..config import Settings
-from ..models import Message, Outbound
+from mailagent.store import db
+from mailagent.config import Settings
+from mailagent.store.models import Message, Outbound
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -15,14 +15,16 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from mailagent import db, inbound, replies
+from mailagent.store import db
+from mailagent.pipeline import classify
+from mailagent.pipeline import drafting
 from mailagent.actions import proposals
 from mailagent.actions.backends import make_backend
-from mailagent.agent.draft import DraftResult
-from mailagent.agent.draft import draft as run_agent
-from mailagent.config import BUNDLED
-from mailagent.ingest import Inbound, store_many
-from mailagent.models import (
+from mailagent.agent.run import DraftResult
+from mailagent.agent.run import draft as run_agent
+from mailagent.config import DATA
+from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.store.models import (
     Action,
     AuditEntry,
     Conversation,
@@ -35,8 +37,8 @@ from mailagent.models import (
 )
 from mailagent.policy import Policy
 
-SAMPLE = BUNDLED / "examples" / "backend.toml"
-SHIPPED_POLICIES = BUNDLED / "policies"
+SAMPLE = DATA / "examples" / "backend.toml"
+SHIPPED_POLICIES = DATA / "policies"
 SMALL_REFUNDS = SHIPPED_POLICIES / "examples" / "small-refunds.toml"
 SMALL_REFUNDS_RULE = "policy:small refunds for paying customers"
 SAMPLE_TODAY = date(2026, 11, 22)          # the day the sample data and sample mail were written for
@@ -177,17 +179,17 @@ def paused_run(settings: Any, raw: bytes) -> tuple[int, DraftResult]:
     is proposed yet (see `store_proposals`)."""
     [message_id] = store_many(settings.database.url, [Inbound(raw, "file", "support")])
     assert message_id is not None
-    processed = inbound.process(settings, message_id)
+    processed = classify.process(settings, message_id)
     assert processed is not None and processed.conversation.id is not None
-    started = replies._start(settings, processed.conversation.id)
+    started = drafting._start(settings, processed.conversation.id)
     assert started is not None
-    result = asyncio.run(run_agent(settings, replies._with_customer(settings, started.request)))
+    result = asyncio.run(run_agent(settings, drafting._with_customer(settings, started.request)))
     assert result.proposals, (result.flags, result.notes, result.error)
     return started.draft_id, result
 
 
 def store_proposals(settings: Any, draft_id: int, result: DraftResult, policy: Policy) -> list[Action]:
-    """What `replies._pause` does: check each proposal with the backend, store and decide it with
+    """What `drafting._pause` does: check each proposal with the backend, store and decide it with
     `proposals.propose` under `policy`, and park the run until it is resumed."""
     backend = make_backend(settings)
     with db.session(settings.database.url) as s:

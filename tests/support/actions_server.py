@@ -47,7 +47,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "backend.toml"
+from mailagent.config import DATA
+
+SAMPLE = DATA / "examples" / "backend.toml"
 SIGNATURE_WINDOW_SECONDS = 300
 
 Handler = Callable[[Request, dict[str, Any]], tuple[int, dict[str, Any]]]

@@ -6,11 +6,14 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailagent import db, inbound, outbox, replies
-from mailagent.config import BUNDLED, Settings
-from mailagent.ingest import Inbound, store_many
+from mailagent.store import db
+from mailagent.pipeline import classify
+from mailagent.pipeline import outbox
+from mailagent.pipeline import drafting
+from mailagent.config import DATA, Settings
+from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.knowledge.search import sync
-from mailagent.models import Draft, Outbound
+from mailagent.store.models import Draft, Outbound
 
 SEND_EVERYTHING = """\
 [defaults]
@@ -55,21 +58,21 @@ def policy_dir(tmp_path: Path, text: str) -> str:
 
 
 def synced(settings: Settings) -> Settings:
-    sync(settings.database.url, BUNDLED / "knowledge")
+    sync(settings.database.url, DATA / "knowledge")
     return settings
 
 
-def receive(settings: Settings, *raws: bytes) -> list[replies.Outcome]:
+def receive(settings: Settings, *raws: bytes) -> list[drafting.Outcome]:
     """Store, process and draft each message in turn, as the actors would."""
     outcomes = []
     for raw in raws:
         [message_id] = store_many(settings.database.url, [Inbound(raw, "file", "support")])
         assert message_id is not None
-        processed = inbound.process(settings, message_id)
+        processed = classify.process(settings, message_id)
         assert processed is not None
-        outcome = replies.draft_reply(settings, processed.conversation.id)
-        while outcome.step is replies.Step.REDRAFT:
-            outcome = replies.draft_reply(settings, processed.conversation.id)
+        outcome = drafting.draft_reply(settings, processed.conversation.id)
+        while outcome.step is drafting.Step.REDRAFT:
+            outcome = drafting.draft_reply(settings, processed.conversation.id)
         outcomes.append(outcome)
     return outcomes
 

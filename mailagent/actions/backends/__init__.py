@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from ...config import Actions, ConfigError, Settings
-from ...tomlfile import Problem
-from .base import (
+from mailagent.config import Actions, ConfigError, Settings
+from mailagent.tomlfile import Problem
+from mailagent.actions.backends.base import (
     Backend,
     BackendError,
     Customer,
@@ -21,8 +21,8 @@ from .base import (
     Subscription,
     Unavailable,
 )
-from .demo import DemoBackend
-from .http import HttpBackend
+from mailagent.actions.backends.demo import DemoBackend
+from mailagent.actions.backends.http import HttpBackend
 
 __all__ = [
     "Backend", "BackendError", "Customer", "DemoBackend", "HttpBackend", "IdempotencyConflict", "Incident",

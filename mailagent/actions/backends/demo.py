@@ -26,8 +26,9 @@ from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
-from ... import db, tomlfile
-from ...models import (
+from mailagent import tomlfile
+from mailagent.store import db
+from mailagent.store.models import (
     DemoCustomer,
     DemoIncident,
     DemoInvoice,
@@ -35,8 +36,8 @@ from ...models import (
     DemoOrder,
     DemoSubscription,
 )
-from ...tomlfile import FileError, Problem
-from .base import (
+from mailagent.tomlfile import FileError, Problem
+from mailagent.actions.backends.base import (
     Customer,
     IdempotencyConflict,
     Incident,

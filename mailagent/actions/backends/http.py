@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
-from ... import config
-from .base import (
+from mailagent import config
+from mailagent.actions.backends.base import (
     BackendError,
     Customer,
     IdempotencyConflict,

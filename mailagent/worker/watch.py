@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .config import Settings
-from .mail.imap import IdleWatcher
+from mailagent.config import Settings
+from mailagent.mail.imap import IdleWatcher
 
 
 def start(settings: Settings, poll: Callable[[str], None], stop: threading.Event) -> list[threading.Thread]:

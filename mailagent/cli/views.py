@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from . import db
-from .models import (
+from mailagent.store import db
+from mailagent.store.models import (
     Action,
     AuditEntry,
     Conversation,

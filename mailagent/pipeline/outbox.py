@@ -15,10 +15,10 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from . import db
-from .config import Settings
-from .mail import imap, smtp
-from .models import Conversation, Message, Outbound, OutboundState, now
+from mailagent.store import db
+from mailagent.config import Settings
+from mailagent.mail import imap, smtp
+from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Alembic environment: the URL comes from `db.alembic_config`, the schema from the models."""
+"""Alembic environment: the URL comes from `schema.alembic_config`, the schema from the models."""
 
 from alembic import context
 from sqlalchemy import pool
 from sqlmodel import SQLModel, create_engine
 
-from mailagent import models  # noqa: F401  (registers the tables)
+from mailagent.store import models  # noqa: F401  (registers the tables)
 from mailagent.knowledge.search import is_search_index
 
 config = context.config

@@ -19,15 +19,17 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from . import db, outbox
-from .actions import audit, proposals
-from .actions.backends import make_backend
-from .actions.backends.base import BackendError
-from .actions.execute import OutcomeUnknown
-from .agent.agent import Turn
-from .agent.draft import DraftRequest, DraftResult, Verdict, draft, resume
-from .config import Settings
-from .models import (
+from mailagent.store import db
+from mailagent.pipeline import outbox
+from mailagent.actions import proposals
+from mailagent.store import audit
+from mailagent.actions.backends import make_backend
+from mailagent.actions.backends.base import BackendError
+from mailagent.actions.execute import OutcomeUnknown
+from mailagent.agent.support import Turn
+from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
+from mailagent.config import Settings
+from mailagent.store.models import (
     Action,
     ActionState,
     Conversation,
@@ -40,8 +42,8 @@ from .models import (
     SpanRecord,
     now,
 )
-from .policy import Decision, current_policy, decide
-from .policy.facts import Facts, ProposedAction
+from mailagent.policy import Decision, current_policy, decide
+from mailagent.policy.facts import Facts, ProposedAction
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from . import db, outbox
-from .config import Settings
-from .models import (
+from mailagent.store import db
+from mailagent.pipeline import outbox
+from mailagent.config import Settings
+from mailagent.store.models import (
     Action,
     ActionState,
     Draft,

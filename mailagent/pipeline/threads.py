@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from . import db
-from .actions import audit
-from .models import Conversation, Message, Outbound, now
+from mailagent.store import db
+from mailagent.store import audit
+from mailagent.store.models import Conversation, Message, Outbound, now
 
 _PREFIXES = re.compile(
     r"^(?:\s*(?:(?:re|aw|sv|vs|antw|ref|rif|r|fw|fwd|wg|tr|rv|enc|odp|pd)(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]"

@@ -14,8 +14,12 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
-from . import inbound, ingest, outbox, replies, sweeper
-from .config import Broker, current
+from mailagent.pipeline import classify
+from mailagent.pipeline import ingest
+from mailagent.pipeline import outbox
+from mailagent.pipeline import drafting
+from mailagent.pipeline import sweep
+from mailagent.config import Broker, current
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +62,20 @@ def fan_out(message_ids: list[int]) -> None:
 
 @dramatiq.actor(max_retries=10, min_backoff=1_000)
 def process_message(message_id: int) -> None:
-    processed = inbound.process(current(), message_id)
+    processed = classify.process(current(), message_id)
     if processed is not None:
         draft_reply.send(processed.conversation.id)
 
 
 @dramatiq.actor(max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
 def draft_reply(conversation_id: int) -> None:
-    outcome = replies.draft_reply(current(), conversation_id)
-    if outcome.step is replies.Step.REDRAFT:
+    outcome = drafting.draft_reply(current(), conversation_id)
+    if outcome.step is drafting.Step.REDRAFT:
         draft_reply.send(conversation_id)
     _after_draft(outcome)
 
 
-def _after_draft(outcome: replies.Outcome) -> None:
+def _after_draft(outcome: drafting.Outcome) -> None:
     if outcome.outbound_id is not None:
         deliver.send(outcome.outbound_id)
 
@@ -81,7 +85,7 @@ def resume_draft(draft_id: int) -> None:
     """Continue a draft whose proposed actions were all decided. If the backend did not answer,
     `OutcomeUnknown` propagates and dramatiq retries later: the same idempotency keys make the
     retry safe."""
-    _after_draft(replies.resume_draft(current(), draft_id))
+    _after_draft(drafting.resume_draft(current(), draft_id))
 
 
 @dramatiq.actor(queue_name="outbox", max_retries=10, min_backoff=1_000)
@@ -105,10 +109,10 @@ def save_to_sent(outbound_id: int) -> None:
 def sweep() -> None:
     """Re-enqueue work stuck in a non-final state (see `sweeper`)."""
     settings = current()
-    enqueue_due(sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
+    enqueue_due(sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
 
 
-def enqueue_due(due: sweeper.Due) -> int:
+def enqueue_due(due: sweep.Due) -> int:
     for message_id in due.process:
         process_message.send(message_id)
     for conversation_id in due.draft:

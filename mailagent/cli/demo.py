@@ -17,14 +17,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
 from sqlmodel import select
 
-from . import config, db, ingest
-from .actions.backends.demo import seed
-from .config import BUNDLED
-from .knowledge.search import sync
-from .models import Action, Draft, Message, Outbound, SpanRecord
-from .run import InProcess
+from mailagent import config
+from mailagent.store import db, schema
+from mailagent.pipeline import ingest
+from mailagent.actions.backends.demo import seed
+from mailagent.config import DATA
+from mailagent.knowledge.search import sync
+from mailagent.store.models import Action, Draft, Message, Outbound, SpanRecord
+from mailagent.worker.inprocess import InProcess
 
-INBOX = BUNDLED / "examples" / "inbox"
+INBOX = DATA / "examples" / "inbox"
 
 CONFIG = """\
 # Written by `mailagent demo`. Use it to look around, e.g.
@@ -75,13 +77,13 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     config_path = directory / "config.toml"
-    config_path.write_text(CONFIG.format(dir=directory, knowledge=BUNDLED / "knowledge",
-                                         policies=BUNDLED / "policies", smtp_port=smtp_port))
+    config_path.write_text(CONFIG.format(dir=directory, knowledge=DATA / "knowledge",
+                                         policies=DATA / "policies", smtp_port=smtp_port))
     settings = config.use(config.load(config_path))
     url = settings.database.url
 
     _say(f"[1/5] database: {db.safe_url(url)}")
-    db.upgrade(url)
+    schema.upgrade(url)
     result = sync(url, Path(settings.knowledge.directory))
     counts = seed(url, Path(settings.actions.demo_data))
     _say(f"[2/5] knowledge base: {result.added} articles; demo backend: "

@@ -13,20 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, Table, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, create_engine
 
-from .models import Mutex
+from mailagent.store.models import Mutex
 
 _engines: dict[str, Engine] = {}
-_MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def engine(url: str) -> Engine:
@@ -97,36 +92,6 @@ def lock(s: Session, name: str) -> None:
     SQLite's `BEGIN IMMEDIATE` already serializes writers)."""
     s.execute(insert(s, Mutex).values(name=name).on_conflict_do_nothing())
     s.execute(select(Mutex).where(Mutex.name == name).with_for_update())
-
-
-def alembic_config(url: str) -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def upgrade(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
-
-
-class SchemaError(RuntimeError):
-    """The database is not at the schema this code expects."""
-
-
-def ensure_schema(url: str) -> None:
-    """Create the schema in an empty database; refuse an old one (upgrading is an operator's
-    decision: `mailagent db upgrade`)."""
-    with engine(url).connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if current is None:
-        upgrade(url)
-        return
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    if current != head:
-        raise SchemaError(f"the database {safe_url(url)} is at schema {current}, this version needs "
-                          f"{head}: run `mailagent db upgrade`")
 
 
 def safe_url(url: str) -> str:

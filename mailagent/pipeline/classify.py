@@ -13,12 +13,13 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.policy import compat32
 
-from . import conversations, db
-from .config import Settings
-from .mail import loops
-from .mail.headers import envelope, first_address, read_headers
-from .mail.parse import ParsedMail, parse
-from .models import Conversation, Message, MessageState, now
+from mailagent.pipeline import threads
+from mailagent.store import db
+from mailagent.config import Settings
+from mailagent.mail import loops
+from mailagent.mail.headers import envelope, first_address, read_headers
+from mailagent.mail.parse import ParsedMail, parse
+from mailagent.store.models import Conversation, Message, MessageState, now
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,6 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         msg.parse_error = error
         msg.kind, msg.kind_reason = verdict.kind.value, verdict.reason
         msg.mailbox = msg.mailbox or _mailbox_for(settings, raw, parsed)
-        conversation = conversations.assign(s, msg, window)
+        conversation = threads.assign(s, msg, window)
         msg.state, msg.processed_at = MessageState.PROCESSED, now()
         return Processed(msg, conversation)

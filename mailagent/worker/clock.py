@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from .config import Settings
+from mailagent.config import Settings
 
 
 def schedule(scheduler: BaseScheduler, settings: Settings, poll: Callable[[str], None],

@@ -15,13 +15,13 @@ from agents import Agent, ModelSettings
 from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
-from ..config import Settings
-from ..policy.model import INTENTS
-from .context import AgentContext
-from .tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
+from mailagent.config import DATA, Settings
+from mailagent.policy.model import INTENTS
+from mailagent.agent.context import AgentContext
+from mailagent.agent.tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
 
 LANGUAGES = ("en", "de", "es", "fr")
-DEFAULT_TEMPLATE = Path(__file__).with_name("instructions.md.j2")
+DEFAULT_TEMPLATE = DATA / "instructions.md.j2"
 LATEST_MARKER = "Latest customer message (answer this one):"
 
 

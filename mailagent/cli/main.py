@@ -14,8 +14,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config, db, ingest, views
-from .config import ConfigError, Settings
+from mailagent import config
+from mailagent.store import db, schema
+from mailagent.pipeline import ingest
+from mailagent.cli import views
+from mailagent.config import ConfigError, Settings
 
 EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 65, 66, 75, 78
 
@@ -37,14 +40,14 @@ def _print_json(rows: Sequence[dict[str, Any]]) -> None:
 
 def _schema(settings: Settings) -> str:
     url = settings.database.url
-    db.ensure_schema(url)
+    schema.ensure_schema(url)
     return url
 
 
 # --- commands -------------------------------------------------------------------------------
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    db.upgrade(settings.database.url)
+    schema.upgrade(settings.database.url)
     print(f"database is at the newest schema: {db.safe_url(settings.database.url)}")
     return 0
 
@@ -79,9 +82,9 @@ def _enqueue_processing(settings: Settings, ids: list[int]) -> None:
     if settings.broker.in_process or not ids:
         return
     try:
-        from . import tasks
+        from mailagent.worker import actors
 
-        tasks.enqueue_processing(ids)
+        actors.enqueue_processing(ids)
     except Exception as exc:  # noqa: BLE001 - stored is what matters; the sweeper enqueues later
         logging.getLogger(__name__).warning("stored, but could not enqueue (%s): the sweeper will", exc)
 
@@ -120,7 +123,7 @@ def cmd_conversations_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_kb_sync(settings: Settings, _args: argparse.Namespace) -> int:
-    from .knowledge.search import sync
+    from mailagent.knowledge.search import sync
 
     result = sync(_schema(settings), Path(settings.knowledge.directory))
     print(f"knowledge base {settings.knowledge.directory}: {result.added} added, {result.updated} updated, "
@@ -129,7 +132,7 @@ def cmd_kb_sync(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_kb_search(settings: Settings, args: argparse.Namespace) -> int:
-    from .knowledge.search import search
+    from mailagent.knowledge.search import search
 
     hits = search(_schema(settings), " ".join(args.query), locale=args.locale, limit=args.limit)
     if args.json:
@@ -162,7 +165,7 @@ def cmd_drafts_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_drafts_approve(settings: Settings, args: argparse.Namespace) -> int:
-    from . import replies
+    from mailagent.pipeline import drafting
 
     text = None
     if args.edit:
@@ -172,8 +175,8 @@ def cmd_drafts_approve(settings: Settings, args: argparse.Namespace) -> int:
             raise Fail(f"cannot read {args.edit}: {exc}", EX_NOINPUT) from None
     _schema(settings)
     try:
-        draft, outbound_id = replies.approve(settings, args.id, _reviewer(args), text)
-    except replies.ReviewError as exc:
+        draft, outbound_id = drafting.approve(settings, args.id, _reviewer(args), text)
+    except drafting.ReviewError as exc:
         raise Fail(str(exc)) from None
     print(f"draft {draft.id} approved by {draft.reviewed_by}; reply {outbound_id} queued")
     _deliver_now(settings, outbound_id)
@@ -183,11 +186,11 @@ def cmd_drafts_approve(settings: Settings, args: argparse.Namespace) -> int:
 def _deliver_now(settings: Settings, outbound_id: int) -> None:
     """With a shared broker the workers send it; on one machine, send it from here right away."""
     if not settings.broker.in_process:
-        from . import tasks
+        from mailagent.worker import actors
 
-        tasks.deliver.send(outbound_id)
+        actors.deliver.send(outbound_id)
         return
-    from . import outbox
+    from mailagent.pipeline import outbox
 
     delivery = outbox.deliver(settings, outbound_id)
     if delivery is not None:
@@ -195,19 +198,19 @@ def _deliver_now(settings: Settings, outbound_id: int) -> None:
 
 
 def cmd_drafts_reject(settings: Settings, args: argparse.Namespace) -> int:
-    from . import replies
+    from mailagent.pipeline import drafting
 
     _schema(settings)
     try:
-        draft = replies.reject(settings, args.id, _reviewer(args), args.reason)
-    except replies.ReviewError as exc:
+        draft = drafting.reject(settings, args.id, _reviewer(args), args.reason)
+    except drafting.ReviewError as exc:
         raise Fail(str(exc)) from None
     print(f"draft {draft.id} rejected by {draft.reviewed_by}: {draft.reject_reason}")
     return 0
 
 
 def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
-    from .policy import check
+    from mailagent.policy import check
 
     directory = Path(args.dir or settings.policy.directory)
     problems = check(directory)
@@ -221,8 +224,8 @@ def cmd_policy_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
-    from .policy import load_policy, run_fixtures
-    from .tomlfile import FileError
+    from mailagent.policy import load_policy, run_fixtures
+    from mailagent.tomlfile import FileError
 
     directory = Path(args.dir or settings.policy.directory)
     try:
@@ -237,7 +240,7 @@ def cmd_policy_test(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_policy_explain(settings: Settings, args: argparse.Namespace) -> int:
-    from .policy import Decision, Facts, current_policy, explain
+    from mailagent.policy import Decision, Facts, current_policy, explain
 
     draft = views.draft_model(_schema(settings), args.id)
     if draft.decision is None:
@@ -264,7 +267,7 @@ def cmd_actions_show(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_actions_decide(settings: Settings, args: argparse.Namespace) -> int:
     """A rep's verdict on a proposed action; the paused draft then continues (executing it once)."""
-    from .actions import proposals
+    from mailagent.actions import proposals
 
     url = _schema(settings)
     approve = args.sub == "approve"
@@ -282,16 +285,16 @@ def cmd_actions_decide(settings: Settings, args: argparse.Namespace) -> int:
 def _resume_now(settings: Settings, draft_id: int) -> None:
     """With a shared broker the workers continue the draft; on one machine, continue it here."""
     if not settings.broker.in_process:
-        from . import tasks
+        from mailagent.worker import actors
 
-        tasks.resume_draft.send(draft_id)
+        actors.resume_draft.send(draft_id)
         return
-    from . import replies
+    from mailagent.pipeline import drafting
 
-    outcome = replies.resume_draft(settings, draft_id)
-    if outcome.step is replies.Step.WAITING:
+    outcome = drafting.resume_draft(settings, draft_id)
+    if outcome.step is drafting.Step.WAITING:
         print(f"draft {draft_id} still waits for other actions")
-    elif outcome.step is replies.Step.DECIDED:
+    elif outcome.step is drafting.Step.DECIDED:
         draft = views.draft_model(settings.database.url, draft_id)
         print(f"draft {draft_id}: {draft.state} ({draft.rule})")
         if outcome.outbound_id is not None:
@@ -299,14 +302,14 @@ def _resume_now(settings: Settings, draft_id: int) -> None:
 
 
 def cmd_conversations_takeover(settings: Settings, args: argparse.Namespace) -> int:
-    from . import conversations
+    from mailagent.pipeline import threads
 
     url = _schema(settings)
     rep = _reviewer(args)
     try:
         with db.session(url) as s:
-            (conversations.take if args.sub == "take" else conversations.release)(s, args.id, rep)
-    except conversations.TakeoverError as exc:
+            (threads.take if args.sub == "take" else threads.release)(s, args.id, rep)
+    except threads.TakeoverError as exc:
         raise Fail(str(exc)) from None
     print(f"conversation {args.id} {'taken by ' + rep if args.sub == 'take' else 'released by ' + rep}")
     return 0
@@ -324,7 +327,7 @@ def cmd_audit_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backend_seed(settings: Settings, args: argparse.Namespace) -> int:
-    from .actions.backends.demo import seed
+    from mailagent.actions.backends.demo import seed
 
     counts = seed(_schema(settings), Path(args.file or settings.actions.demo_data))
     print("demo backend: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
@@ -337,9 +340,9 @@ def cmd_traces_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from .run import InProcess
+    from mailagent.worker.inprocess import InProcess
 
-    db.upgrade(settings.database.url)
+    schema.upgrade(settings.database.url)
     with InProcess(settings) as app:
         if args.until_idle:
             app.until_idle()
@@ -356,7 +359,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     _schema(settings)
     if settings.source != "(embedded defaults)":
         os.environ["MAILAGENT_CONFIG"] = str(Path(settings.source).resolve())
-    argv = ["dramatiq", "mailagent.tasks", "--processes", str(args.processes or settings.worker.processes),
+    argv = ["dramatiq", "mailagent.worker.actors", "--processes", str(args.processes or settings.worker.processes),
             "--threads", str(args.threads or settings.worker.threads)]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
 
@@ -364,11 +367,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_clock(settings: Settings, _args: argparse.Namespace) -> int:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from . import clock, tasks
+    from mailagent.worker import clock
+    from mailagent.worker import actors
 
     _schema(settings)
     scheduler = BlockingScheduler(timezone="UTC")
-    clock.schedule(scheduler, settings, tasks.poll_mailbox.send, tasks.sweep.send)
+    clock.schedule(scheduler, settings, actors.poll_mailbox.send, actors.sweep.send)
     _stop_on_signals(lambda: scheduler.shutdown(wait=False))
     scheduler.start()
     return 0
@@ -377,11 +381,12 @@ def cmd_clock(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_watch(settings: Settings, _args: argparse.Namespace) -> int:
     import threading
 
-    from . import tasks, watch
+    from mailagent.worker import actors
+    from mailagent.worker import watch
 
     stop = threading.Event()
     _stop_on_signals(stop.set)
-    threads = watch.start(settings, tasks.poll_mailbox.send, stop)
+    threads = watch.start(settings, actors.poll_mailbox.send, stop)
     if not threads:
         raise Fail("no mailbox has IMAP with idle = true: nothing to watch", EX_CONFIG)
     stop.wait()
@@ -398,7 +403,7 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .web.app import create_app
+    from mailagent.web.app import create_app
 
     _schema(settings)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
@@ -406,7 +411,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from . import demo
+    from mailagent.cli import demo
 
     return demo.main(Path(args.dir), args.smtp_port)
 
@@ -540,10 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Fail, views.NotFound) as exc:
         print(f"mailagent: {exc}", file=sys.stderr)
         return getattr(exc, "code", 1)
-    except db.SchemaError as exc:
+    except schema.SchemaError as exc:
         print(f"mailagent: {exc}", file=sys.stderr)
         return EX_TEMPFAIL if args.command == "ingest" else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,11 +21,11 @@ from imapclient import IMAPClient
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
-from . import db
-from .config import Settings
-from .mail import imap
-from .mail.headers import identity
-from .models import MailboxCursor, Message, now
+from mailagent.store import db
+from mailagent.config import Settings
+from mailagent.mail import imap
+from mailagent.mail.headers import identity
+from mailagent.store.models import MailboxCursor, Message, now
 
 log = logging.getLogger(__name__)
 

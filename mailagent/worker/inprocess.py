@@ -14,8 +14,11 @@ from types import FrameType
 import dramatiq
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import clock, config, sweeper, watch
-from .config import Settings
+from mailagent import config
+from mailagent.worker import clock
+from mailagent.pipeline import sweep
+from mailagent.worker import watch
+from mailagent.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +30,10 @@ class InProcess:
         if not settings.broker.in_process:
             settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"url": "memory://"})})
         config.use(settings)
-        from . import tasks  # the broker is made from the settings above
+        from mailagent.worker import actors  # the broker is made from the settings above
 
-        self.settings, self.tasks = settings, tasks
-        self.worker = dramatiq.Worker(tasks.broker, worker_threads=settings.worker.threads)
+        self.settings, self.tasks = settings, actors
+        self.worker = dramatiq.Worker(actors.broker, worker_threads=settings.worker.threads)
 
     def __enter__(self) -> InProcess:
         self.worker.start()
@@ -50,7 +53,7 @@ class InProcess:
         self.poll_all()
         while True:
             self._join()
-            if not self.tasks.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
+            if not self.tasks.enqueue_due(sweep.find_due(self.settings, timedelta(0))):
                 self._join()
                 return
 

@@ -30,13 +30,13 @@ from agents import (
 )
 from pydantic import BaseModel
 
-from ..actions.backends import make_backend
-from ..actions.execute import OutcomeUnknown, executed_actions
-from ..config import Settings
-from . import guardrails, tracing
-from .agent import ReplyDraft, Turn, build, compose_input
-from .context import AgentContext
-from .providers import model_for_run, model_name
+from mailagent.actions.backends import make_backend
+from mailagent.actions.execute import OutcomeUnknown, executed_actions
+from mailagent.config import Settings
+from mailagent.agent import guardrails, tracing
+from mailagent.agent.support import ReplyDraft, Turn, build, compose_input
+from mailagent.agent.context import AgentContext
+from mailagent.agent.providers import model_for_run, model_name
 
 log = logging.getLogger(__name__)
 

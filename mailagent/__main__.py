@@ -1,0 +1,7 @@
+"""`python -m mailagent`: the same as the `mailagent` command."""
+
+import sys
+
+from mailagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""The `mailagent` command."""
+
+from mailagent.cli.main import main
+
+__all__ = ["main"]
