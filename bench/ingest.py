@@ -78,7 +78,7 @@ def child_raw(port: int, user: str) -> dict[str, float]:
 
 def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> dict[str, float]:
     from mailagent import config
-    from mailagent.store import db, schema
+    from mailagent.store import schema
     from mailagent.pipeline import ingest
     from mailagent.config import Settings
 
@@ -93,7 +93,7 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> di
     from mailagent.worker import actors
 
     started = time.perf_counter()
-    result = ingest.poll(settings, "support", actors.enqueue_processing)
+    result = ingest.poll(settings, "support", actors.fan_out.send)
     seconds = time.perf_counter() - started
     actors.broker.flush_all()
     return {"messages": len(result.stored), "seconds": seconds}

@@ -144,14 +144,14 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
     with InProcess(settings) as app:
         warm = store(tickets(spec["warmup"], spec["tag"] + "w"))
         for message_id in warm:
-            app.tasks.process_message.send(message_id)
+            app.actors.process_message.send(message_id)
         app.until_idle()
 
         ids = store(tickets(spec["n"], spec["tag"]))
         spy = _py_spy(spec["py_spy"]) if spec.get("py_spy") else None
         cpu, started = time.process_time(), time.perf_counter()
         for message_id in ids:                    # what ingest's enqueue amounts to
-            app.tasks.process_message.send(message_id)
+            app.actors.process_message.send(message_id)
         app.until_idle()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         if spy is not None:

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import text
 
 from mailagent import config
-from mailagent.store import db, schema
 from mailagent.config import Settings
+from mailagent.store import db, schema
 
 from .support.dovecot import PASSWORD, Dovecot, free_port
 from .support.smtpd import SmtpServer
@@ -32,6 +32,7 @@ os.environ.setdefault("MAILAGENT_TEST_IMAP_PASSWORD", PASSWORD)
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     schema.upgrade(f"sqlite:///{path}")
+    db.dispose()                # closes the pool, so the WAL is checkpointed into the file we copy
     return path
 
 

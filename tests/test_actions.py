@@ -29,19 +29,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
-from mailagent import config
-from mailagent import cli
-from mailagent.pipeline import threads
-from mailagent.store import db
-from mailagent.pipeline import drafting
-from mailagent.pipeline import sweep
-from mailagent.store import audit as audit_log
+from mailagent import cli, config
 from mailagent.actions import proposals
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.execute import OutcomeUnknown
 from mailagent.config import Settings
-from mailagent.store.models import ActionState, AuditEntry, DraftState, Outbound, now
+from mailagent.pipeline import drafting, sweeper
 from mailagent.policy import current_policy
+from mailagent.review import ReviewError, takeover
+from mailagent.review import actions as review_actions
+from mailagent.store import audit as audit_log
+from mailagent.store import db
+from mailagent.store.models import ActionState, AuditEntry, DraftState, Outbound, now
 
 from .conftest import make_settings
 from .support.actions_flow import (
@@ -104,8 +103,11 @@ def run_cli(capsys: pytest.CaptureFixture[str], config_path: Path, *args: str) -
 
 
 def decide(url: str, action_id: int, approve: bool, reason: str = "") -> None:
-    with db.session(url) as s:
-        proposals.decide_by_rep(s, action_id, REP, approve, reason)
+    settings = Settings.model_validate({"database": {"url": url}})
+    if approve:
+        review_actions.approve(settings, action_id, REP)
+    else:
+        review_actions.reject(settings, action_id, REP, reason)
 
 
 def waiting_refund(settings: Settings, raw: bytes) -> tuple[int, int]:
@@ -166,7 +168,7 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
                                smtp_port=smtp_server.port, agent=AGENT)
     code, out, err = run_cli(capsys, config_path, "actions", "approve", str(action.id), "--as", REP)
     assert code == 1 and out == ""
-    assert f"action {action.id} is executed: only proposed actions can be decided" in err
+    assert f"action {action.id} is executed (decided by {REP}): only proposed actions can be decided" in err
     assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.NOTHING
     deliver_all(settings)
     assert len(smtp_server.received) == 1 and len(outbound(sqlite_url)) == 1
@@ -178,7 +180,7 @@ def test_a_rejected_refund_is_not_run_and_the_held_reply_gives_the_reps_reason(
         sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
     settings = demo_settings(sqlite_url, tmp_path, smtp_server)
     draft_id, action_id = waiting_refund(settings, refund_mail(DANIEL, "NN-1013"))
-    with pytest.raises(proposals.DecisionError, match="needs a reason"):
+    with pytest.raises(ReviewError, match="needs a reason"):
         decide(sqlite_url, action_id, approve=False, reason="  ")
     reason = "the renewal reminder was emailed on 2 October and the annual term is non-refundable"
     decide(sqlite_url, action_id, approve=False, reason=reason)
@@ -300,7 +302,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         # sweeper hands the conversation to `draft_reply`, which continues the paused run.
         assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
         time.sleep(settings.clock.stuck_after_seconds + 0.1)
-        due = sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
+        due = sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
         assert conversation_id in due.draft
         outcome = drafting.draft_reply(settings, conversation_id)
         assert outcome.step is drafting.Step.DECIDED and outcome.draft_id == draft_id
@@ -353,7 +355,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         row = draft(settings, draft_id)
         assert row.state == DraftState.WAITING and row.run_state
         assert ("system", "executed") not in events(sqlite_url) and outbound(sqlite_url) == []
-        assert draft_id in sweep.find_due(settings, timedelta(0)).resume
+        assert draft_id in sweeper.find_due(settings, timedelta(0)).resume
 
         # The API is back: the sweeper's resume runs it, once, with the same key.
         resumed = drafting.resume_draft(settings, draft_id)
@@ -365,7 +367,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         posts = [r for r in server.requests[before:] if r.method == "POST"]
         assert {r.headers["idempotency-key"] for r in posts} == {action.idempotency_key}
         assert draft(settings, draft_id).state == DraftState.SENT
-        assert draft_id not in sweep.find_due(settings, timedelta(0)).resume
+        assert draft_id not in sweeper.find_due(settings, timedelta(0)).resume
         assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1 and len(outbound(sqlite_url)) == 1
         assert events(sqlite_url).count(("system", "executed")) == 1
@@ -382,8 +384,7 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
     assert draft(settings, first.draft_id).state == DraftState.SENT          # the agent may answer here
     conversation_id = draft(settings, first.draft_id).conversation_id
 
-    with db.session(sqlite_url) as s:
-        threads.take(s, conversation_id, REP)
+    takeover.take(settings, conversation_id, REP)
     [second] = receive(settings, mail(2, sender=LUKAS.address, subject="Re: Password reset email never arrives",
                                       body=question, message_id="t2.lukas@customer.example",
                                       in_reply_to="t1.lukas@customer.example"))
@@ -403,8 +404,7 @@ def test_a_taken_conversation_is_never_auto_sent_nor_auto_approved_until_release
     assert order(sqlite_url, "NN-1026").refunded == 0
 
     # Handed back: the next refund request is pre-approved again, runs once and is confirmed.
-    with db.session(sqlite_url) as s:
-        threads.release(s, conversation_id, REP)
+    takeover.release(settings, conversation_id, REP)
     [fourth] = receive(settings, refund_mail(LUKAS, "NN-1026", in_reply_to="t3.lukas@customer.example",
                                              message_id="t4.lukas@customer.example"))
     assert fourth.step is drafting.Step.DECIDED
@@ -541,7 +541,7 @@ def test_cli_actions_audit_and_takeover(sqlite_url: str, tmp_path: Path, smtp_se
     [row] = json.loads(out)
     assert row["state"] == "rejected" and row["decided_by"] == REP
     code, _, err = run_cli(capsys, config_path, "actions", "approve", str(action_id), "--as", REP)
-    assert code == 1 and "is rejected: only proposed actions can be decided" in err
+    assert code == 1 and "is rejected (decided by " in err and "only proposed actions can be decided" in err
     assert effects(sqlite_url).operations == []
 
     code, out, _ = run_cli(capsys, config_path, "audit", "list", "--json")

@@ -21,13 +21,14 @@ from agents import set_trace_processors
 from agents.tracing import Span, Trace, TracingProcessor, get_trace_provider
 from sqlmodel import select
 
-from mailagent.store import db
-from mailagent.pipeline import drafting
 from mailagent.agent import tracing
-from mailagent.agent.support import ReplyDraft, instructions
 from mailagent.agent.guardrails import check_injection
+from mailagent.agent.support import ReplyDraft, instructions
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import Settings
+from mailagent.pipeline import drafting
+from mailagent.review import ReviewError, drafts
+from mailagent.store import db
 from mailagent.store.models import (
     Action,
     ActionState,
@@ -259,9 +260,9 @@ def test_a_held_model_error_can_be_answered_by_a_rep(sqlite_url: str, tmp_path: 
     server.reset([error(500)])
     settings = _settings(sqlite_url, tmp_path, server, smtp_server, policy=SEND_EVERYTHING)
     [outcome] = receive(settings, mail(1, subject=SUBJECT, body=QUESTION))
-    with pytest.raises(drafting.ReviewError, match="no text to send"):
-        drafting.approve(settings, outcome.draft_id, "rep@nimbus")
-    drafting.approve(settings, outcome.draft_id, "rep@nimbus", "Hi Alice, please check your spam folder.\n\nAna")
+    with pytest.raises(ReviewError, match="no text to send"):
+        drafts.approve(settings, outcome.draft_id, "rep@nimbus")
+    drafts.approve(settings, outcome.draft_id, "rep@nimbus", "Hi Alice, please check your spam folder.\n\nAna")
     deliver_all(settings)
     [got] = smtp_server.received
     assert b"please check your spam folder" in got.data and b"Auto-Submitted" not in got.data

@@ -22,10 +22,10 @@ from agents import set_trace_processors
 from agents.tracing import get_trace_provider
 from sqlmodel import select
 
-from mailagent.store import db
 from mailagent.agent.guardrails import check_injection
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import DATA, Settings
+from mailagent.store import db
 from mailagent.store.models import Draft, DraftState, Outbound
 
 from .conftest import make_settings

@@ -15,7 +15,6 @@ import pytest
 from sqlmodel import func, select
 
 from mailagent import config
-from mailagent.store import db
 from mailagent.actions.backends import (
     BackendError,
     DemoBackend,
@@ -31,6 +30,7 @@ from mailagent.actions.backends import (
 from mailagent.actions.backends.demo import seed
 from mailagent.actions.backends.http import signature
 from mailagent.config import ConfigError
+from mailagent.store import db
 from mailagent.store.models import (
     DemoCustomer,
     DemoInvoice,

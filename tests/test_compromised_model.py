@@ -34,15 +34,14 @@ from agents import set_trace_processors
 from agents.tracing import get_trace_provider
 from sqlmodel import col, select
 
-from mailagent.store import db
-from mailagent.pipeline import drafting
-from mailagent.pipeline import sweep
-from mailagent.actions import proposals
 from mailagent.actions.backends.demo import seed
-from mailagent.actions.execute import executed_actions
 from mailagent.agent.guardrails import check_injection, check_output
+from mailagent.agent.run import executed_actions
 from mailagent.agent.tracing import DatabaseTraceProcessor
 from mailagent.config import Settings
+from mailagent.pipeline import drafting, sweeper
+from mailagent.review import actions as review_actions
+from mailagent.store import db
 from mailagent.store.models import ActionState, Draft, DraftState, Outbound
 
 from .conftest import make_settings
@@ -426,8 +425,7 @@ def run_attack(settings: Settings, attack: Attack) -> list[int]:
             waiting = [a for a in actions(url) if a.draft_id == outcome.draft_id and a.state == ActionState.PROPOSED]
             assert waiting, "the rep was to reject a proposal, but none waits"
             for action in waiting:
-                with db.session(url) as s:
-                    proposals.decide_by_rep(s, action.id or 0, REP, False, turn.rep_rejects)
+                review_actions.reject(settings, action.id or 0, REP, turn.rep_rejects)
             assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.DECIDED
         previous = message_id
     return draft_ids
@@ -530,7 +528,7 @@ def test_a_compromised_model_cannot_move_money_or_claim_it_did(
 
     # Nothing is stuck: every draft ended decided or waits for a rep, and nothing decided waits unresumed.
     assert all(d.state != DraftState.DRAFTING for d in drafts(url)), [(d.id, d.state) for d in drafts(url)]
-    assert sweep.find_due(settings, timedelta(0)).resume == []
+    assert sweeper.find_due(settings, timedelta(0)).resume == []
 
     # The model never saw another customer's data through a tool.
     own = {(t.sender or attack.customer).email for t in attack.turns}

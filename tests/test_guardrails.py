@@ -20,7 +20,6 @@ import pytest
 from bs4 import BeautifulSoup
 
 from mailagent import redact
-from mailagent.config import DATA
 from mailagent.agent import guardrails
 from mailagent.agent.guardrails import (
     ExecutedAction,
@@ -28,6 +27,7 @@ from mailagent.agent.guardrails import (
     check_injection,
     check_output,
 )
+from mailagent.config import DATA
 
 from .injection_attacks import ATTACKS, Attack
 

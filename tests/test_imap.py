@@ -12,9 +12,9 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy import update
 from sqlmodel import select
 
-from mailagent.store import db
-from mailagent.pipeline import ingest
 from mailagent.mail.imap import IdleWatcher
+from mailagent.pipeline import ingest
+from mailagent.store import db
 from mailagent.store.models import MailboxCursor, Message, now
 
 from .support.dovecot import Dovecot

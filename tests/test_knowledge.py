@@ -8,9 +8,9 @@ import pytest
 from sqlmodel import select
 
 from mailagent.config import DATA
-from mailagent.store import db
 from mailagent.knowledge.articles import ArticleFile, read_articles
 from mailagent.knowledge.search import SyncResult, search, sync
+from mailagent.store import db
 from mailagent.store.models import Article
 from mailagent.tomlfile import FileError
 

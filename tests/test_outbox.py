@@ -11,11 +11,10 @@ from email.policy import default
 from freezegun import freeze_time
 from sqlalchemy import update
 
-from mailagent.store import db
-from mailagent.pipeline import outbox
-from mailagent.pipeline import sweep
 from mailagent.config import Settings
 from mailagent.mail import smtp
+from mailagent.pipeline import outbox, sweeper
+from mailagent.store import db
 from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
 
 from .support.dovecot import Dovecot
@@ -156,9 +155,9 @@ def test_a_crash_after_sending_began_ends_unknown_and_is_never_resent(sqlite_url
     outbound_id = _queue(settings)
     assert outbox._claim(sqlite_url, outbound_id) is not None      # the worker dies right after this
     assert outbox.deliver(settings, outbound_id) is None             # the redelivered message
-    assert sweep.find_due(settings, timedelta(0)).unknown == []    # too early to tell
+    assert sweeper.find_due(settings, timedelta(0)).unknown == []    # too early to tell
     with freeze_time(now() + timedelta(seconds=settings.outbox.send_timeout_seconds * 2 + 1)):
-        due = sweep.find_due(settings, timedelta(0))
+        due = sweeper.find_due(settings, timedelta(0))
     assert due.unknown == [outbound_id] and outbound_id not in due.deliver
     row = _row(settings, outbound_id)
     assert row.state == OutboundState.UNKNOWN and "may or may not" in row.last_error
@@ -181,10 +180,10 @@ def test_sent_replies_are_saved_to_the_sent_folder_once(sqlite_url: str, setting
     dovecot.append(imap_user, "Sent")
     outbound_id = _queue(settings)
     outbox.deliver(settings, outbound_id)
-    assert sweep.find_due(settings, timedelta(0)).save_to_sent == [outbound_id]
+    assert sweeper.find_due(settings, timedelta(0)).save_to_sent == [outbound_id]
     assert outbox.save_to_sent(settings, outbound_id)
     assert not outbox.save_to_sent(settings, outbound_id)
-    assert sweep.find_due(settings, timedelta(0)).save_to_sent == []
+    assert sweeper.find_due(settings, timedelta(0)).save_to_sent == []
     with dovecot.client(imap_user) as c:
         c.select_folder("Sent")
         [uid] = c.search(["ALL"])

@@ -11,11 +11,18 @@ from freezegun import freeze_time
 from sqlalchemy import update
 from sqlmodel import select
 
-from mailagent.store import db
-from mailagent.pipeline import drafting
-from mailagent.pipeline import sweep
+from mailagent.pipeline import drafting, sweeper
 from mailagent.pipeline.ingest import Inbound, store_many
-from mailagent.store.models import Conversation, Draft, DraftState, Feedback, Outbound, now
+from mailagent.review import ReviewError, drafts
+from mailagent.store import db
+from mailagent.store.models import (
+    Conversation,
+    Draft,
+    DraftState,
+    Feedback,
+    Outbound,
+    now,
+)
 
 from .conftest import make_settings
 from .support.flow import (
@@ -130,7 +137,7 @@ def test_a_crashed_draft_is_taken_over_by_the_sweeper(sqlite_url, tmp_path, smtp
     assert drafting.draft_reply(settings, conversation_id).step is drafting.Step.NOTHING   # still fresh
     later = now() + timedelta(seconds=settings.clock.stuck_after_seconds + 1)
     with freeze_time(later):
-        assert sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)).draft == [conversation_id]
+        assert sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)).draft == [conversation_id]
         outcome = drafting.draft_reply(settings, conversation_id)
     assert outcome.step is drafting.Step.DECIDED and draft(settings, outcome.draft_id).state == DraftState.SENT
 
@@ -140,9 +147,9 @@ def test_the_sweeper_drafts_turns_whose_message_was_lost(sqlite_url, tmp_path, s
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
     from mailagent.pipeline import classify
     conversation_id = classify.process(settings, 1).conversation.id
-    assert sweep.find_due(settings, timedelta(0)).draft == [conversation_id]
+    assert sweeper.find_due(settings, timedelta(0)).draft == [conversation_id]
     drafting.draft_reply(settings, conversation_id)
-    assert sweep.find_due(settings, timedelta(0)).draft == []
+    assert sweeper.find_due(settings, timedelta(0)).draft == []
 
 
 # --- review -----------------------------------------------------------------------------------
@@ -155,7 +162,8 @@ def _held(settings) -> Draft:
 def test_approve_sends_the_draft_and_records_the_pair(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    row, outbound_id = drafting.approve(settings, held.id, "rep@nimbus")
+    approved = drafts.approve(settings, held.id, "rep@nimbus")
+    row, outbound_id = approved.draft, approved.outbound_id
     assert row.state == DraftState.SENT and row.reviewed_by == "rep@nimbus"
     deliver_all(settings)
     [got] = smtp_server.received
@@ -163,14 +171,14 @@ def test_approve_sends_the_draft_and_records_the_pair(sqlite_url, tmp_path, smtp
     with db.session(sqlite_url) as s:
         [feedback] = s.exec(select(Feedback)).all()
     assert feedback.verdict == "approved" and feedback.final_text == held.text
-    with pytest.raises(drafting.ReviewError, match="is sent: only held or escalated"):
-        drafting.approve(settings, held.id, "rep@nimbus")
+    with pytest.raises(ReviewError, match=r"is sent \(reviewed by rep@nimbus\): only held or escalated"):
+        drafts.approve(settings, held.id, "rep@nimbus")
 
 
 def test_an_edit_is_sent_and_kept_as_an_eval_pair(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    drafting.approve(settings, held.id, "rep@nimbus", "We don't share recipes, sorry!\n\nBest, Ana")
+    drafts.approve(settings, held.id, "rep@nimbus", "We don't share recipes, sorry!\n\nBest, Ana")
     deliver_all(settings)
     assert b"We don't share recipes" in smtp_server.received[0].data
     with db.session(sqlite_url) as s:
@@ -182,9 +190,9 @@ def test_an_edit_is_sent_and_kept_as_an_eval_pair(sqlite_url, tmp_path, smtp_ser
 def test_reject_needs_a_reason_and_sends_nothing(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
-    with pytest.raises(drafting.ReviewError, match="needs a reason"):
-        drafting.reject(settings, held.id, "rep", " ")
-    row = drafting.reject(settings, held.id, "rep", "off topic")
+    with pytest.raises(ReviewError, match="needs a reason"):
+        drafts.reject(settings, held.id, "rep", " ")
+    row = drafts.reject(settings, held.id, "rep", "off topic")
     assert row.state == DraftState.REJECTED and row.reject_reason == "off topic"
     deliver_all(settings)
     assert smtp_server.received == []
@@ -196,8 +204,8 @@ def test_a_draft_for_an_older_turn_cannot_be_approved(sqlite_url, tmp_path, smtp
     store_many(sqlite_url, [Inbound(mail(2, body="one more thing", in_reply_to="m1.alice@customer.example"), "file", "support")])
     from mailagent.pipeline import classify
     classify.process(settings, 2)
-    with pytest.raises(drafting.ReviewError, match="answers an older message"):
-        drafting.approve(settings, first.draft_id, "rep")
+    with pytest.raises(ReviewError, match="answers an older message"):
+        drafts.approve(settings, first.draft_id, "rep")
 
 
 # --- invariants against a policy that would send everything ------------------------------------

@@ -9,11 +9,11 @@ from alembic.runtime.migration import MigrationContext
 from freezegun import freeze_time
 from sqlmodel import SQLModel, select
 
-from mailagent.store import db
-from mailagent.pipeline import classify
-from mailagent.pipeline.threads import subject_key
-from mailagent.pipeline.ingest import Inbound, store, store_many
 from mailagent.knowledge.search import is_search_index
+from mailagent.pipeline import classify
+from mailagent.pipeline.ingest import Inbound, store, store_many
+from mailagent.pipeline.threads import subject_key
+from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, Outbound
 
 from .conftest import make_settings

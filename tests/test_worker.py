@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from mailagent.store import db, schema
 from mailagent.store.models import Message, MessageState
+from mailagent.worker.broker import QUEUES
 
 from .support.dovecot import Dovecot
 from .support.mails import mail
@@ -55,8 +56,14 @@ poll_interval_seconds = {extra.get('poll_interval', '3600')}
 
 
 def _mailagent(config: Path, *args: str, **kw) -> subprocess.Popen[bytes]:
+    """The process logs to a file next to the config (a pipe nobody drains would fill and stall it)."""
+    log = (config.parent / "process.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "mailagent", "--config", str(config), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+
+
+def _log(config: Path) -> str:
+    return (config.parent / "process.log").read_text(errors="replace")[-4000:]
 
 
 def _counts(url: str) -> tuple[int, int, int]:
@@ -87,7 +94,7 @@ def redis_namespace_cleanup() -> Iterator[None]:
 
 def _send(config_namespace: str, actor: str, *args: object) -> None:
     broker = RedisBroker(url=REDIS_URL, namespace=config_namespace)
-    broker.enqueue(dramatiq.Message(queue_name="default", actor_name=actor, args=args, kwargs={}, options={}))
+    broker.enqueue(dramatiq.Message(queue_name=QUEUES[actor], actor_name=actor, args=args, kwargs={}, options={}))
     broker.close()
 
 
@@ -101,7 +108,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
     namespace = f"mailagent-test-{os.getpid()}-{tmp_path.name}"
     worker = _mailagent(config, "worker", "--threads", "2")
     _send(namespace, "poll_mailbox", "support")
-    assert _wait(lambda: _counts(url)[0] >= 20, 60, every=0.005), worker.stdout.read1().decode() if worker.poll() else "slow"
+    assert _wait(lambda: _counts(url)[0] >= 20, 60, every=0.005), _log(config)
     os.killpg(worker.pid, signal.SIGKILL)                        # the whole worker, mid-poll
     worker.wait()
     killed_at = _counts(url)[0]
@@ -130,14 +137,14 @@ def test_run_processes_everything_and_stops_cleanly_on_sigterm(tmp_path: Path, d
     dovecot.append(imap_user, "INBOX", mail(99))
     assert _wait(lambda: _safe_counts(url)[1] == 41, 30)           # the clock polls again
     run.send_signal(signal.SIGTERM)
-    assert run.wait(timeout=60) == 0, run.stdout.read().decode()
+    assert run.wait(timeout=60) == 0, _log(config)
 
 
 def test_run_until_idle_exits_when_done(tmp_path: Path, dovecot: Dovecot, imap_user: str) -> None:
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(12)))
     config = _config(tmp_path, dovecot, imap_user, broker="memory://")
     run = _mailagent(config, "run", "--until-idle")
-    assert run.wait(timeout=60) == 0, run.stdout.read().decode()
+    assert run.wait(timeout=60) == 0, _log(config)
     assert _counts(f"sqlite:///{tmp_path}/mailagent.db") == (12, 12, 0)
 
 

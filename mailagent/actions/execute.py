@@ -16,13 +16,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import select
 
-from mailagent.store import db
-from mailagent.agent.context import AgentContext
-from mailagent.agent.guardrails import ExecutedAction
-from mailagent.config import Settings
-from mailagent.store.models import Action, ActionState, Conversation, Draft, now
-from mailagent.policy import current_policy, decide_action
-from mailagent.store import audit
 from mailagent.actions.backends.base import (
     Backend,
     BackendError,
@@ -30,6 +23,10 @@ from mailagent.actions.backends.base import (
     Unavailable,
 )
 from mailagent.actions.proposals import action_facts, check
+from mailagent.config import Settings
+from mailagent.policy import current_policy, decide_action
+from mailagent.store import audit, db
+from mailagent.store.models import Action, ActionState, Conversation, Draft, now
 
 
 class OutcomeUnknown(RuntimeError):
@@ -37,24 +34,26 @@ class OutcomeUnknown(RuntimeError):
     resumed later; the same idempotency key then tells the backend it is a retry."""
 
 
-def run(context: AgentContext, call_id: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    url = context.url
+def run(settings: Settings, backend: Backend | None, draft_id: int, call_id: str, tool: str,
+        arguments: dict[str, Any]) -> dict[str, Any]:
+    """Run the approved proposal of this tool call of this draft, once; what the tool returns."""
+    url = settings.database.url
     with db.reading(url) as s:
-        action = s.exec(select(Action).where(Action.draft_id == context.draft_id, Action.call_id == call_id)).first()
+        action = s.exec(select(Action).where(Action.draft_id == draft_id, Action.call_id == call_id)).first()
     if action is None:
         return {"executed": False, "error": "no stored proposal for this call"}
     if action.state == ActionState.EXECUTED:
         return {"executed": True, **(action.result or {})}     # ran before a crash: not again
     try:
-        refusal = _refusal(context, action, tool, arguments)
+        refusal = _refusal(settings, backend, action, tool, arguments)
     except Unavailable as exc:
         raise OutcomeUnknown(f"{tool}: could not check it: {exc}") from exc
-    if refusal or context.backend is None:
+    if refusal or backend is None:
         refusal = refusal or "no actions backend is configured"
         _refuse(url, action, refusal)
         return {"executed": False, "error": refusal}
     try:
-        result = _call(context.backend, tool, arguments, action.idempotency_key)
+        result = _call(backend, tool, arguments, action.idempotency_key)
     except Unavailable as exc:
         raise OutcomeUnknown(f"{tool}: {exc}") from exc
     except BackendError as exc:              # not found, rejected by a business rule, key conflict
@@ -89,7 +88,8 @@ def _finish(url: str, action: Action, state: ActionState, *, result: dict[str, A
                      tool=action.tool, result=result, error=error)
 
 
-def _refusal(context: AgentContext, action: Action, tool: str, arguments: dict[str, Any]) -> str | None:
+def _refusal(settings: Settings, backend: Backend | None, action: Action, tool: str,
+             arguments: dict[str, Any]) -> str | None:
     """Why this approved action must not run now: it does not match the approved proposal, or,
     for a policy's approval, the facts or the limits no longer allow it (checked again here, in
     the call path)."""
@@ -99,16 +99,16 @@ def _refusal(context: AgentContext, action: Action, tool: str, arguments: dict[s
         return "the call differs from the approved proposal"
     if not (action.decided_by or "").startswith("policy:"):
         return None                                    # a person approved exactly this
-    if context.backend is None:
+    if backend is None:
         return "no actions backend is configured"
-    checked = check(context.backend, action.customer, tool, arguments)
+    checked = check(backend, action.customer, tool, arguments)
     if checked.refusal:
         return checked.refusal
-    with db.reading(context.url) as s:
+    with db.reading(settings.database.url) as s:
         draft, conversation = s.get(Draft, action.draft_id), s.get(Conversation, action.conversation_id)
         assert draft is not None and conversation is not None
         facts = action_facts(s, action, checked, draft, conversation.taken_by is not None)
-    decision = decide_action(current_policy(context.settings), facts)
+    decision = decide_action(current_policy(settings), facts)
     if decision.decision != "auto_approve":
         return f"the policy no longer pre-approves it: {'; '.join(decision.reasons)}"
     return None
@@ -125,10 +125,3 @@ def _call(backend: Backend, tool: str, arguments: dict[str, Any], key: str) -> d
     if tool == "resend_invoice":
         return backend.resend_invoice(str(arguments["invoice_id"]), to=None, idempotency_key=key).to_dict()
     raise Rejected(f"{tool!r} is not an action")
-
-
-def executed_actions(settings: Settings, draft_id: int) -> list[ExecutedAction]:
-    """What really ran for a draft: the output check holds replies that claim anything else."""
-    with db.reading(settings.database.url) as s:
-        rows = s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)).all()
-    return [ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

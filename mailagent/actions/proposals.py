@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailagent.store.models import Action, ActionState, Conversation, Draft, now
+from mailagent.actions.backends.base import Backend, BackendError, Unavailable
 from mailagent.policy import ActionFacts, Policy, decide_action
 from mailagent.store import audit
-from mailagent.actions.backends.base import Backend, BackendError, Unavailable
+from mailagent.store.models import Action, ActionState, Conversation, Draft, now
 
 SIDE_EFFECT_TOOLS = ("issue_refund", "cancel_subscription", "resend_invoice")
 MAX_PER_DRAFT = 3
@@ -143,11 +143,11 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
                  action_id=action.id, tool=tool, arguments=arguments)
     refusal = checked.refusal or _repeated_or_too_many(s, action)
     if refusal:
-        _decide(s, action, ActionState.REJECTED, "system", [refusal])
+        decide(s, action, ActionState.REJECTED, "system", [refusal])
         return action
     decision = decide_action(policy, action_facts(s, action, checked, draft, conversation.taken_by is not None))
     if decision.decision == "auto_approve":
-        _decide(s, action, ActionState.APPROVED, f"policy:{decision.rule}", list(decision.reasons))
+        decide(s, action, ActionState.APPROVED, f"policy:{decision.rule}", list(decision.reasons))
     else:
         action.reasons = list(decision.reasons)
         audit.record(s, f"policy:{decision.rule}", "awaits_rep", conversation_id=action.conversation_id,
@@ -172,25 +172,9 @@ def _target(arguments: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(arguments.get(k, "")).strip().upper() for k in ("order_id", "subscription_id", "invoice_id"))
 
 
-def _decide(s: Session, action: Action, state: ActionState, by: str, reasons: list[str]) -> None:
+def decide(s: Session, action: Action, state: ActionState, by: str, reasons: list[str]) -> None:
+    """Record a decision on a proposal, with its audit row."""
     action.state, action.decided_by, action.reasons, action.decided_at = state, by, reasons, now()
     audit.record(s, by, "approved" if state == ActionState.APPROVED else "rejected",
                  conversation_id=action.conversation_id, draft_id=action.draft_id, action_id=action.id,
                  tool=action.tool, arguments=action.arguments, reasons=reasons)
-
-
-class DecisionError(ValueError):
-    """A rep's decision that cannot apply; says why."""
-
-
-def decide_by_rep(s: Session, action_id: int, rep: str, approve: bool, reason: str = "") -> Action:
-    action = s.get(Action, action_id, with_for_update=True)
-    if action is None:
-        raise DecisionError(f"no action with id {action_id}")
-    if action.state != ActionState.PROPOSED:
-        raise DecisionError(f"action {action_id} is {action.state}: only proposed actions can be decided")
-    if not approve and not reason.strip():
-        raise DecisionError("a rejection needs a reason (--reason TEXT): the agent tells the customer")
-    _decide(s, action, ActionState.APPROVED if approve else ActionState.REJECTED, rep,
-            [reason] if reason else [f"approved by {rep}"])
-    return action

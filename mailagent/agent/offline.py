@@ -30,7 +30,7 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from mailagent.agent.support import LATEST_MARKER
+from mailagent.agent.input import LATEST_MARKER
 
 NAME = "offline-kb-v1"
 GOOD_MATCH = 0.45

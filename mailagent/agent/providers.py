@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-from mailagent.config import Settings, secret
 from mailagent.agent.offline import NAME as OFFLINE_NAME
 from mailagent.agent.offline import OfflineModel
+from mailagent.config import Settings, secret
 
 
 def model_name(settings: Settings) -> str:

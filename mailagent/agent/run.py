@@ -29,14 +29,18 @@ from agents import (
     trace,
 )
 from pydantic import BaseModel
+from sqlmodel import select
 
 from mailagent.actions.backends import make_backend
-from mailagent.actions.execute import OutcomeUnknown, executed_actions
-from mailagent.config import Settings
+from mailagent.actions.execute import OutcomeUnknown
 from mailagent.agent import guardrails, tracing
-from mailagent.agent.support import ReplyDraft, Turn, build, compose_input
 from mailagent.agent.context import AgentContext
+from mailagent.agent.input import Turn, compose_input
 from mailagent.agent.providers import model_for_run, model_name
+from mailagent.agent.support import ReplyDraft, build
+from mailagent.config import Settings
+from mailagent.store import db
+from mailagent.store.models import Action, ActionState
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +226,10 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
         pass
     return result(output, tuple(f"output:{i.check}" for i in issues), tuple(f"{i.check}: {i.detail}" for i in issues),
                   usage=counts)
+
+
+def executed_actions(settings: Settings, draft_id: int) -> list[guardrails.ExecutedAction]:
+    """What really ran for a draft: the output check holds replies that claim anything else."""
+    with db.reading(settings.database.url) as s:
+        rows = s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)).all()
+    return [guardrails.ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

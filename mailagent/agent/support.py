@@ -8,21 +8,19 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from agents import Agent, ModelSettings
 from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
-from mailagent.config import DATA, Settings
-from mailagent.policy.model import INTENTS
 from mailagent.agent.context import AgentContext
 from mailagent.agent.tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
+from mailagent.config import DATA, Settings
+from mailagent.intents import INTENTS
 
 LANGUAGES = ("en", "de", "es", "fr")
 DEFAULT_TEMPLATE = DATA / "instructions.md.j2"
-LATEST_MARKER = "Latest customer message (answer this one):"
 
 
 class ReplyDraft(BaseModel):
@@ -79,23 +77,3 @@ def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext]
         output_type=ReplyDraft, model_settings=ModelSettings(temperature=settings.model.temperature),
     )
     return agent, prompt
-
-
-@dataclass(frozen=True)
-class Turn:
-    who: str              # "customer" | "us"
-    at: datetime
-    text: str
-
-
-def compose_input(*, mailbox: str, customer_name: str, customer_addr: str, customer_details: dict[str, str],
-                  history: list[Turn], subject: str, latest: str) -> str:
-    """The run's input: earlier turns for context, then the message to answer, fenced as data."""
-    details = "".join(f"\n- {k}: {v}" for k, v in customer_details.items())
-    lines = [f"Mailbox: {mailbox}", f"Customer: {customer_name} <{customer_addr}>{details}", ""]
-    if history:
-        lines.append("Earlier in this conversation (oldest first):")
-        for turn in history:
-            lines.append(f"[{turn.who}, {turn.at:%Y-%m-%d %H:%M}]\n{turn.text.strip()}\n")
-    lines += [LATEST_MARKER, f"<customer_message subject={subject!r}>", latest.strip(), "</customer_message>"]
-    return "\n".join(lines)

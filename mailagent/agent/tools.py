@@ -17,8 +17,8 @@ from agents.tool_context import ToolContext
 
 from mailagent.actions import execute
 from mailagent.actions.backends.base import Backend, BackendError
-from mailagent.knowledge.search import search
 from mailagent.agent.context import AgentContext
+from mailagent.knowledge.search import search
 
 
 def _json(value: Any) -> str:
@@ -97,7 +97,9 @@ def _run_approved(ctx: ToolContext[AgentContext]) -> str:
     call (its arguments as proposed), once; see `actions.execute`. Errors are not turned into a
     message for the model (`failure_error_function=None`): a backend that did not answer must stop
     the run, to be resumed later."""
-    return _json(execute.run(ctx.context, ctx.tool_call_id, ctx.tool_name, json.loads(ctx.tool_arguments or "{}")))
+    context = ctx.context
+    return _json(execute.run(context.settings, context.backend, context.draft_id, ctx.tool_call_id, ctx.tool_name,
+                             json.loads(ctx.tool_arguments or "{}")))
 
 
 @function_tool(needs_approval=True, failure_error_function=None)

@@ -13,9 +13,9 @@ from typing import Any
 from agents import set_trace_processors
 from agents.tracing import Span, Trace, TracingProcessor
 
+from mailagent.redact import redact_data
 from mailagent.store import db
 from mailagent.store.models import SpanRecord, TraceRecord
-from mailagent.redact import redact_data
 
 log = logging.getLogger(__name__)
 

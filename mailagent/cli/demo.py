@@ -18,11 +18,11 @@ from aiosmtpd.handlers import Sink
 from sqlmodel import select
 
 from mailagent import config
-from mailagent.store import db, schema
-from mailagent.pipeline import ingest
 from mailagent.actions.backends.demo import seed
 from mailagent.config import DATA
 from mailagent.knowledge.search import sync
+from mailagent.pipeline import ingest
+from mailagent.store import db, schema
 from mailagent.store.models import Action, Draft, Message, Outbound, SpanRecord
 from mailagent.worker.inprocess import InProcess
 

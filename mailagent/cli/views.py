@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from mailagent.cli.common import NotFound
 from mailagent.store import db
 from mailagent.store.models import (
     Action,
@@ -25,10 +26,6 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
-
-
-class NotFound(LookupError):
-    code = 1
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -206,8 +203,8 @@ def trace_detail(url: str, conversation_id: int) -> str:
 
 
 def _summary(span: SpanRecord) -> str:
-    text = _compact({k: v for k, v in span.data.items() if k not in ("type", "name")}, 400)
-    return f"{text} ERROR {_compact(span.error)}" if span.error else text
+    text = compact({k: v for k, v in span.data.items() if k not in ("type", "name")}, 400)
+    return f"{text} ERROR {compact(span.error)}" if span.error else text
 
 
 def action_row(a: Action) -> dict[str, Any]:
@@ -234,7 +231,7 @@ def action_detail(url: str, ident: int) -> str:
         trail = s.exec(select(AuditEntry).where(AuditEntry.action_id == ident).order_by(col(AuditEntry.id))).all()
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
-    lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {_compact(e.details)}" for e in trail]
+    lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
     return "\n".join(lines)
 
 
@@ -252,6 +249,6 @@ def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> lis
         return [audit_row(e) for e in reversed(s.exec(query).all())]
 
 
-def _compact(value: Any, limit: int = 300) -> str:
+def compact(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + " [...]"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from mailagent.policy.model import INTENTS
+from mailagent.intents import INTENTS
 from mailagent.tomlfile import FileError, Problem
 
 LOCALES = ("en", "de", "es")

@@ -36,9 +36,9 @@ from sqlalchemy import Row, column, func, text
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import Select
 
+from mailagent.knowledge.articles import ArticleFile, read_articles
 from mailagent.store import db
 from mailagent.store.models import Article
-from mailagent.knowledge.articles import ArticleFile, read_articles
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr, make_msgid
@@ -18,7 +19,6 @@ from enum import StrEnum
 import aiosmtplib
 
 from mailagent.config import Smtp, secret
-from mailagent.store.models import now
 
 MAX_REFERENCES = 20
 _RE_PREFIX = ("re:", "aw:", "sv:", "antw:", "r:", "rif:")
@@ -66,7 +66,7 @@ def compose(reply: Reply) -> tuple[str, bytes]:
     msg["From"] = formataddr((reply.sender_name, reply.sender))
     msg["To"] = ", ".join(reply.to)
     msg["Subject"] = reply_subject(reply.subject)
-    msg["Date"] = format_datetime(now())
+    msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = message_id
     if reply.in_reply_to:
         msg["In-Reply-To"] = f"<{reply.in_reply_to}>"

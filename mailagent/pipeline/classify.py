@@ -13,12 +13,12 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.policy import compat32
 
-from mailagent.pipeline import threads
-from mailagent.store import db
 from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.headers import envelope, first_address, read_headers
 from mailagent.mail.parse import ParsedMail, parse
+from mailagent.pipeline import threads
+from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, now
 
 log = logging.getLogger(__name__)

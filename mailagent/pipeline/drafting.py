@@ -19,31 +19,29 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailagent.store import db
-from mailagent.pipeline import outbox
 from mailagent.actions import proposals
-from mailagent.store import audit
 from mailagent.actions.backends import make_backend
 from mailagent.actions.backends.base import BackendError
 from mailagent.actions.execute import OutcomeUnknown
-from mailagent.agent.support import Turn
+from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
+from mailagent.pipeline import outbox
+from mailagent.policy import Decision, current_policy, decide
+from mailagent.policy.facts import Facts, ProposedAction
+from mailagent.store import audit, db
 from mailagent.store.models import (
     Action,
     ActionState,
     Conversation,
     Draft,
     DraftState,
-    Feedback,
     Message,
     MessageState,
     Outbound,
     SpanRecord,
     now,
 )
-from mailagent.policy import Decision, current_policy, decide
-from mailagent.policy.facts import Facts, ProposedAction
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,7 @@ class Outcome:
     step: Step
     draft_id: int | None = None
     outbound_id: int | None = None
+    decision: str | None = None         # when DECIDED: send | hold | escalate | ignore, and by which rule
 
 
 def latest_turn(s: Session, conversation_id: int) -> Message | None:
@@ -311,7 +310,7 @@ def _decide(settings: Settings, request: DraftRequest, result: DraftResult | Non
                                    "rule": decision.rule, "reasons": list(decision.reasons),
                                    "policy_version": policy.version}))
         log.info("draft %s: %s by %s", draft_id, decision.decision, decision.rule)
-        return Outcome(Step.DECIDED, draft_id, outbound_id)
+        return Outcome(Step.DECIDED, draft_id, outbound_id, f"{row.state} ({decision.rule})")
 
 
 def _record(row: Draft, result: DraftResult) -> None:
@@ -342,52 +341,3 @@ def _supersede_older(s: Session, row: Draft) -> None:
                      action_id=action.id, reasons=action.reasons)
     s.execute(update(Draft).where(col(Draft.id).in_(ids))
               .values(state=DraftState.SUPERSEDED, run_state=None, reasons=[f"superseded by draft {row.id}"]))
-
-
-class ReviewError(ValueError):
-    """A rep's action that cannot apply to this draft; says why."""
-
-
-def approve(settings: Settings, draft_id: int, reviewer: str, text: str | None = None) -> tuple[Draft, int]:
-    """Send a held draft (or the rep's edit of it); the draft-versus-final pair is kept."""
-    with db.session(settings.database.url) as s:
-        row = _reviewable(s, draft_id)
-        final = text if text is not None else row.text
-        if not final.strip():
-            raise ReviewError(f"draft {draft_id} has no text to send: write the reply and pass it with --edit FILE")
-        conversation, turn = s.get(Conversation, row.conversation_id), s.get(Message, row.message_id)
-        assert conversation is not None and turn is not None
-        outbound = outbox.queue_reply(s, settings, conversation, turn, final, approved_by=reviewer)
-        edited = text is not None and text.strip() != row.text.strip()
-        row.state, row.outbound_id, row.final_text = DraftState.SENT, outbound.id, final
-        row.reviewed_by, row.reviewed_at = reviewer, now()
-        s.add(Feedback(draft_id=draft_id, conversation_id=row.conversation_id, verdict="edited" if edited else "approved",
-                       draft_text=row.text, final_text=final, reviewer=reviewer))
-        assert outbound.id is not None
-        return row, outbound.id
-
-
-def reject(settings: Settings, draft_id: int, reviewer: str, reason: str) -> Draft:
-    if not reason.strip():
-        raise ReviewError("a rejection needs a reason (--reason TEXT): it teaches the next draft")
-    with db.session(settings.database.url) as s:
-        row = _reviewable(s, draft_id)
-        row.state, row.reject_reason, row.reviewed_by, row.reviewed_at = DraftState.REJECTED, reason, reviewer, now()
-        s.add(Feedback(draft_id=draft_id, conversation_id=row.conversation_id, verdict="rejected",
-                       draft_text=row.text, reason=reason, reviewer=reviewer))
-        return row
-
-
-def _reviewable(s: Session, draft_id: int) -> Draft:
-    row = s.get(Draft, draft_id)
-    if row is None:
-        raise ReviewError(f"no draft with id {draft_id}")
-    db.lock(s, f"conversation:{row.conversation_id}")
-    s.refresh(row)
-    if row.state not in (DraftState.HELD, DraftState.ESCALATED):
-        raise ReviewError(f"draft {draft_id} is {row.state}: only held or escalated drafts can be reviewed")
-    newest = latest_turn(s, row.conversation_id)
-    if newest is not None and newest.id != row.message_id:
-        raise ReviewError(f"draft {draft_id} answers an older message: message {newest.id} arrived since "
-                          "and gets its own draft")
-    return row

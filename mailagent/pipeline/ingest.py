@@ -21,10 +21,10 @@ from imapclient import IMAPClient
 from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
-from mailagent.store import db
 from mailagent.config import Settings
 from mailagent.mail import imap
 from mailagent.mail.headers import identity
+from mailagent.store import db
 from mailagent.store.models import MailboxCursor, Message, now
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from mailagent.store import db
 from mailagent.config import Settings
 from mailagent.mail import imap, smtp
+from mailagent.store import db
 from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from mailagent.store import db
-from mailagent.store import audit
 from mailagent.store.models import Conversation, Message, Outbound, now
 
 _PREFIXES = re.compile(
@@ -87,32 +86,4 @@ def assign(s: Session, msg: Message, window: timedelta) -> Conversation:
         conversation.last_message_at = max(conversation.last_message_at, at)
     for member in [msg, *orphans]:
         member.conversation_id = conversation.id
-    return conversation
-
-
-class TakeoverError(ValueError):
-    """A takeover or release that cannot apply; says why."""
-
-
-def take(s: Session, conversation_id: int, rep: str) -> Conversation:
-    """A rep takes the conversation: no auto-send and no auto-approval there until released."""
-    conversation = s.get(Conversation, conversation_id, with_for_update=True)
-    if conversation is None:
-        raise TakeoverError(f"no conversation with id {conversation_id}")
-    if conversation.taken_by and conversation.taken_by != rep:
-        raise TakeoverError(f"conversation {conversation_id} is already taken by {conversation.taken_by}")
-    conversation.taken_by = rep
-    audit.record(s, rep, "taken", conversation_id=conversation_id)
-    return conversation
-
-
-def release(s: Session, conversation_id: int, rep: str) -> Conversation:
-    """Hand the conversation back to the agent."""
-    conversation = s.get(Conversation, conversation_id, with_for_update=True)
-    if conversation is None:
-        raise TakeoverError(f"no conversation with id {conversation_id}")
-    if conversation.taken_by is None:
-        raise TakeoverError(f"conversation {conversation_id} is not taken")
-    audit.record(s, rep, "released", conversation_id=conversation_id, taken_by=conversation.taken_by)
-    conversation.taken_by = None
     return conversation

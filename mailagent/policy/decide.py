@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from mailagent.policy.facts import ActionFacts, Facts
@@ -25,12 +25,10 @@ from mailagent.policy.model import (
     ActionRule,
     ActionWhen,
     BusinessHours,
+    Policy,
     Rule,
     When,
 )
-
-if TYPE_CHECKING:
-    from mailagent.policy.load import Policy
 
 AUTOMATED = "invariant: automated mail is never answered"
 TAKEN_OVER = "invariant: a human took over"

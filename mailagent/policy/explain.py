@@ -7,13 +7,17 @@ from what this policy decides now, the text says so instead of pretending.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mailagent.policy.decide import ActionDecision, Decision, Evaluation, evaluate, evaluate_action
+from mailagent.policy.decide import (
+    ActionDecision,
+    Decision,
+    Evaluation,
+    evaluate,
+    evaluate_action,
+)
 from mailagent.policy.facts import ActionFacts, Facts
-
-if TYPE_CHECKING:
-    from mailagent.policy.load import Policy
+from mailagent.policy.model import Policy
 
 
 def _rule(policy: Policy, name: str) -> str:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import ValidationError
 
 from mailagent import tomlfile
-from mailagent.tomlfile import FileError, Problem
 from mailagent.policy.decide import decide, decide_action
 from mailagent.policy.facts import ActionFacts, Facts
-from mailagent.policy.model import ActionThen, Table, Text, Then
-
-if TYPE_CHECKING:
-    from mailagent.policy.load import Policy
+from mailagent.policy.model import ActionThen, Policy, Table, Text, Then
+from mailagent.tomlfile import FileError, Problem
 
 
 class Case(Table):

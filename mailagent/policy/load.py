@@ -13,15 +13,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from mailagent import tomlfile
-from mailagent.tomlfile import FileError, Loc, Problem
 from mailagent.policy.fixtures import fixture_problems
 from mailagent.policy.model import (
     ActionRule,
@@ -29,10 +28,12 @@ from mailagent.policy.model import (
     BusinessHours,
     Defaults,
     Limits,
+    Policy,
     PolicyFile,
     Rule,
     When,
 )
+from mailagent.tomlfile import FileError, Loc, Problem
 
 log = logging.getLogger("mailagent.policy")
 
@@ -44,24 +45,6 @@ _TABLES: dict[tuple[str, ...], type[BaseModel]] = {
     (): PolicyFile, ("defaults",): Defaults, ("limits",): Limits, ("business_hours",): BusinessHours,
     ("rules",): Rule, ("rules", "when"): When, ("action_rules",): ActionRule, ("action_rules", "when"): ActionWhen,
 }
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Every policy file merged: what `decide` and `decide_action` read. The empty policy holds
-    every draft and sends every action to a rep."""
-
-    defaults: Defaults = Defaults()
-    rules: tuple[Rule, ...] = ()
-    action_rules: tuple[ActionRule, ...] = ()
-    limits: Limits = Limits()
-    business_hours: BusinessHours | None = None
-    files: tuple[str, ...] = ()
-    version: str = ""                                   # short hash of the files, recorded with decisions
-    origins: Mapping[str, str] = field(default_factory=dict)   # rule name -> "file:line", for explain
-
-    def origin(self, rule_name: str) -> str:
-        return self.origins.get(rule_name, "")
 
 
 @dataclass(frozen=True)

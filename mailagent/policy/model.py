@@ -8,6 +8,8 @@ channels, tiers and decisions are closed sets for the same reason.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,12 +26,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-Intent = Literal[
-    "password_reset", "two_factor", "login_problem", "billing_question", "invoice_request",
-    "refund_request", "cancellation", "plan_change", "outage", "data_export", "account_deletion",
-    "gdpr_request", "api_question", "how_to", "complaint", "dispute", "other",
-]
-INTENTS: tuple[str, ...] = get_args(Intent)
+from mailagent.intents import Intent
+
 Channel = Literal["email", "zendesk", "helpscout"]
 Tier = Literal["free", "plus", "business", "enterprise", "unknown"]   # "unknown": no tier on record
 Then = Literal["send", "hold", "escalate", "ignore"]
@@ -212,3 +210,21 @@ class PolicyFile(Table):
     action_rules: tuple[ActionRule, ...] = ()
     limits: Limits | None = None
     business_hours: BusinessHours | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every policy file merged: what `decide` and `decide_action` read. The empty policy holds
+    every draft and sends every action to a rep."""
+
+    defaults: Defaults = Defaults()
+    rules: tuple[Rule, ...] = ()
+    action_rules: tuple[ActionRule, ...] = ()
+    limits: Limits = Limits()
+    business_hours: BusinessHours | None = None
+    files: tuple[str, ...] = ()
+    version: str = ""                                   # short hash of the files, recorded with decisions
+    origins: Mapping[str, str] = field(default_factory=dict)   # rule name -> "file:line", for explain
+
+    def origin(self, rule_name: str) -> str:
+        return self.origins.get(rule_name, "")

@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from mailagent.store.models import AuditEntry
 from mailagent.redact import redact_data
+from mailagent.store.models import AuditEntry
 
 
 def record(s: Session, actor: str, event: str, *, conversation_id: int | None = None, draft_id: int | None = None,

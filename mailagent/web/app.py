@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mailagent.store import db
 from mailagent.config import Settings
+from mailagent.store import db
 from mailagent.store.models import Message, Outbound
 
 

@@ -1,8 +1,10 @@
-"""The broker and the actors. Actors are thin: each names a row, and the module it calls loads the
-row, checks its state and moves it forward, so a message delivered twice does no harm.
+"""The actors. Each is thin: it names a row, calls one pipeline stage (which loads the row, checks
+its state and moves it forward in one transaction) and hands the follow-up work on, so a message
+delivered twice does no harm.
 
-`dramatiq mailagent.tasks` (what `mailagent worker` runs) imports this module; the broker comes
-from `[broker] url`: `memory://` for one process (`mailagent run`), `redis://...` for workers.
+Importing this module declares the actors on this process's broker (`broker.installed()`):
+`mailagent run` installs the in-process one first; `dramatiq mailagent.worker.actors`, which
+`mailagent worker` runs, builds the shared one from the config file.
 """
 
 from __future__ import annotations
@@ -11,63 +13,45 @@ import logging
 from datetime import timedelta
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 
-from mailagent.pipeline import classify
-from mailagent.pipeline import ingest
-from mailagent.pipeline import outbox
-from mailagent.pipeline import drafting
-from mailagent.pipeline import sweep
-from mailagent.config import Broker, current
+from mailagent.config import current
+from mailagent.pipeline import classify, drafting, ingest, outbox, sweeper
+from mailagent.worker.broker import QUEUES, installed
 
 log = logging.getLogger(__name__)
+broker = installed()
 
 
-def make_broker(cfg: Broker) -> dramatiq.Broker:
-    """Redis with a short heartbeat and frequent maintenance, so a killed worker's messages come
-    back within a minute rather than many (dramatiq's defaults)."""
-    if cfg.in_process:
-        broker: dramatiq.Broker = StubBroker()
-        broker.emit_after("process_boot")
-    else:
-        broker = RedisBroker(url=cfg.url, namespace=cfg.namespace,
-                             heartbeat_timeout=cfg.heartbeat_timeout_ms,
-                             maintenance_chance=cfg.maintenance_chance)
-    return broker
+def _actor(**options: object):  # type: ignore[no-untyped-def]
+    """`dramatiq.actor` on this process's broker, on the queue `broker.QUEUES` names."""
+    def declare(fn):  # type: ignore[no-untyped-def]
+        return dramatiq.actor(fn, broker=broker, queue_name=QUEUES[fn.__name__], **options)
+    return declare
 
 
-broker = make_broker(current().broker)
-dramatiq.set_broker(broker)
-
-
-@dramatiq.actor(max_retries=5, min_backoff=2_000)
+@_actor(max_retries=5, min_backoff=2_000)
 def poll_mailbox(name: str) -> None:
-    result = ingest.poll(current(), name, enqueue=enqueue_processing)
+    result = ingest.poll(current(), name, enqueue=fan_out.send)
     if not result.busy:
         log.info("%s: fetched %d, stored %d new", name, result.fetched, len(result.stored))
 
 
-def enqueue_processing(message_ids: list[int]) -> None:
+@_actor(max_retries=10, min_backoff=1_000)
+def fan_out(message_ids: list[int]) -> None:
     """One broker message per stored batch: the IMAP cursor loop pays one round trip to the
     broker per batch, not per message; a worker fans the batch out."""
-    fan_out.send(message_ids)
-
-
-@dramatiq.actor(max_retries=10, min_backoff=1_000)
-def fan_out(message_ids: list[int]) -> None:
     for message_id in message_ids:
         process_message.send(message_id)
 
 
-@dramatiq.actor(max_retries=10, min_backoff=1_000)
+@_actor(max_retries=10, min_backoff=1_000)
 def process_message(message_id: int) -> None:
     processed = classify.process(current(), message_id)
     if processed is not None:
         draft_reply.send(processed.conversation.id)
 
 
-@dramatiq.actor(max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
+@_actor(max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
 def draft_reply(conversation_id: int) -> None:
     outcome = drafting.draft_reply(current(), conversation_id)
     if outcome.step is drafting.Step.REDRAFT:
@@ -80,7 +64,7 @@ def _after_draft(outcome: drafting.Outcome) -> None:
         deliver.send(outcome.outbound_id)
 
 
-@dramatiq.actor(max_retries=8, min_backoff=5_000, time_limit=15 * 60_000)
+@_actor(max_retries=8, min_backoff=5_000, time_limit=15 * 60_000)
 def resume_draft(draft_id: int) -> None:
     """Continue a draft whose proposed actions were all decided. If the backend did not answer,
     `OutcomeUnknown` propagates and dramatiq retries later: the same idempotency keys make the
@@ -88,7 +72,7 @@ def resume_draft(draft_id: int) -> None:
     _after_draft(drafting.resume_draft(current(), draft_id))
 
 
-@dramatiq.actor(queue_name="outbox", max_retries=10, min_backoff=1_000)
+@_actor(max_retries=10, min_backoff=1_000)
 def deliver(outbound_id: int) -> None:
     settings = current()
     delivery = outbox.deliver(settings, outbound_id)
@@ -100,19 +84,19 @@ def deliver(outbound_id: int) -> None:
         save_to_sent.send(outbound_id)
 
 
-@dramatiq.actor(queue_name="outbox", max_retries=10, min_backoff=5_000)
+@_actor(max_retries=10, min_backoff=5_000)
 def save_to_sent(outbound_id: int) -> None:
     outbox.save_to_sent(current(), outbound_id)
 
 
-@dramatiq.actor(max_retries=0)
+@_actor(max_retries=0)
 def sweep() -> None:
     """Re-enqueue work stuck in a non-final state (see `sweeper`)."""
     settings = current()
-    enqueue_due(sweep.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
+    enqueue_due(sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
 
 
-def enqueue_due(due: sweep.Due) -> int:
+def enqueue_due(due: sweeper.Due) -> int:
     for message_id in due.process:
         process_message.send(message_id)
     for conversation_id in due.draft:

@@ -15,10 +15,9 @@ import dramatiq
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailagent import config
-from mailagent.worker import clock
-from mailagent.pipeline import sweep
-from mailagent.worker import watch
 from mailagent.config import Settings
+from mailagent.pipeline import sweeper
+from mailagent.worker import clock, watch
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,11 @@ class InProcess:
         if not settings.broker.in_process:
             settings = settings.model_copy(update={"broker": settings.broker.model_copy(update={"url": "memory://"})})
         config.use(settings)
-        from mailagent.worker import actors  # the broker is made from the settings above
+        from mailagent.worker import (
+            actors,  # declared on an in-process broker made from these settings
+        )
 
-        self.settings, self.tasks = settings, actors
+        self.settings, self.actors = settings, actors
         self.worker = dramatiq.Worker(actors.broker, worker_threads=settings.worker.threads)
 
     def __enter__(self) -> InProcess:
@@ -45,7 +46,7 @@ class InProcess:
     def poll_all(self) -> None:
         for name, mailbox in self.settings.mailboxes.items():
             if mailbox.imap is not None:
-                self.tasks.poll_mailbox.send(name)
+                self.actors.poll_mailbox.send(name)
 
     def until_idle(self) -> None:
         """Poll once, then process until no runnable work is left (including work the sweeper
@@ -53,13 +54,13 @@ class InProcess:
         self.poll_all()
         while True:
             self._join()
-            if not self.tasks.enqueue_due(sweep.find_due(self.settings, timedelta(0))):
+            if not self.actors.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
                 self._join()
                 return
 
     def _join(self) -> None:
         """Wait until every queue is empty (not the delay queues: retries wait for the next run)."""
-        queues = [q for name, q in self.tasks.broker.queues.items() if not name.endswith(".DQ")]
+        queues = [q for name, q in self.actors.broker.queues.items() if not name.endswith(".DQ")]
         while any(q.unfinished_tasks for q in queues):
             for q in queues:
                 q.join()
@@ -75,9 +76,9 @@ class InProcess:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         scheduler = BackgroundScheduler(timezone="UTC")
-        clock.schedule(scheduler, self.settings, self.tasks.poll_mailbox.send, self.tasks.sweep.send)
+        clock.schedule(scheduler, self.settings, self.actors.poll_mailbox.send, self.actors.sweep.send)
         scheduler.start()
-        watchers = watch.start(self.settings, self.tasks.poll_mailbox.send, stop)
+        watchers = watch.start(self.settings, self.actors.poll_mailbox.send, stop)
         stop.wait()
         scheduler.shutdown(wait=True)
         for thread in watchers:

@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from mailagent.store import db
-from mailagent.pipeline import classify
-from mailagent.pipeline import drafting
 from mailagent.actions import proposals
 from mailagent.actions.backends import make_backend
 from mailagent.agent.run import DraftResult
 from mailagent.agent.run import draft as run_agent
 from mailagent.config import DATA
+from mailagent.pipeline import classify, drafting
 from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.policy import Policy
+from mailagent.store import db
 from mailagent.store.models import (
     Action,
     AuditEntry,
@@ -35,7 +35,6 @@ from mailagent.store.models import (
     Draft,
     DraftState,
 )
-from mailagent.policy import Policy
 
 SAMPLE = DATA / "examples" / "backend.toml"
 SHIPPED_POLICIES = DATA / "policies"

@@ -6,13 +6,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailagent.store import db
-from mailagent.pipeline import classify
-from mailagent.pipeline import outbox
-from mailagent.pipeline import drafting
 from mailagent.config import DATA, Settings
-from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.knowledge.search import sync
+from mailagent.pipeline import classify, drafting, outbox
+from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.store import db
 from mailagent.store.models import Draft, Outbound
 
 SEND_EVERYTHING = """\

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import functools
 
-from mailagent.config import Actions, ConfigError, Settings
-from mailagent.tomlfile import Problem
 from mailagent.actions.backends.base import (
     Backend,
     BackendError,
@@ -23,6 +21,8 @@ from mailagent.actions.backends.base import (
 )
 from mailagent.actions.backends.demo import DemoBackend
 from mailagent.actions.backends.http import HttpBackend
+from mailagent.config import Actions, ConfigError, Settings
+from mailagent.tomlfile import Problem
 
 __all__ = [
     "Backend", "BackendError", "Customer", "DemoBackend", "HttpBackend", "IdempotencyConflict", "Incident",

@@ -27,16 +27,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from mailagent import tomlfile
-from mailagent.store import db
-from mailagent.store.models import (
-    DemoCustomer,
-    DemoIncident,
-    DemoInvoice,
-    DemoOperation,
-    DemoOrder,
-    DemoSubscription,
-)
-from mailagent.tomlfile import FileError, Problem
 from mailagent.actions.backends.base import (
     Customer,
     IdempotencyConflict,
@@ -52,6 +42,16 @@ from mailagent.actions.backends.base import (
     money,
     refund_amount,
 )
+from mailagent.store import db
+from mailagent.store.models import (
+    DemoCustomer,
+    DemoIncident,
+    DemoInvoice,
+    DemoOperation,
+    DemoOrder,
+    DemoSubscription,
+)
+from mailagent.tomlfile import FileError, Problem
 
 REFUNDABLE = ("paid", "partially_refunded")
 

@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import pool
 from sqlmodel import SQLModel, create_engine
 
-from mailagent.store import models  # noqa: F401  (registers the tables)
 from mailagent.knowledge.search import is_search_index
+from mailagent.store import models  # noqa: F401  (registers the tables)
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

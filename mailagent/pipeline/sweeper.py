@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from mailagent.store import db
-from mailagent.pipeline import outbox
 from mailagent.config import Settings
+from mailagent.pipeline import outbox
+from mailagent.store import db
 from mailagent.store.models import (
     Action,
     ActionState,

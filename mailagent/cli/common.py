@@ -1,0 +1,72 @@
+"""What every command shares: a clear error with its exit code, JSON output, the open store, and
+who is acting. Kept free of heavy imports: `mailagent --help` must not load a database driver."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mailagent.config import Settings
+
+EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 65, 66, 75, 78
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+Subparsers = Any        # argparse's private _SubParsersAction
+
+
+class Fail(Exception):
+    """A clear error for the user, with the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotFound(LookupError):
+    """No row with the id the user gave."""
+
+
+def command(sub: Subparsers, name: str, handler: Handler, **kw: Any) -> argparse.ArgumentParser:
+    c: argparse.ArgumentParser = sub.add_parser(name, **kw)
+    c.set_defaults(handler=handler)
+    return c
+
+
+def group(sub: Subparsers, name: str, help: str) -> Subparsers:
+    return sub.add_parser(name, help=help).add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+
+
+def json_flag(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--json", action="store_true", help="one JSON array of objects (fields: see the README)")
+
+
+def limit_flag(c: argparse.ArgumentParser, default: int = 200) -> None:
+    c.add_argument("--limit", type=int, default=default, metavar="N",
+                   help=f"show the newest N (default {default}); the output says when more exist")
+
+
+def reviewer_flag(c: argparse.ArgumentParser) -> None:
+    c.add_argument("--as", dest="reviewer", metavar="REP",
+                   help="who is acting, for the audit log (default: $MAILAGENT_REVIEWER, else $USER@cli)")
+
+
+def reviewer(args: argparse.Namespace) -> str:
+    return args.reviewer or os.environ.get("MAILAGENT_REVIEWER") or f"{os.environ.get('USER', 'rep')}@cli"
+
+
+def print_json(rows: Sequence[dict[str, Any]]) -> None:
+    json.dump(list(rows), sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+def store(settings: Settings) -> str:
+    """The database URL, once the schema is known to be this version's (created if empty)."""
+    from mailagent.store import schema
+
+    url = settings.database.url
+    schema.ensure_schema(url)
+    return url

@@ -1,0 +1,137 @@
+"""`ingest`, `messages` and `conversations`: mail in, and what became of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mailagent.cli.common import (
+    EX_DATAERR,
+    EX_NOINPUT,
+    EX_TEMPFAIL,
+    Fail,
+    Subparsers,
+    command,
+    group,
+    json_flag,
+    limit_flag,
+    print_json,
+    reviewer,
+    reviewer_flag,
+    store,
+)
+from mailagent.config import Settings
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    """Store messages from files or stdin. An MTA pipe gets 75 (try again later) when storage is
+    down, so the MTA keeps the message rather than bouncing it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mailagent.pipeline import ingest
+    from mailagent.worker import dispatch
+
+    paths: list[str] = args.files or ["-"]
+    items = []
+    for path in paths:
+        try:
+            raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        except OSError as exc:
+            raise Fail(f"cannot read {path}: {exc.strerror or exc}", EX_NOINPUT) from None
+        if not raw.strip():
+            raise Fail(f"{'standard input' if path == '-' else path}: empty, no message to store", EX_DATAERR)
+        items.append(ingest.Inbound(raw, "pipe" if path == "-" else "file", args.mailbox))
+    if args.mailbox:
+        settings.mailbox(args.mailbox)
+    try:
+        ids = ingest.store_many(store(settings), items)
+    except SQLAlchemyError as exc:
+        raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {exc}", EX_TEMPFAIL) from None
+    new = [i for i in ids if i is not None]
+    try:
+        dispatch.stored(settings, new)
+    except Exception as exc:  # noqa: BLE001 - stored is what matters; the sweeper enqueues later
+        print(f"mailagent: stored, but could not hand over to the workers ({exc}): the sweeper will",
+              file=sys.stderr)
+    print(f"stored {len(new)} new message(s), {len(ids) - len(new)} already stored", file=sys.stderr)
+    return 0
+
+
+def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.cli import views
+
+    rows = views.messages(store(settings), limit=args.limit)
+    if args.json:
+        print_json(rows)
+    else:
+        views.print_table(rows, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+    return 0
+
+
+def cmd_messages_show(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.cli import views
+
+    url = store(settings)
+    if args.raw:
+        sys.stdout.buffer.write(views.raw_message(url, args.id))
+        sys.stdout.buffer.flush()
+        return 0
+    print(views.message_detail(url, args.id))
+    return 0
+
+
+def cmd_conversations_list(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.cli import views
+
+    rows = views.conversations(store(settings), limit=args.limit)
+    if args.json:
+        print_json(rows)
+    else:
+        views.print_table(rows, ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
+    return 0
+
+
+def cmd_conversations_show(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.cli import views
+
+    print(views.conversation_detail(store(settings), args.id))
+    return 0
+
+
+def cmd_conversations_takeover(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.review import ReviewError, takeover
+
+    store(settings)
+    rep = reviewer(args)
+    try:
+        (takeover.take if args.sub == "take" else takeover.release)(settings, args.id, rep)
+    except ReviewError as exc:
+        raise Fail(str(exc)) from None
+    print(f"conversation {args.id} {'taken by ' + rep if args.sub == 'take' else 'released by ' + rep}")
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    c = command(sub, "ingest", cmd_ingest, help="store RFC 5322 messages from files or stdin (MTA pipe)")
+    c.add_argument("files", nargs="*", metavar="FILE", help="one message per file; - or nothing for stdin")
+    c.add_argument("--mailbox", help="the mailbox these messages were sent to (default: from their headers)")
+
+    msgs = group(sub, "messages", "stored inbound messages")
+    c = command(msgs, "list", cmd_messages_list, help="the newest messages")
+    json_flag(c)
+    limit_flag(c)
+    c = command(msgs, "show", cmd_messages_show, help="one message: envelope, parts, new text")
+    c.add_argument("id", type=int)
+    c.add_argument("--raw", action="store_true", help="print the stored bytes exactly")
+
+    convs = group(sub, "conversations", "threads")
+    c = command(convs, "list", cmd_conversations_list, help="the newest conversations")
+    json_flag(c)
+    limit_flag(c)
+    c = command(convs, "show", cmd_conversations_show, help="one conversation, message by message")
+    c.add_argument("id", type=int)
+    for name, text in (("take", "a rep takes over: no auto-send, no auto-approval"), ("release", "hand back to the agent")):
+        c = command(convs, name, cmd_conversations_takeover, help=text)
+        c.add_argument("id", type=int)
+        reviewer_flag(c)

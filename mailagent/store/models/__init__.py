@@ -1,0 +1,37 @@
+"""Tables. Each row carries its own state; actors move a state forward in one transaction, so a
+redelivered broker message finds the work already done and does nothing. One module per domain;
+importing this package registers every table (Alembic compares them with the migrations)."""
+
+from mailagent.store.models.actions import Action, ActionState, AuditEntry
+from mailagent.store.models.base import now
+from mailagent.store.models.demo import (
+    DemoCustomer,
+    DemoIncident,
+    DemoInvoice,
+    DemoOperation,
+    DemoOrder,
+    DemoSubscription,
+)
+from mailagent.store.models.drafts import (
+    Article,
+    Draft,
+    DraftState,
+    Feedback,
+    SpanRecord,
+    TraceRecord,
+)
+from mailagent.store.models.mail import (
+    Conversation,
+    MailboxCursor,
+    Message,
+    MessageState,
+    Mutex,
+    Outbound,
+    OutboundState,
+)
+
+__all__ = [
+    "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "MailboxCursor", "Message",
+    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "now",
+]

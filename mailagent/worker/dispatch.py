@@ -1,0 +1,54 @@
+"""After a command changed a row: hand the follow-up to the workers, or, when this process is the
+only one (the in-process broker of `mailagent run` on one machine), do it right here. The one
+place that knows the difference, for the CLI, the review page and the helpdesk endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailagent.config import Settings
+from mailagent.worker import broker
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a follow-up did when it ran here; None from the functions below means "queued"."""
+
+    summary: str
+
+
+def stored(settings: Settings, message_ids: list[int]) -> None:
+    """New messages: the workers process them (with the in-process broker, `run` finds them)."""
+    if message_ids and not settings.broker.in_process:
+        broker.send(settings, "fan_out", message_ids)
+
+
+def deliver(settings: Settings, outbound_id: int) -> Done | None:
+    if not settings.broker.in_process:
+        broker.send(settings, "deliver", outbound_id)
+        return None
+    from mailagent.pipeline import outbox
+
+    delivery = outbox.deliver(settings, outbound_id)
+    if delivery is None:
+        return Done(f"reply {outbound_id}: not due for delivery")
+    return Done(f"reply {outbound_id}: {delivery.outcome.status} ({delivery.outcome.detail})")
+
+
+def resume(settings: Settings, draft_id: int) -> Done | None:
+    """A draft whose actions were decided continues (approved actions run there, once)."""
+    if not settings.broker.in_process:
+        broker.send(settings, "resume_draft", draft_id)
+        return None
+    from mailagent.pipeline import drafting
+
+    outcome = drafting.resume_draft(settings, draft_id)
+    if outcome.step is drafting.Step.WAITING:
+        return Done(f"draft {draft_id} still waits for other actions")
+    if outcome.step is not drafting.Step.DECIDED:
+        return Done(f"draft {draft_id}: nothing to continue")
+    lines = [f"draft {draft_id}: {outcome.decision}"]
+    if outcome.outbound_id is not None:
+        sent = deliver(settings, outcome.outbound_id)
+        lines.append(sent.summary if sent else "")
+    return Done("\n".join(filter(None, lines)))
