@@ -68,7 +68,9 @@ REPLY = ("Hi,\n\nthanks for getting in touch. Here is what our guide says about 
 def tickets(n: int, tag: str) -> list[bytes]:
     """`n` copies of the inbox questions, each with its own Message-ID and sender (so each is a
     new conversation of a new customer, and no per-customer send limit applies)."""
-    bodies = [(ROOT / "examples" / "inbox" / f"{name}.eml").read_bytes() for name in INBOX]
+    from mailagent.config import DATA
+
+    bodies = [(DATA / "examples" / "inbox" / f"{name}.eml").read_bytes() for name in INBOX]
     out = []
     for i in range(n):
         raw = bodies[i % len(bodies)]
