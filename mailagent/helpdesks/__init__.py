@@ -15,6 +15,11 @@ from mailagent.helpdesks.budget import Budget, LocalBudget, RedisBudget
 
 KINDS = {"zendesk": "mailagent.helpdesks.zendesk", "helpscout": "mailagent.helpdesks.helpscout"}
 
+HEADROOM = 1.1
+"""Each request is counted for 10% longer than the helpdesk's window: a request that waited for
+a thread or the network after taking its slot still arrives inside our count, not in the next
+window of the helpdesk's (a 60 s window is counted for 66 s)."""
+
 _local_budgets: dict[str, LocalBudget] = {}
 
 
@@ -32,8 +37,8 @@ def budget(settings: Settings, name: str) -> Budget:
     desk = settings.helpdesk(name)
     if settings.broker.url.startswith(("redis://", "rediss://", "unix://")):
         return RedisBudget(settings.broker.url, f"{settings.broker.namespace}:helpdesk-budget:{name}",
-                           desk.budget_window_seconds)
-    return _local_budgets.setdefault(name, LocalBudget(desk.budget_window_seconds))
+                           desk.budget_window_seconds * HEADROOM)
+    return _local_budgets.setdefault(name, LocalBudget(desk.budget_window_seconds * HEADROOM))
 
 
 def client(settings: Settings, name: str, **api: object) -> Helpdesk:
