@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from mailagent import config
 from mailagent.cli.main import main
-from mailagent.pipeline import helpdesk
+from mailagent.review import helpdesk as review_helpdesk
 from mailagent.store import db
 from mailagent.store.models import HelpdeskEvent, HelpdeskEventState
 from mailagent.web.app import create_app
@@ -118,30 +118,33 @@ def test_a_missing_webhook_secret_refuses_deliveries(app: TestClient, sqlite_url
 
 
 def test_help_scout_deliveries_out_of_order_are_each_kept_and_guarded_in_the_worker(
-        app: TestClient, sqlite_url: str, namespace: str) -> None:
+        app: TestClient, sqlite_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_HS_SECRET", "app-secret")
     with HelpScoutServer() as hs:
+        settings = config.current()
+        settings.helpdesks["hs"] = settings.helpdesks["hs"].model_copy(update={"base_url": hs.base_url, "client_id": "app-id"})
         convo = hs.add_conversation("Invoice", threads=("<p>invoice?</p>",))
         first = hs.payload(convo)
         hs.add_thread(convo, "<p>ours</p>", kind="note", by=hs.bot)
         second = hs.payload(convo)
         other = hs.add_conversation("Elsewhere", mailbox_id=78, threads=("<p>hi</p>",))
         elsewhere = hs.payload(other)
-    sent = [(second, "convo.note.created"), (first, "convo.customer.reply.created"), (elsewhere, "convo.created"),
-            (first, "convo.customer.reply.created")]
-    for body, event in sent:
-        assert app.post("/hooks/helpscout/hs", content=body,
-                        headers=HelpScoutServer.webhook_headers(SECRET, body, event)).status_code == 200
-    rows = _events(sqlite_url)
-    assert [(r.event_type, r.deliveries) for r in rows] == [
-        ("convo.note.created", 1), ("convo.customer.reply.created", 2), ("convo.created", 1)]
-    assert _enqueued(namespace) == 3
-    for row in rows:
-        assert row.id is not None
-        helpdesk.process_event(config.current(), row.id)
-        assert helpdesk.process_event(config.current(), row.id) is None     # a redelivery does nothing
+        sent = [(second, "convo.note.created"), (first, "convo.customer.reply.created"), (elsewhere, "convo.created"),
+                (first, "convo.customer.reply.created")]
+        for body, event in sent:
+            assert app.post("/hooks/helpscout/hs", content=body,
+                            headers=HelpScoutServer.webhook_headers(SECRET, body, event)).status_code == 200
+        rows = _events(sqlite_url)
+        assert [(r.event_type, r.deliveries) for r in rows] == [
+            ("convo.note.created", 1), ("convo.customer.reply.created", 2), ("convo.created", 1)]
+        assert _enqueued(namespace) == 3
+        for row in rows:
+            assert row.id is not None
+            review_helpdesk.handle(settings, row.id)
+            assert review_helpdesk.handle(settings, row.id) is None     # a redelivery does nothing
     states = [(r.state, r.reason) for r in _events(sqlite_url)]
     assert states == [(HelpdeskEventState.IGNORED, "caused by our own API user 11"),
-                      (HelpdeskEventState.ACCEPTED, ""),
+                      (HelpdeskEventState.ACCEPTED, "1 new customer turn(s)"),
                       (HelpdeskEventState.IGNORED, "conversation of mailbox 78, not 77")]
 
 

@@ -56,8 +56,15 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
         approved = drafts.approve(settings, args.id, reviewer(args), text)
     except ReviewError as exc:
         raise Fail(str(exc)) from None
-    print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; reply {approved.outbound_id} queued")
-    if done := dispatch.deliver(settings, approved.outbound_id):
+    if approved.post_id is not None:             # a helpdesk ticket: a public reply there
+        print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; helpdesk post {approved.post_id} "
+              "queued")
+        done = dispatch.helpdesk_post(settings, approved.post_id)
+    else:
+        assert approved.outbound_id is not None
+        print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; reply {approved.outbound_id} queued")
+        done = dispatch.deliver(settings, approved.outbound_id)
+    if done:
         print(done.summary)
     return 0
 

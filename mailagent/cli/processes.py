@@ -97,7 +97,7 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--threads", type=int, metavar="N", help="threads per process (default: [worker] threads)")
     command(sub, "clock", cmd_clock, help="schedule mailbox polls and the sweeper")
     command(sub, "watch", cmd_watch, help="hold IMAP IDLE and enqueue a poll when mail arrives")
-    c = command(sub, "web", cmd_web, help="the HTTP app: health, metrics")
+    c = command(sub, "web", cmd_web, help="the HTTP app: health, metrics, helpdesk webhooks")
     c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8025, help="port to listen on (default 8025)")
     c = command(sub, "demo", cmd_demo, help="the whole flow on bundled sample mail, no setup")

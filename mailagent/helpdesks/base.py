@@ -77,7 +77,8 @@ class Turn:
     """One comment (Zendesk) or thread (Help Scout) of a ticket, as data.
 
     `html` is kept exactly as the helpdesk returned it (hostile markup included); `text` is what
-    a reader sees, rendered by `mail.html`, and `hidden` what the markup hid from the reader."""
+    a reader sees, rendered by `mail.html`, and `hidden` what the markup hid from the reader.
+    `raw` is the comment's JSON as the API returned it (what a stored message keeps)."""
 
     id: str
     author_id: str
@@ -89,13 +90,18 @@ class Turn:
     created_at: datetime
     draft: bool = False        # Help Scout: a draft reply nobody sent yet
     markers: tuple[str, ...] = field(default=())  # our markers found in or on this comment
+    author_name: str = ""
+    author_email: str = ""
+    raw: bytes = b""
 
     @staticmethod
     def from_html(*, id: str, author_id: str, role: Role, public: bool, html: str, created_at: datetime,
-                  draft: bool = False, markers: tuple[str, ...] = ()) -> Turn:
+                  draft: bool = False, markers: tuple[str, ...] = (), author_name: str = "", author_email: str = "",
+                  raw: bytes = b"") -> Turn:
         rendered = html_to_text(html)
         return Turn(id=id, author_id=author_id, role=role, public=public, html=html, text=rendered.text,
-                    hidden=rendered.hidden, created_at=created_at, draft=draft, markers=markers)
+                    hidden=rendered.hidden, created_at=created_at, draft=draft, markers=markers,
+                    author_name=author_name, author_email=author_email, raw=raw)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,18 @@ class Ticket:
     requester_email: str
     tags: tuple[str, ...]
     turns: tuple[Turn, ...]
+    requester_name: str = ""
+    scope: str | None = None   # Help Scout: the mailbox the conversation is in
+
+
+@dataclass(frozen=True)
+class Person:
+    """A helpdesk user, read back through the API: who a signed event says acted."""
+
+    id: str
+    name: str
+    email: str
+    agent: bool                # on the support team (not an end-user or customer)
 
 
 @dataclass(frozen=True)
@@ -132,12 +150,17 @@ class Helpdesk(Protocol):
     """Whether the helpdesk takes draft replies a rep sends from its UI (Help Scout), or a held
     draft must be an internal note (Zendesk)."""
 
-    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = ()) -> Posted:
-        """An internal note only the team sees (and tags to add with it)."""
+    def user(self, user_id: str) -> Person:
+        """A user of the account (who an event names as its actor)."""
+        ...
+
+    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = (),
+                  remove_tags: tuple[str, ...] = ()) -> Posted:
+        """An internal note only the team sees (and tags to add and remove with it)."""
         ...
 
     def post_reply(self, ticket_id: str, html: str, *, marker: str, author_id: str | None = None,
-                   draft: bool = False, tags: tuple[str, ...] = ()) -> Posted:
+                   draft: bool = False, tags: tuple[str, ...] = (), remove_tags: tuple[str, ...] = ()) -> Posted:
         """A public reply the customer receives, under `author_id` (a rep) or our own user; with
         `draft`, a draft reply the rep sends (only where `drafts` is true)."""
         ...

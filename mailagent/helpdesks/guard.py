@@ -45,3 +45,16 @@ def awaiting_reply(ticket: Ticket) -> Turn | None:
     if not public or public[-1].role is not Role.CUSTOMER:
         return None
     return public[-1]
+
+
+def ticket_problem(asked: str, ticket: Ticket, settings: HelpdeskSettings) -> str | None:
+    """What is wrong with the API's answer about ticket `asked`, or None. An answer is a claim
+    too: it must be the ticket we asked for, in our mailbox, with each turn once."""
+    if ticket.id != asked:
+        return f"asked for ticket {asked}, the API answered with ticket {ticket.id}"
+    if settings.mailbox_id is not None and ticket.scope is not None and ticket.scope != str(settings.mailbox_id):
+        return f"ticket {asked} is in mailbox {ticket.scope}, not {settings.mailbox_id}"
+    ids = [t.id for t in ticket.turns]
+    if len(set(ids)) != len(ids):
+        return f"ticket {asked}: the API listed a comment twice"
+    return None

@@ -35,6 +35,7 @@ from mailagent.helpdesks.api import Api, Auth, Cost
 from mailagent.helpdesks.base import (
     EventKind,
     HelpdeskError,
+    Person,
     Posted,
     Role,
     Ticket,
@@ -82,11 +83,14 @@ def verify(settings: HelpdeskSettings, secret: str, headers: Mapping[str, str], 
         raise WebhookRejected(400, "malformed: the body is not JSON") from None
     if not isinstance(payload, dict) or not str(payload.get("id", "")).isdigit():
         raise WebhookRejected(400, "malformed: the body is not a conversation (no numeric \"id\")")
-    actor = _latest_author(payload)
+    kind = EVENTS.get(name, EventKind.OTHER)
+    # Who wrote the newest thread is who caused a reply or note event; a tag event does not say
+    # who changed the tags (the newest thread's author need not be them), so it names nobody.
+    actor = None if kind is EventKind.TAGS_CHANGED else _latest_author(payload)
     tags = payload.get("tags") or []
     mailbox = payload.get("mailboxId")
     return WebhookEvent(
-        kind=EVENTS.get(name, EventKind.OTHER), name=name, ticket_id=str(payload["id"]),
+        kind=kind, name=name, ticket_id=str(payload["id"]),
         dedup_key="helpscout:" + hashlib.sha256(body).hexdigest(), actor_id=actor,
         tags=tuple(str(t.get("tag") if isinstance(t, dict) else t) for t in tags if isinstance(t, dict | str)),
         scope=str(mailbox) if mailbox is not None else None,
@@ -187,18 +191,32 @@ class HelpScout:
             if t.get("type") not in TURN_TYPES or t.get("state") in ("hidden", "underreview"):
                 continue
             author = t.get("createdBy") or {}
+            if not isinstance(author, dict):
+                author = {}
             author_id = str(author.get("id", ""))
             role = (Role.CUSTOMER if author.get("type") == "customer" else Role.US if author_id == bot else Role.AGENT)
             html = str(t.get("body") or "")
             draft = t.get("state") == "draft"
+            # Markers only count on threads by the team (ours, or a rep sending our draft): a
+            # customer who pastes one into their mail does not make it ours.
             turns.append(Turn.from_html(id=str(t["id"]), author_id=author_id, role=role, html=html, draft=draft,
                                         public=t.get("type") != "note" and not draft,
                                         created_at=_when(t.get("createdAt")),
-                                        markers=tuple(_MARKER.findall(html)) if role is Role.US else ()))
+                                        markers=tuple(_MARKER.findall(html)) if role is not Role.CUSTOMER else (),
+                                        author_name=_name(author), author_email=str(author.get("email") or ""),
+                                        raw=json.dumps(t, ensure_ascii=False).encode()))
+        mailbox = convo.get("mailboxId")
         return Ticket(id=str(convo.get("id", ticket_id)), subject=str(convo.get("subject") or ""),
                       requester_id=str(customer.get("id", "")), requester_email=str(customer.get("email") or ""),
-                      tags=tuple(_tag_names(convo.get("tags"))),
-                      turns=tuple(sorted(turns, key=lambda t: (t.created_at, int(t.id) if t.id.isdigit() else 0))))
+                      requester_name=_name(customer), tags=tuple(_tag_names(convo.get("tags"))),
+                      turns=tuple(sorted(turns, key=lambda t: (t.created_at, int(t.id) if t.id.isdigit() else 0))),
+                      scope=str(mailbox) if mailbox is not None else None)
+
+    def user(self, user_id: str) -> Person:
+        user = self._get(f"/v2/users/{_id(user_id)}", f"user {user_id}")
+        name = " ".join(filter(None, (str(user.get("firstName") or ""), str(user.get("lastName") or ""))))
+        return Person(id=str(user.get("id")), name=name, email=str(user.get("email") or ""),
+                      agent=str(user.get("type", "user")) == "user")
 
     def find_marker(self, ticket_id: str, marker: str) -> str | None:
         for turn in self.ticket(ticket_id).turns:
@@ -208,25 +226,27 @@ class HelpScout:
 
     # writes
 
-    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = ()) -> Posted:
-        posted = self._create(ticket_id, "notes", {"text": mark(html, marker), "user": self.settings.bot_user_id})
-        if tags:
-            self.change_tags(ticket_id, add=tags)
-        return posted
+    # Tags change before the thread is created: a tag change is idempotent, so a retry after a
+    # failure in between repeats it harmlessly, where a thread created first would be posted twice.
+
+    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = (),
+                  remove_tags: tuple[str, ...] = ()) -> Posted:
+        self.change_tags(ticket_id, add=tags, remove=remove_tags)
+        return self._create(ticket_id, "notes", {"text": mark(html, marker), "user": self.settings.bot_user_id})
 
     def post_reply(self, ticket_id: str, html: str, *, marker: str, author_id: str | None = None,
-                   draft: bool = False, tags: tuple[str, ...] = ()) -> Posted:
+                   draft: bool = False, tags: tuple[str, ...] = (), remove_tags: tuple[str, ...] = ()) -> Posted:
         customer = (self.conversation(ticket_id).get("primaryCustomer") or {}).get("id")
         if customer is None:
             raise HelpdeskError(f"{self.name}: conversation {ticket_id} has no customer to reply to", retryable=False)
-        posted = self._create(ticket_id, "reply", {
+        self.change_tags(ticket_id, add=tags, remove=remove_tags)
+        return self._create(ticket_id, "reply", {
             "customer": {"id": customer}, "text": mark(html, marker), "draft": draft,
             "user": int(author_id) if author_id else self.settings.bot_user_id})
-        if tags:
-            self.change_tags(ticket_id, add=tags)
-        return posted
 
     def change_tags(self, ticket_id: str, *, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> None:
+        if not add and not remove:
+            return
         current = _tag_names(self.conversation(ticket_id).get("tags"))
         wanted = [t for t in current if t not in remove] + [t for t in add if t not in current]
         if wanted != current:
@@ -282,13 +302,17 @@ def mark(html: str, marker: str) -> str:
     return f"{html}\n<!-- mailagent:{marker} -->"
 
 
+def _name(person: dict[str, Any]) -> str:
+    return " ".join(filter(None, (str(person.get("first") or ""), str(person.get("last") or ""))))
+
+
 def _tag_names(tags: Any) -> list[str]:
     return [str(t.get("tag") if isinstance(t, dict) else t) for t in tags or [] if isinstance(t, dict | str)]
 
 
 def _id(ticket_id: str) -> str:
     if not str(ticket_id).isdigit():
-        raise HelpdeskError(f"not a Help Scout conversation id: {ticket_id!r}", retryable=False)
+        raise HelpdeskError(f"not a Help Scout id: {ticket_id!r}", retryable=False)
     return str(ticket_id)
 
 

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from html import escape
 
 from mailagent.config import HelpdeskTags
+from mailagent.helpdesks.tags import action_tag
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class ProposedAction:
     summary: str               # e.g. "order A-1042"
     amount: Decimal | None = None
     currency: str | None = None
+    id: int | None = None      # set while it waits for a rep: its own approve and reject tags
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class HeldDraft:
     cited: tuple[str, ...] = ()
     actions: tuple[ProposedAction, ...] = ()
     confidence: float | None = None
+    status: str = "held for review"
 
 
 def money(amount: Decimal, currency: str | None) -> str:
@@ -43,31 +46,40 @@ def reply_html(text: str) -> str:
 def held_note_html(draft: HeldDraft, tags: HelpdeskTags, *, with_reply: bool = True) -> str:
     """The internal note for a held draft. `with_reply=False` when the reply itself is a draft
     reply in the helpdesk (Help Scout) and the note only explains it."""
-    parts = [f"<p><strong>mailagent draft #{draft.draft_id}: held for review</strong></p>"]
-    if with_reply:
-        parts.append(f"<blockquote>{reply_html(draft.reply) or '<p><em>(no reply text)</em></p>'}</blockquote>")
+    parts = [f"<p><strong>mailagent draft #{draft.draft_id}: {escape(draft.status)}</strong></p>"]
+    if with_reply and draft.reply.strip():
+        parts.append(f"<blockquote>{reply_html(draft.reply)}</blockquote>")
     parts.append("<p><strong>Why it was held</strong></p>")
     parts.append(_list(draft.reasons) or "<p>(no reason recorded)</p>")
     if draft.confidence is not None:
         parts.append(f"<p>Confidence: {draft.confidence:.2f}</p>")
     if draft.cited:
         parts.append("<p><strong>Cited articles</strong></p>" + _list(draft.cited))
+    waiting = tuple(a for a in draft.actions if a.id is not None)
     if draft.actions:
         parts.append("<p><strong>Proposed actions (nothing runs until a rep approves)</strong></p>")
-        parts.append(_list(tuple(_action(a) for a in draft.actions), escaped=True))
-    if with_reply:
+        parts.append(_list(tuple(_action(a, tags) for a in draft.actions), escaped=True))
+    if waiting:
+        parts.append(f"<p>Approve every action above: add <code>{escape(tags.approve)}</code>; reject them all: "
+                     f"add <code>{escape(tags.reject)}</code> (write why in an internal note first). One by one: "
+                     "the tags next to each action. The reply is written once they are decided.</p>")
+    elif with_reply:
         parts.append(f"<p>Approve: apply the macro that adds <code>{escape(tags.approve)}</code> (the reply is "
-                     f"posted under your name). Reject: add <code>{escape(tags.reject)}</code>. Or write your "
-                     "own reply: it is kept as the final.</p>")
+                     f"posted under your name). Reject: add <code>{escape(tags.reject)}</code> (write why in an "
+                     "internal note first). Or write your own reply: it is kept as the final.</p>")
     else:
         parts.append(f"<p>Send the draft reply as is or edit it, or discard it and reply yourself; add "
                      f"<code>{escape(tags.reject)}</code> to reject it.</p>")
     return "\n".join(parts)
 
 
-def _action(action: ProposedAction) -> str:
+def _action(action: ProposedAction, tags: HelpdeskTags) -> str:
     amount = f": {escape(money(action.amount, action.currency))}" if action.amount is not None else ""
-    return f"<code>{escape(action.tool)}</code> {escape(action.summary)}{amount}"
+    text = f"<code>{escape(action.tool)}</code> {escape(action.summary)}{amount}"
+    if action.id is not None:
+        text += (f" (approve: <code>{escape(action_tag(tags.approve, action.id))}</code>, reject: "
+                 f"<code>{escape(action_tag(tags.reject, action.id))}</code>)")
+    return text
 
 
 def _list(items: tuple[str, ...], *, escaped: bool = False) -> str:

@@ -28,6 +28,7 @@ from mailagent.helpdesks.api import Api, Auth, Cost
 from mailagent.helpdesks.base import (
     EventKind,
     HelpdeskError,
+    Person,
     Posted,
     Role,
     Ticket,
@@ -136,19 +137,31 @@ class Zendesk:
         requester = str(ticket.get("requester_id") or "")
         comments, users = self._pages(f"/api/v2/tickets/{_id(ticket_id)}/comments.json", "comments",
                                       {"page[size]": PAGE_SIZE, "include": "users"})
-        roles = {str(u.get("id")): str(u.get("role", "")) for u in users}
-        emails = {str(u.get("id")): str(u.get("email") or "") for u in users}
+        people = {str(u.get("id")): u for u in users}
         bot = str(self.settings.bot_user_id)
         turns = []
         for c in comments:
+            if c.get("id") is None:
+                continue
             author = str(c.get("author_id", ""))
+            person = people.get(author) or {}
             role = (Role.US if author == bot else
-                    Role.CUSTOMER if author == requester or roles.get(author) == "end-user" else Role.AGENT)
+                    Role.CUSTOMER if author == requester or person.get("role") == "end-user" else Role.AGENT)
             turns.append(Turn.from_html(id=str(c["id"]), author_id=author, role=role, public=bool(c.get("public")),
-                                        html=str(c.get("html_body") or ""), created_at=_when(c.get("created_at"))))
+                                        html=str(c.get("html_body") or ""), created_at=_when(c.get("created_at")),
+                                        author_name=str(person.get("name") or ""),
+                                        author_email=str(person.get("email") or ""),
+                                        raw=json.dumps(c, ensure_ascii=False).encode()))
+        who = people.get(requester) or {}
         return Ticket(id=str(ticket["id"]), subject=str(ticket.get("subject") or ""), requester_id=requester,
-                      requester_email=emails.get(requester, ""), tags=tuple(str(t) for t in ticket.get("tags") or ()),
+                      requester_email=str(who.get("email") or ""), requester_name=str(who.get("name") or ""),
+                      tags=tuple(str(t) for t in ticket.get("tags") or ()),
                       turns=tuple(sorted(turns, key=lambda t: (t.created_at, int(t.id) if t.id.isdigit() else 0))))
+
+    def user(self, user_id: str) -> Person:
+        user = self._get(f"/api/v2/users/{_id(user_id)}.json", f"user {user_id}")["user"]
+        return Person(id=str(user.get("id")), name=str(user.get("name") or ""), email=str(user.get("email") or ""),
+                      agent=user.get("role") in ("agent", "admin"))
 
     def find_marker(self, ticket_id: str, marker: str) -> str | None:
         audits, _ = self._pages(f"/api/v2/tickets/{_id(ticket_id)}/audits.json", "audits", {"page[size]": PAGE_SIZE})
@@ -160,15 +173,18 @@ class Zendesk:
 
     # writes
 
-    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = ()) -> Posted:
-        return self._comment(ticket_id, html, marker=marker, public=False, author_id=None, tags=tags)
+    def post_note(self, ticket_id: str, html: str, *, marker: str, tags: tuple[str, ...] = (),
+                  remove_tags: tuple[str, ...] = ()) -> Posted:
+        return self._comment(ticket_id, html, marker=marker, public=False, author_id=None, tags=tags,
+                             remove_tags=remove_tags)
 
     def post_reply(self, ticket_id: str, html: str, *, marker: str, author_id: str | None = None,
-                   draft: bool = False, tags: tuple[str, ...] = ()) -> Posted:
+                   draft: bool = False, tags: tuple[str, ...] = (), remove_tags: tuple[str, ...] = ()) -> Posted:
         if draft:
             raise HelpdeskError(f"{self.name}: Zendesk has no draft replies through the API: post an internal note",
                                 retryable=False)
-        return self._comment(ticket_id, html, marker=marker, public=True, author_id=author_id, tags=tags)
+        return self._comment(ticket_id, html, marker=marker, public=True, author_id=author_id, tags=tags,
+                             remove_tags=remove_tags)
 
     def change_tags(self, ticket_id: str, *, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> None:
         ticket: dict[str, Any] = {}
@@ -180,12 +196,16 @@ class Zendesk:
             self._put(ticket_id, {"ticket": ticket}, write_what=f"tags of ticket {ticket_id}")
 
     def _comment(self, ticket_id: str, html: str, *, marker: str, public: bool, author_id: str | None,
-                 tags: tuple[str, ...]) -> Posted:
+                 tags: tuple[str, ...], remove_tags: tuple[str, ...]) -> Posted:
+        """One Update Ticket: the comment, our marker in the audit's metadata, and the tag changes
+        (so a rep's decision tag goes away with the reply that carries out the decision)."""
         author = int(author_id) if author_id else self.settings.bot_user_id
         ticket: dict[str, Any] = {"comment": {"html_body": html, "public": public, "author_id": author},
                                   "metadata": {MARKER_KEY: marker}}
         if tags:
             ticket["additional_tags"] = list(tags)
+        if remove_tags:
+            ticket["remove_tags"] = list(remove_tags)
         body = self._put(ticket_id, {"ticket": ticket}, write_what=f"a comment on ticket {ticket_id}")
         comment = _comment_id((body or {}).get("audit") or {})
         if comment is None:
@@ -235,7 +255,7 @@ def _comment_id(audit: dict[str, Any]) -> str | None:
 
 def _id(ticket_id: str) -> str:
     if not str(ticket_id).isdigit():
-        raise HelpdeskError(f"not a Zendesk ticket id: {ticket_id!r}", retryable=False)
+        raise HelpdeskError(f"not a Zendesk id: {ticket_id!r}", retryable=False)
     return str(ticket_id)
 
 

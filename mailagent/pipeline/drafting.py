@@ -33,7 +33,7 @@ from mailagent.actions.execute import OutcomeUnknown
 from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
-from mailagent.pipeline import decide, outbox
+from mailagent.pipeline import decide, helpdesk_drafts, outbox
 from mailagent.policy import Decision, current_policy
 from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
@@ -174,6 +174,8 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
         row.run_state, row.state, row.lease_owner, row.lease_until = result.run_state, DraftState.WAITING, None, None
         row.reasons = [f"action {a.id} ({a.tool}) waits for a rep" for a in waiting]
+        if waiting and ticket.helpdesk is not None:         # helpdesk hook (issue 9): reps decide there
+            helpdesk_drafts.waiting(s, settings, row, ticket, actions)
         if waiting:
             return False
         row.state = DraftState.DRAFTING                     # resumed at once, still ours
@@ -236,7 +238,9 @@ def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision:
     row.state = decide.state(decision)
     _supersede_older(s, row)
     outbound_id = None
-    if row.state == DraftState.SENT:
+    if ticket.helpdesk is not None:     # helpdesk hook (issue 9): the reply or the rep's note goes to the helpdesk
+        helpdesk_drafts.decided(s, settings, row, ticket)
+    elif row.state == DraftState.SENT:
         turn = s.get(Message, ticket.message_id)
         assert turn is not None
         outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, turn, row.text,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailagent import helpdesks
 from mailagent.config import Settings
@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 
 KEPT_HEADERS = ("x-zendesk-webhook-signature-timestamp", "x-zendesk-webhook-id", "x-zendesk-webhook-invocation-id",
                 "x-helpscout-event", "user-agent", "content-type")
-POST_KINDS = ("note", "draft", "reply")
+POST_KINDS = ("note", "draft", "reply", "tags")    # tags: a tag change alone (repeating it is harmless)
 RETRY_SECONDS = 30
+MAX_RETRY_SECONDS = 600
+MAX_EVENT_ATTEMPTS = 30
 
 
 # --- webhook deliveries -----------------------------------------------------------------------
@@ -62,23 +64,61 @@ def store_event(url: str, helpdesk: str, event: WebhookEvent, raw: bytes, header
 
 
 def process_event(settings: Settings, event_id: int) -> HelpdeskEvent | None:
-    """Apply the loop guard to a stored delivery: `ignored` with the reason, or `accepted` and
-    returned for the conversation pipeline. None when it was handled before (a redelivery)."""
+    """Apply the loop guard to a stored delivery: `ignored` with the reason, or returned (still
+    `received`) to be handled; it becomes `accepted` in the transaction that stores what it
+    brought. None when it was handled before (a redelivery) or must wait for its next attempt."""
     with db.session(settings.database.url) as s:
         row = s.get(HelpdeskEvent, event_id, with_for_update=True)
         if row is None or row.state != HelpdeskEventState.RECEIVED:
             return None
+        if row.next_attempt_at is not None and row.next_attempt_at > now():
+            return None
         if row.helpdesk not in settings.helpdesks:
             row.state, row.reason = HelpdeskEventState.FAILED, f"no [helpdesks.{row.helpdesk}] in the config any more"
-        else:
-            reason = event_ignored(as_event(row), settings.helpdesk(row.helpdesk))
-            row.state = HelpdeskEventState.IGNORED if reason else HelpdeskEventState.ACCEPTED
-            row.reason = reason or ""
-        row.processed_at = now()
-        if row.state is HelpdeskEventState.IGNORED:
+        elif reason := event_ignored(as_event(row), settings.helpdesk(row.helpdesk)):
+            row.state, row.reason = HelpdeskEventState.IGNORED, reason
             log.info("%s: event %d (%s, ticket %s) ignored: %s", row.helpdesk, row.id, row.event_type, row.ticket_id,
                      row.reason)
-        return row
+        else:
+            return row
+        row.processed_at = now()
+        return None
+
+
+def finish_event(row: HelpdeskEvent, summary: str) -> None:
+    """The event was handled (in the caller's transaction, with what it brought)."""
+    row.state, row.reason, row.processed_at, row.next_attempt_at = HelpdeskEventState.ACCEPTED, summary[:1000], now(), None
+
+
+def retry_event(url: str, event_id: int, error: str, *, max_attempts: int = MAX_EVENT_ATTEMPTS,
+                wait: timedelta | None = None) -> timedelta | None:
+    """A handling attempt failed for a reason that may pass (the API is down, a post of ours is
+    in flight): try again later, or give up (`failed`, shown) after `max_attempts`."""
+    with db.session(url) as s:
+        row = s.get(HelpdeskEvent, event_id, with_for_update=True)
+        if row is None or row.state != HelpdeskEventState.RECEIVED:
+            return None
+        row.attempts += 1
+        row.reason = error[:1000]
+        if row.attempts >= max_attempts:
+            row.state, row.processed_at = HelpdeskEventState.FAILED, now()
+            row.reason = f"gave up after {row.attempts} attempts: {error}"[:1000]
+            log.error("%s: event %d failed: %s", row.helpdesk, event_id, row.reason)
+            return None
+        delay = wait or timedelta(seconds=min(RETRY_SECONDS * 2 ** (row.attempts - 1), MAX_RETRY_SECONDS))
+        row.next_attempt_at = now() + delay
+        log.warning("%s: event %d (ticket %s), attempt %d: %s; again in %s", row.helpdesk, event_id, row.ticket_id,
+                    row.attempts, error, delay)
+        return delay
+
+
+def fail_event(url: str, event_id: int, error: str) -> None:
+    """The event cannot be handled (the helpdesk refused, or answered about another ticket)."""
+    with db.session(url) as s:
+        row = s.get(HelpdeskEvent, event_id, with_for_update=True)
+        if row is not None and row.state == HelpdeskEventState.RECEIVED:
+            row.state, row.reason, row.processed_at = HelpdeskEventState.FAILED, error[:1000], now()
+    log.error("helpdesk event %d failed: %s", event_id, error)
 
 
 def as_event(row: HelpdeskEvent) -> WebhookEvent:
@@ -91,12 +131,15 @@ def as_event(row: HelpdeskEvent) -> WebhookEvent:
 # --- posts, exactly once ------------------------------------------------------------------------
 
 def queue_post(s: Session, helpdesk: str, ticket_id: str, kind: str, html: str, *, author_id: str | None = None,
-               tags: tuple[str, ...] = (), draft_id: int | None = None) -> HelpdeskPost:
-    """A post in the ledger, in the caller's transaction (with the state change that causes it)."""
+               tags: tuple[str, ...] = (), remove_tags: tuple[str, ...] = (), draft_id: int | None = None,
+               conversation_id: int | None = None, approved_by: str | None = None) -> HelpdeskPost:
+    """A post in the ledger, in the caller's transaction (with the state change that causes it).
+    `approved_by` names the rep who approved a reply; a reply without one was auto-sent."""
     if kind not in POST_KINDS:
         raise ValueError(f"kind must be one of {POST_KINDS}, not {kind!r}")
     row = HelpdeskPost(helpdesk=helpdesk, ticket_id=ticket_id, kind=kind, html=html, author_id=author_id,
-                       tags=list(tags), draft_id=draft_id, marker=f"ma.{secrets.token_hex(12)}")
+                       tags=list(tags), remove_tags=list(remove_tags), draft_id=draft_id,
+                       conversation_id=conversation_id, approved_by=approved_by, marker=f"ma.{secrets.token_hex(12)}")
     s.add(row)
     s.flush()
     return row
@@ -133,17 +176,21 @@ def post(settings: Settings, post_id: int, client: ClientFactory = helpdesks.cli
             return PostOutcome(row.state, "another attempt is under way", retry_in=left + timedelta(seconds=1))
         row.state, row.posting_started_at, row.attempts = HelpdeskPostState.POSTING, now(), row.attempts + 1
         ticket_id, kind, html, marker = row.ticket_id, row.kind, row.html, row.marker
-        author, tags, name = row.author_id, tuple(row.tags), row.helpdesk
+        author, tags, name, remove = row.author_id, tuple(row.tags), row.helpdesk, tuple(row.remove_tags)
 
     api = client(settings, name)
     try:
+        if kind == "tags":
+            api.change_tags(ticket_id, add=tags, remove=remove)
+            return _posted(url, post_id, Posted(""))
         if unknown and (found := api.find_marker(ticket_id, marker)) is not None:
             return _posted(url, post_id, Posted(found, replayed=True))
         try:
             if kind == "note":
-                done = api.post_note(ticket_id, html, marker=marker, tags=tags)
+                done = api.post_note(ticket_id, html, marker=marker, tags=tags, remove_tags=remove)
             else:
-                done = api.post_reply(ticket_id, html, marker=marker, author_id=author, draft=kind == "draft", tags=tags)
+                done = api.post_reply(ticket_id, html, marker=marker, author_id=author, draft=kind == "draft", tags=tags,
+                                      remove_tags=remove)
         except OutcomeUnknown as exc:
             log.warning("%s: post %d to ticket %s: %s; reading the ticket back", name, post_id, ticket_id, exc)
             found = api.find_marker(ticket_id, marker)
@@ -177,6 +224,7 @@ def _again(url: str, post_id: int, error: str, *, keep_unknown: bool = False) ->
         row = s.get(HelpdeskPost, post_id, with_for_update=True)
         assert row is not None
         row.last_error = error[:1000]
+        row.next_attempt_at = now() + timedelta(seconds=RETRY_SECONDS)
         if keep_unknown:
             row.posting_started_at = None
         else:
@@ -194,15 +242,25 @@ def _failed(url: str, post_id: int, error: str) -> PostOutcome:
 
 
 def due(settings: Settings, stuck_after: timedelta) -> tuple[list[int], list[int]]:
-    """`(event ids, post ids)` left behind (a lost broker message, a dead worker), for the sweeper."""
-    cutoff = now() - stuck_after
+    """`(event ids, post ids)` left behind (a lost broker message, a dead worker), for the sweeper;
+    those waiting for a retry only once their time has come."""
+    t = now()
+    cutoff = t - stuck_after
     with db.reading(settings.database.url) as s:
-        events = s.exec(select(HelpdeskEvent.id).where(HelpdeskEvent.state == HelpdeskEventState.RECEIVED,
-                                                       HelpdeskEvent.received_at < cutoff)).all()
+        events = s.exec(select(HelpdeskEvent.id).where(
+            HelpdeskEvent.state == HelpdeskEventState.RECEIVED, HelpdeskEvent.received_at < cutoff,
+            or_(col(HelpdeskEvent.next_attempt_at).is_(None), col(HelpdeskEvent.next_attempt_at) <= t))).all()
         posts = s.exec(select(HelpdeskPost.id).where(
             or_(HelpdeskPost.state == HelpdeskPostState.QUEUED,
                 (HelpdeskPost.state == HelpdeskPostState.POSTING)
-                & (or_(HelpdeskPost.posting_started_at.is_(None),  # type: ignore[union-attr]
-                       HelpdeskPost.posting_started_at < cutoff))),  # type: ignore[operator]
+                & (or_(col(HelpdeskPost.posting_started_at).is_(None), col(HelpdeskPost.posting_started_at) < cutoff))),
+            or_(col(HelpdeskPost.next_attempt_at).is_(None), col(HelpdeskPost.next_attempt_at) <= t),
             HelpdeskPost.created_at < cutoff)).all()
     return [int(i) for i in events if i is not None], [int(i) for i in posts if i is not None]
+
+
+def queued_posts(settings: Settings, draft_id: int) -> list[int]:
+    """The posts a draft's decision queued, to hand to the workers right away."""
+    with db.reading(settings.database.url) as s:
+        return [int(i) for i in s.exec(select(HelpdeskPost.id).where(
+            HelpdeskPost.draft_id == draft_id, HelpdeskPost.state == HelpdeskPostState.QUEUED)).all() if i is not None]

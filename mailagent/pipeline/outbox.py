@@ -3,6 +3,9 @@
 `queued -> sending -> sent | failed | unknown`. A row is claimed by a conditional update, so two
 deliveries of the same broker message cannot both send. A row left in `sending` (the worker died
 while talking to the server) is turned into `unknown` by the sweeper and shown to a human.
+
+`queue` picks the channel: mail for a mailbox's conversation, a public reply in the helpdesk's
+post ledger (`pipeline.helpdesk`, exactly once by marker) for a helpdesk ticket.
 """
 
 from __future__ import annotations
@@ -16,11 +19,36 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailagent.config import Settings
+from mailagent.helpdesks.notes import reply_html
 from mailagent.mail import imap, smtp
+from mailagent.pipeline import helpdesk
 from mailagent.store import db
-from mailagent.store.models import Message, Outbound, OutboundState, now
+from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A reply in its channel's outbox: hand `outbound_id` to `deliver`, `post_id` to `helpdesk_post`."""
+
+    outbound_id: int | None = None
+    post_id: int | None = None
+
+
+def queue(s: Session, settings: Settings, conversation: Conversation, parent: Message, text: str, *,
+          approved_by: str | None, draft_id: int | None, author_id: str | None = None,
+          remove_tags: tuple[str, ...] = ()) -> Queued:
+    """The reply to `parent` in the outbox of the conversation's channel (the caller's
+    transaction). A helpdesk reply is posted under `author_id` (the approving rep) when given,
+    and removes `remove_tags` (the rep's decision tags) with the same update."""
+    if conversation.helpdesk is not None and conversation.ticket_id is not None:
+        post = helpdesk.queue_post(s, conversation.helpdesk, conversation.ticket_id, "reply", reply_html(text),
+                                   author_id=author_id, remove_tags=remove_tags, draft_id=draft_id,
+                                   conversation_id=conversation.id, approved_by=approved_by)
+        return Queued(post_id=post.id)
+    row = queue_reply(s, settings, conversation.id or 0, conversation.mailbox, parent, text, approved_by)
+    return Queued(outbound_id=row.id)
 
 
 def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Message,

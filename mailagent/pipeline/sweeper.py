@@ -13,7 +13,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from mailagent.config import Settings
-from mailagent.pipeline import outbox
+from mailagent.pipeline import helpdesk, outbox
 from mailagent.store import db
 from mailagent.store.models import (
     Action,
@@ -36,10 +36,13 @@ class Due:
     deliver: list[int] = field(default_factory=list)
     save_to_sent: list[int] = field(default_factory=list)
     unknown: list[int] = field(default_factory=list)
+    helpdesk_events: list[int] = field(default_factory=list)  # webhook deliveries stored, not handled yet
+    helpdesk_posts: list[int] = field(default_factory=list)   # notes and replies not posted yet
 
     @property
     def count(self) -> int:
-        return len(self.process) + len(self.draft) + len(self.resume) + len(self.deliver) + len(self.save_to_sent)
+        return (len(self.process) + len(self.draft) + len(self.resume) + len(self.deliver) + len(self.save_to_sent)
+                + len(self.helpdesk_events) + len(self.helpdesk_posts))
 
 
 def find_due(settings: Settings, stuck_after: timedelta) -> Due:
@@ -57,6 +60,8 @@ def find_due(settings: Settings, stuck_after: timedelta) -> Due:
         due.save_to_sent = list(s.exec(select(Outbound.id).where(
             Outbound.state == OutboundState.SENT, col(Outbound.saved_to_sent).is_(False),
             col(Outbound.mailbox).in_(sent_folders), Outbound.sent_at <= before)))
+    if settings.helpdesks:
+        due.helpdesk_events, due.helpdesk_posts = helpdesk.due(settings, stuck_after)
     return due
 
 

@@ -20,6 +20,7 @@ from mailagent.store.models import (
     Conversation,
     Draft,
     DraftState,
+    HelpdeskPost,
     Message,
     MessageState,
     Outbound,
@@ -27,6 +28,7 @@ from mailagent.store.models import (
 )
 
 HISTORY = 10                 # earlier turns the agent sees
+TEAM_KINDS = ("rep", "own")  # helpdesk turns by a rep, and our own posts read back from the ticket
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Ticket:
     first_contact: bool
     run_state: str | None = None                # a paused run to resume ...
     verdicts: dict[str, Verdict] = field(default_factory=dict)   # ... with its proposals' verdicts
+    # helpdesk hook (issue 9): where the conversation lives
+    channel: str = "email"                      # email | zendesk | helpscout
+    helpdesk: str | None = None                 # [helpdesks.NAME] of a helpdesk ticket ...
+    ticket_ref: str | None = None               # ... and the helpdesk's ticket id
 
     @property
     def answerable(self) -> bool:
@@ -153,14 +159,18 @@ def load(s: Session, draft_id: int, attempts: int) -> Ticket:
     conversation = s.get(Conversation, draft.conversation_id)
     turn = s.get(Message, draft.message_id)
     assert conversation is not None and turn is not None
-    earlier = s.exec(select(Message.id, Message.received_at, Message.reply_text, Message.text, Message.kind)
+    earlier = s.exec(select(Message.id, Message.received_at, Message.reply_text, Message.text, Message.kind,
+                            Message.source)
                      .where(Message.conversation_id == conversation.id, Message.id != turn.id)).all()
     sent = s.exec(select(Outbound.created_at, Outbound.body_text)
                   .where(Outbound.conversation_id == conversation.id)).all()
     other_conversations = s.exec(select(func.count()).select_from(Conversation).where(
         Conversation.customer_addr == conversation.customer_addr, Conversation.id != conversation.id)).one()
     history = sorted([HistoryItem("customer", m.received_at, m.reply_text or m.text) for m in earlier
-                      if m.kind == "normal"] + [HistoryItem("us", o.created_at, o.body_text) for o in sent],
+                      if m.kind == "normal"] + [HistoryItem("us", o.created_at, o.body_text) for o in sent]
+                     # helpdesk hook (issue 9): public replies by reps and by us, read back from the ticket
+                     + [HistoryItem("us", m.received_at, m.text) for m in earlier
+                        if m.source == "helpdesk" and m.kind in TEAM_KINDS],
                      key=lambda h: h.at)
     verdicts: dict[str, Verdict] = {}
     if draft.run_state:
@@ -177,6 +187,7 @@ def load(s: Session, draft_id: int, attempts: int) -> Ticket:
         attachment_names=tuple(a.get("filename") or "" for a in turn.attachments),
         history=tuple(history[-HISTORY:]), first_contact=other_conversations == 0 and not earlier,
         run_state=draft.run_state, verdicts=verdicts,
+        channel=conversation.channel, helpdesk=conversation.helpdesk, ticket_ref=conversation.ticket_id,
     )
 
 
@@ -195,7 +206,13 @@ def counts(s: Session, ticket: Ticket) -> Counts:
                                                Outbound.created_at >= now() - timedelta(days=1))
     in_conversation = automatic.where(Outbound.conversation_id == ticket.conversation_id)
     actions = tuple(s.exec(select(Action).where(Action.draft_id == ticket.draft_id)))
-    return Counts(s.exec(today).one(), s.exec(in_conversation).one(), actions)
+    # helpdesk hook (issue 9): replies auto-posted to a helpdesk count against the same caps
+    posted = select(func.count()).select_from(HelpdeskPost).where(HelpdeskPost.kind == "reply",
+                                                                  col(HelpdeskPost.approved_by).is_(None))
+    posted_today = posted.join(Conversation).where(Conversation.customer_addr == ticket.customer_addr,
+                                                   HelpdeskPost.created_at >= now() - timedelta(days=1))
+    here = posted.where(HelpdeskPost.conversation_id == ticket.conversation_id) if ticket.helpdesk else in_conversation
+    return Counts(s.exec(today).one() + s.exec(posted_today).one(), s.exec(here).one(), actions)
 
 
 def executed(s: Session, draft_id: int) -> list[Action]:

@@ -17,6 +17,7 @@ import dramatiq
 
 from mailagent.config import current
 from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
+from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
 from mailagent.worker.runs import Runs
 
@@ -74,6 +75,10 @@ def draft_reply(conversation_id: int) -> None:
 def _after_draft(outcome: drafting.Outcome) -> None:
     if outcome.outbound_id is not None:
         deliver.send(outcome.outbound_id)
+    settings = current()
+    if settings.helpdesks and outcome.draft_id is not None:     # a helpdesk ticket's reply or note
+        for post_id in helpdesk.queued_posts(settings, outcome.draft_id):
+            helpdesk_post.send(post_id)
 
 
 @_actor(max_retries=5, min_backoff=2_000)
@@ -103,9 +108,20 @@ def save_to_sent(outbound_id: int) -> None:
 
 @_actor(max_retries=10, min_backoff=1_000)
 def helpdesk_event(event_id: int) -> None:
-    """A stored webhook delivery: the loop guard decides; an accepted event goes on to the
-    conversation pipeline (phase 2 of the helpdesk channel)."""
-    helpdesk.process_event(current(), event_id)
+    """A stored webhook delivery: the loop guard, then the ticket read back, its new turns stored
+    and reps' decisions applied (see `review.helpdesk`); the follow-ups go to their actors."""
+    handled = helpdesk_events.handle(current(), event_id)
+    if handled is None:
+        return
+    if handled.retry_in is not None:
+        helpdesk_event.send_with_options(args=(event_id,), delay=int(handled.retry_in.total_seconds() * 1000))
+        return
+    if handled.draft and handled.conversation_id is not None:
+        draft_reply.send(handled.conversation_id)
+    for post_id in handled.posts:
+        helpdesk_post.send(post_id)
+    for draft_id in handled.resume:
+        resume_draft.send(draft_id)
 
 
 @_actor(max_retries=20, min_backoff=5_000, time_limit=15 * 60_000)
@@ -134,4 +150,8 @@ def enqueue_due(due: sweeper.Due) -> int:
         deliver.send(outbound_id)
     for outbound_id in due.save_to_sent:
         save_to_sent.send(outbound_id)
+    for event_id in due.helpdesk_events:
+        helpdesk_event.send(event_id)
+    for post_id in due.helpdesk_posts:
+        helpdesk_post.send(post_id)
     return due.count

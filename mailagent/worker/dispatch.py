@@ -30,9 +30,15 @@ def helpdesk_event(settings: Settings, event_id: int) -> None:
         broker.send(settings, "helpdesk_event", event_id)
 
 
-def helpdesk_post(settings: Settings, post_id: int) -> None:
+def helpdesk_post(settings: Settings, post_id: int) -> Done | None:
+    """A note or reply for a helpdesk: the workers post it (in-process: posted here)."""
     if not settings.broker.in_process:
         broker.send(settings, "helpdesk_post", post_id)
+        return None
+    from mailagent.pipeline import helpdesk
+
+    outcome = helpdesk.post(settings, post_id)
+    return Done(f"post {post_id} to the helpdesk: {outcome.state} ({outcome.detail})")
 
 
 def deliver(settings: Settings, outbound_id: int) -> Done | None:
@@ -63,4 +69,10 @@ def resume(settings: Settings, draft_id: int) -> Done | None:
     if outcome.outbound_id is not None:
         sent = deliver(settings, outcome.outbound_id)
         lines.append(sent.summary if sent else "")
+    if settings.helpdesks:
+        from mailagent.pipeline import helpdesk
+
+        for post_id in helpdesk.queued_posts(settings, draft_id):
+            posted = helpdesk_post(settings, post_id)
+            lines.append(posted.summary if posted else "")
     return Done("\n".join(filter(None, lines)))

@@ -56,18 +56,56 @@ class HelpScoutServer(ApiServer):
 
     # data
 
-    def add_conversation(self, subject: str, *, mailbox_id: int = 77, threads: tuple[str, ...] = ()) -> int:
-        convo = HsConversation(next(self._ids), subject, mailbox_id, dict(self.customer))
+    def add_conversation(self, subject: str, *, mailbox_id: int = 77, threads: tuple[str, ...] = (),
+                         customer: tuple[str, str] | None = None) -> int:
+        """A conversation from the default customer, or from `customer` (name, email)."""
+        who = dict(self.customer)
+        if customer is not None:
+            first, _, last = customer[0].partition(" ")
+            who = {"id": next(self._ids), "type": "customer", "email": customer[1], "first": first, "last": last}
+        convo = HsConversation(next(self._ids), subject, mailbox_id, who)
         with self.lock:
             self.conversations[convo.id] = convo
             for html in threads:
-                self._add_thread(convo, "customer", html, self.customer)
+                self._add_thread(convo, "customer", html, convo.customer)
         return convo.id
 
     def add_thread(self, convo_id: int, html: str, *, kind: str = "customer", by: dict[str, Any] | None = None,
                    state: str = "published") -> int:
         with self.lock:
-            return self._add_thread(self.conversations[convo_id], kind, html, by or self.customer, state=state)
+            return self._add_thread(self.conversations[convo_id], kind, html, by or self.conversations[convo_id].customer, state=state)
+
+    def send_draft(self, convo_id: int, thread_id: int, *, by: dict[str, Any], html: str | None = None) -> None:
+        """A rep sends a draft reply from the UI, as is or edited (`html`: the text they sent).
+        Assumed, not verified against Help Scout: the thread keeps its id, becomes published and
+        names the rep who sent it; an edit replaces the body (our marker with it)."""
+        with self.lock:
+            thread = next(t for t in self.conversations[convo_id].threads if t["id"] == thread_id)
+            assert thread["state"] == "draft", thread
+            self._clock += timedelta(minutes=1)
+            thread.update(state="published", createdBy=dict(by), createdAt=self._clock.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            if html is not None:
+                thread["body"] = html
+            convo = self.conversations[convo_id]
+            convo.threads.remove(thread)
+            convo.threads.append(thread)          # sent now: the newest thread
+
+    def discard_draft(self, convo_id: int, thread_id: int) -> None:
+        with self.lock:
+            convo = self.conversations[convo_id]
+            convo.threads = [t for t in convo.threads if t["id"] != thread_id]
+
+    def add_tags(self, convo_id: int, *tags: str) -> None:
+        with self.lock:
+            convo = self.conversations[convo_id]
+            convo.tags += [t for t in tags if t not in convo.tags]
+
+    def tags(self, convo_id: int) -> list[str]:
+        with self.lock:
+            return list(self.conversations[convo_id].tags)
+
+    def drafts(self, convo_id: int) -> list[dict[str, Any]]:
+        return [t for t in self.threads(convo_id) if t["state"] == "draft"]
 
     def threads(self, convo_id: int) -> list[dict[str, Any]]:
         with self.lock:
@@ -106,6 +144,7 @@ class HelpScoutServer(ApiServer):
         return [
             route(self, "/v2/oauth2/token", self._token, "POST"),
             route(self, "/v2/users/me", self._me),
+            route(self, "/v2/users/{id:int}", self._user),
             route(self, "/v2/conversations/{id:int}", self._conversation),
             route(self, "/v2/conversations/{id:int}/threads", self._threads),
             route(self, "/v2/conversations/{id:int}/reply", self._reply, "POST"),
@@ -133,10 +172,20 @@ class HelpScoutServer(ApiServer):
     async def _me(self, request: Request, _body: bytes) -> Response:
         return JSONResponse(dict(self.bot)) if self._authorized(request) else _unauthorized()
 
+    async def _user(self, request: Request, _body: bytes) -> Response:
+        if not self._authorized(request):
+            return _unauthorized()
+        user = self.users.get(request.path_params["id"])
+        if user is None:
+            return _not_found()
+        return JSONResponse({"id": user["id"], "firstName": user["first"], "lastName": user["last"],
+                             "email": user["email"], "role": "user", "type": "user"})
+
     def _convo_json(self, convo: HsConversation) -> dict[str, Any]:
         return {"id": convo.id, "number": convo.id - 4000, "subject": convo.subject, "mailboxId": convo.mailbox_id,
                 "status": "active", "state": "published", "type": "email",
-                "primaryCustomer": {"id": convo.customer["id"], "email": convo.customer["email"]},
+                "primaryCustomer": {"id": convo.customer["id"], "email": convo.customer["email"],
+                                    "first": convo.customer.get("first"), "last": convo.customer.get("last")},
                 "tags": [{"id": i + 1, "tag": t, "color": "#929499"} for i, t in enumerate(convo.tags)]}
 
     async def _conversation(self, request: Request, _body: bytes) -> Response:

@@ -74,6 +74,16 @@ class ZendeskServer(ApiServer):
         with self.lock:
             return self._add_comment(self.tickets[ticket_id], html, author, public=public, metadata={})
 
+    def add_tags(self, ticket_id: int, *tags: str) -> None:
+        """What a rep's macro does: tags added to the ticket (the trigger then calls the webhook)."""
+        with self.lock:
+            ticket = self.tickets[ticket_id]
+            ticket.tags += [t for t in tags if t not in ticket.tags]
+
+    def tags(self, ticket_id: int) -> list[str]:
+        with self.lock:
+            return list(self.tickets[ticket_id].tags)
+
     def comments(self, ticket_id: int) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(c) for c in self.tickets[ticket_id].comments]
@@ -115,6 +125,7 @@ class ZendeskServer(ApiServer):
     def routes(self) -> list[Route]:
         return [
             route(self, "/api/v2/users/me.json", self._me),
+            route(self, "/api/v2/users/{id:int}.json", self._user),
             route(self, "/api/v2/tickets/{id:int}.json", self._ticket),
             route(self, "/api/v2/tickets/{id:int}.json", self._update, "PUT"),
             route(self, "/api/v2/tickets/{id:int}/comments.json", self._comments),
@@ -136,6 +147,12 @@ class ZendeskServer(ApiServer):
     async def _me(self, request: Request, _body: bytes) -> Response:
         user = self._auth(request)
         return JSONResponse({"user": user}) if user else _unauthorized()
+
+    async def _user(self, request: Request, _body: bytes) -> Response:
+        if not self._auth(request):
+            return _unauthorized()
+        user = self.users.get(request.path_params["id"])
+        return JSONResponse({"user": dict(user)}) if user else _not_found()
 
     async def _ticket(self, request: Request, _body: bytes) -> Response:
         if not self._auth(request):

@@ -15,7 +15,7 @@ from mailagent.store.models.base import now
 class HelpdeskEventState(StrEnum):
     RECEIVED = "received"      # verified and stored; a worker has not looked at it yet
     IGNORED = "ignored"        # the loop guard or the event kind says: nothing to do (reason kept)
-    ACCEPTED = "accepted"      # handed on to the conversation pipeline
+    ACCEPTED = "accepted"      # handled: the ticket read back, its new turns stored, reps' decisions applied
     FAILED = "failed"          # could not be handled (reason kept); shown, never dropped
 
 
@@ -38,6 +38,8 @@ class HelpdeskEvent(SQLModel, table=True):
     deliveries: int = 1                             # how often it arrived (retries, replays)
     state: HelpdeskEventState = Field(default=HelpdeskEventState.RECEIVED, index=True, sa_type=AutoString)
     reason: str = ""
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})   # handling attempts that failed
+    next_attempt_at: datetime | None = None         # after a failed attempt: not before then
     received_at: datetime = Field(default_factory=now, index=True)
     processed_at: datetime | None = None
 
@@ -62,13 +64,17 @@ class HelpdeskPost(SQLModel, table=True):
     html: str
     author_id: str | None = None                    # a rep, for a reply posted under their name
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    remove_tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     marker: str = Field(unique=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     draft_id: int | None = Field(default=None, foreign_key="draft.id", index=True)
+    approved_by: str | None = None                  # a reply a rep approved; None: auto-sent (caps count it)
     state: HelpdeskPostState = Field(default=HelpdeskPostState.QUEUED, index=True, sa_type=AutoString)
     attempts: int = 0
     comment_id: str | None = None
     replayed: bool = False                          # found already posted when a retry read the ticket back
     last_error: str | None = None
     created_at: datetime = Field(default_factory=now)
+    next_attempt_at: datetime | None = None         # after a failed attempt: not before then
     posting_started_at: datetime | None = None
     posted_at: datetime | None = None

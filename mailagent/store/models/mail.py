@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import AutoString, Field, SQLModel
 
 from mailagent.store.models.base import now
@@ -76,9 +76,13 @@ class Message(SQLModel, table=True):
 
 
 class Conversation(SQLModel, table=True):
-    """One thread with one customer in one mailbox."""
+    """One thread with one customer in one mailbox, or one helpdesk ticket (`helpdesk`, `ticket_id`)."""
 
+    __table_args__ = (UniqueConstraint("helpdesk", "ticket_id", name="uq_conversation_helpdesk_ticket"),)
     id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(default="email", sa_column_kwargs={"server_default": "email"})  # email | zendesk | helpscout
+    helpdesk: str | None = None                     # the [helpdesks.NAME] of a helpdesk ticket ...
+    ticket_id: str | None = None                    # ... and the helpdesk's id of the ticket
     mailbox: str | None = Field(default=None, index=True)
     customer_addr: str = Field(index=True)
     customer_name: str = ""
