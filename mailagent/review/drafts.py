@@ -79,15 +79,15 @@ def reject_in(s: Session, draft_id: int, reviewer: str, reason: str) -> Draft:
 
 
 def sent_by_rep_in(s: Session, draft_id: int, reviewer: str, text: str, *, from_draft: bool,
-                   before_message: int) -> Draft:
+                   before_message: int) -> tuple[Draft, str]:
     """A rep already sent the final in the helpdesk (our draft reply, sent as is or edited, or
-    their own reply): nothing to send, the final and its verdict are kept. `before_message` is
-    the rep's reply as stored: the draft must answer an earlier turn."""
+    their own reply): nothing to send, the final and its verdict are kept; (draft, verdict).
+    `before_message` is the rep's reply as stored: the draft must answer an earlier turn."""
     row = _reviewable(s, draft_id, answered_by=before_message)
     verdict = final_verdict(row.text, text, from_draft=from_draft)
     # the same words as the draft: the draft is the final (the helpdesk's rendering only changed its lines)
     _final(s, row, row.text if verdict == "approved" else text, verdict, reviewer)
-    return row
+    return row, verdict
 
 
 def final_verdict(draft: str, final: str, *, from_draft: bool) -> str:

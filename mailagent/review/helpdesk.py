@@ -46,7 +46,6 @@ from mailagent.store.models import (
     Conversation,
     Draft,
     DraftState,
-    Feedback,
     HelpdeskEvent,
     HelpdeskEventState,
     HelpdeskPost,
@@ -136,10 +135,10 @@ def _rep_reply(s: Session, settings: Settings, name: str, conversation: Conversa
     ticket_id = conversation.ticket_id or ""
     if team.draft_id is not None:
         try:
-            draft = drafts.sent_by_rep_in(s, team.draft_id, rep, team.turn.text, from_draft=True,
-                                          before_message=team.message_id)
+            draft, verdict = drafts.sent_by_rep_in(s, team.draft_id, rep, team.turn.text, from_draft=True,
+                                                   before_message=team.message_id)
             handled.posts.append(helpdesk_drafts.answered(s, settings, draft, name, ticket_id))
-            return f"draft {draft.id} sent by {rep} ({_verdict(s, draft)})"
+            return f"draft {draft.id} sent by {rep} ({verdict})"
         except ReviewError as exc:
             log.info("%s: draft reply of draft %s sent, but: %s; taken as the rep's own reply", name, team.draft_id, exc)
     outcome = []
@@ -148,10 +147,10 @@ def _rep_reply(s: Session, settings: Settings, name: str, conversation: Conversa
         outcome.append(f"taken over by {rep}")
     answered = _open_draft(s, cid, before=team.message_id)
     if answered is not None:
-        draft = drafts.sent_by_rep_in(s, answered.id or 0, rep, team.turn.text, from_draft=False,
-                                      before_message=team.message_id)
+        draft, verdict = drafts.sent_by_rep_in(s, answered.id or 0, rep, team.turn.text, from_draft=False,
+                                               before_message=team.message_id)
         handled.posts.append(helpdesk_drafts.answered(s, settings, draft, name, ticket_id))
-        outcome.append(f"the final of draft {draft.id} ({_verdict(s, draft)})")
+        outcome.append(f"the final of draft {draft.id} ({verdict})")
     return f"reply by {rep}: " + (", ".join(outcome) or "recorded")
 
 
@@ -160,12 +159,6 @@ def _open_draft(s: Session, conversation_id: int, *, before: int) -> Draft | Non
     return s.exec(select(Draft).where(Draft.conversation_id == conversation_id, Draft.message_id < before,
                                       col(Draft.state).in_([DraftState.HELD, DraftState.ESCALATED]))
                   .order_by(col(Draft.id).desc())).first()
-
-
-def _verdict(s: Session, draft: Draft) -> str:
-    feedback = s.exec(select(Feedback.verdict).where(Feedback.draft_id == draft.id)
-                      .order_by(col(Feedback.id).desc())).first()
-    return feedback or "?"
 
 
 # --- decision tags ---------------------------------------------------------------------------------
