@@ -18,7 +18,7 @@ from mailagent.config import Helpdesk as HelpdeskSettings
 from mailagent.config import Settings
 from mailagent.helpdesks.notes import HeldDraft, ProposedAction, held_note_html, reply_html
 from mailagent.pipeline import helpdesk, outbox
-from mailagent.store.models import Action, ActionState, Conversation, Draft, DraftState, Message
+from mailagent.store.models import Action, ActionState, Conversation, Draft, DraftState
 from mailagent.store.tickets import Ticket
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,10 @@ def decided(s: Session, settings: Settings, row: Draft, ticket: Ticket) -> None:
     if desk is None:
         return
     if row.state == DraftState.SENT:
-        conversation, turn = s.get(Conversation, ticket.conversation_id), s.get(Message, ticket.message_id)
-        assert conversation is not None and turn is not None
-        outbox.queue(s, settings, conversation, turn, row.text, approved_by=None, draft_id=row.id,
+        conversation = s.get(Conversation, ticket.conversation_id)
+        assert conversation is not None
+        parent = outbox.Parent(ticket.message_id, None, (), ticket.subject, ticket.from_addr, ticket.reply_to)
+        outbox.queue(s, settings, conversation, parent, row.text, approved_by=None, draft_id=row.id,
                      remove_tags=(desk.tags.draft,))
     elif row.state in (DraftState.HELD, DraftState.ESCALATED):
         actions = list(s.exec(select(Action).where(Action.draft_id == row.id)))

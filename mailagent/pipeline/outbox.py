@@ -29,6 +29,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Parent:
+    """The message a reply answers: what threading and addressing need of it."""
+
+    id: int                           # its row
+    message_id: str | None            # its Message-ID header
+    references: tuple[str, ...]
+    subject: str
+    from_addr: str
+    reply_to: str
+
+    @classmethod
+    def of(cls, message: Message) -> Parent:
+        return cls(message.id or 0, message.message_id, tuple(message.references), message.subject,
+                   message.from_addr, message.reply_to)
+
+
+@dataclass(frozen=True)
 class Queued:
     """A reply in its channel's outbox: hand `outbound_id` to `deliver`, `post_id` to `helpdesk_post`."""
 
@@ -36,7 +53,7 @@ class Queued:
     post_id: int | None = None
 
 
-def queue(s: Session, settings: Settings, conversation: Conversation, parent: Message, text: str, *,
+def queue(s: Session, settings: Settings, conversation: Conversation, parent: Parent, text: str, *,
           approved_by: str | None, draft_id: int | None, author_id: str | None = None,
           remove_tags: tuple[str, ...] = ()) -> Queued:
     """The reply to `parent` in the outbox of the conversation's channel (the caller's
@@ -51,7 +68,7 @@ def queue(s: Session, settings: Settings, conversation: Conversation, parent: Me
     return Queued(outbound_id=row.id)
 
 
-def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Message,
+def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Parent,
                 text: str, approved_by: str | None) -> Outbound:
     """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
     if mailbox_name is None:
@@ -61,7 +78,7 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
-        references=tuple(parent.references), approved=approved_by is not None,
+        references=parent.references, approved=approved_by is not None,
         conversation_id=conversation_id,
     )
     message_id, raw = smtp.compose(reply)

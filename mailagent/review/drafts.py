@@ -54,7 +54,7 @@ def approve_in(s: Session, settings: Settings, draft_id: int, reviewer: str, tex
         raise ReviewError(f"draft {draft_id} has no text to send: write the reply and send it as an edit")
     conversation, turn = s.get(Conversation, row.conversation_id), s.get(Message, row.message_id)
     assert conversation is not None and turn is not None
-    queued = outbox.queue(s, settings, conversation, turn, final, approved_by=reviewer, draft_id=draft_id,
+    queued = outbox.queue(s, settings, conversation, outbox.Parent.of(turn), final, approved_by=reviewer, draft_id=draft_id,
                           author_id=author_id, remove_tags=remove_tags)
     edited = text is not None and text.strip() != row.text.strip()
     row.outbound_id = queued.outbound_id
@@ -127,7 +127,7 @@ def _reviewable(s: Session, draft_id: int, *, answered_by: int | None = None) ->
             raise ReviewError(f"draft {draft_id} answers a message that came after the rep's reply")
         return row
     newest = tickets.newest_turn(s, row.conversation_id)
-    if newest is not None and newest.id != row.message_id:
-        raise ReviewError(f"draft {draft_id} answers an older message: message {newest.id} arrived since "
+    if newest is not None and newest != row.message_id:
+        raise ReviewError(f"draft {draft_id} answers an older message: message {newest} arrived since "
                           "and gets its own draft")
     return row
