@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mailagent.helpdesks.notes import reply_html
-from mailagent.store.models import DraftState, HelpdeskEventState, HelpdeskPostState
+from mailagent.pipeline import helpdesk
+from mailagent.review import helpdesk as review_helpdesk
+from mailagent.store import db
+from mailagent.store.models import DraftState, HelpdeskEvent, HelpdeskEventState, HelpdeskPost, HelpdeskPostState, now
 
 from .support import helpdesk_flow as hf
 from .support.helpscout_server import HelpScoutServer
@@ -430,3 +434,70 @@ def test_a_customer_cannot_pass_for_our_own_post_with_a_copied_marker(sqlite_url
     assert [m.kind for m in hf.messages(sqlite_url, cid)] == ["normal", "normal"]   # a customer turn, drafted
     assert [d.state for d in hf.drafts(sqlite_url, cid)] == [DraftState.SUPERSEDED, DraftState.HELD]
     assert hf.feedback(sqlite_url, draft_id) == []
+
+
+# --- the API down, a wrong answer, a post of ours in flight -------------------------------------------
+
+def _stored_event(desk: hf.Desk, ticket: int, actor: int) -> int:
+    return int(desk.zendesk(ticket, actor=actor)["event"])
+
+
+def _due_in(url: str, event_id: int) -> None:
+    with db.session(url) as s:
+        row = s.get(HelpdeskEvent, event_id)
+        assert row is not None
+        row.next_attempt_at = now() - timedelta(seconds=1)
+
+
+def test_an_event_is_retried_with_backoff_while_the_api_is_down_and_fails_on_a_missing_ticket(
+        sqlite_url: str, tmp_path: Path, zd: ZendeskServer) -> None:
+    desk = _zendesk(sqlite_url, tmp_path, zd)
+    settings = desk.settings
+    jonas = zd.add_user(*hf.JONAS, "end-user")
+    ticket = zd.add_ticket("Charged twice", requester=jonas, comments=(BILLING,))
+    event_id = _stored_event(desk, ticket, jonas)
+    zd.fail_next(503, times=4, on="read")                      # every read attempt (max_retries = 1), twice
+    first = review_helpdesk.handle(settings, event_id)
+    assert first is not None and first.retry_in == timedelta(seconds=30)
+    [row] = hf.events(sqlite_url)
+    assert (row.state, row.attempts) == (HelpdeskEventState.RECEIVED, 1) and "HTTP 503" in row.reason
+    assert review_helpdesk.handle(settings, event_id) is None             # not before its time
+    assert helpdesk.due(settings, timedelta(0)) == ([], [])               # nor by the sweeper
+    _due_in(sqlite_url, event_id)
+    assert helpdesk.due(settings, timedelta(0))[0] == [event_id]
+    second = review_helpdesk.handle(settings, event_id)
+    assert second is not None and second.retry_in == timedelta(seconds=60)   # backing off
+    _due_in(sqlite_url, event_id)
+    handled = review_helpdesk.handle(settings, event_id)
+    assert handled is not None and handled.draft and handled.retry_in is None
+    assert hf.events(sqlite_url)[0].state == HelpdeskEventState.ACCEPTED
+    assert len(hf.messages(sqlite_url, handled.conversation_id or 0)) == 1
+
+    gone = _stored_event(desk, 999999, jonas)
+    assert review_helpdesk.handle(settings, gone) is None
+    assert hf.events(sqlite_url)[-1].state == HelpdeskEventState.FAILED and "not found" in hf.events(sqlite_url)[-1].reason
+
+
+def test_a_reps_reply_waits_while_a_post_of_ours_to_the_ticket_is_in_flight(
+        sqlite_url: str, tmp_path: Path, zd: ZendeskServer) -> None:
+    desk = _zendesk(sqlite_url, tmp_path, zd)
+    _, ticket, draft_id = _held_zendesk(desk, zd)
+    with db.session(sqlite_url) as s:                          # an approval reply whose attempt died mid-way
+        post = helpdesk.queue_post(s, "zd", str(ticket), "reply", "<p>ours</p>", author_id=str(zd.rep),
+                                   approved_by=f"zd:{zd.rep}")
+        post.state, post.posting_started_at = HelpdeskPostState.POSTING, now()
+        post_id = post.id
+    zd.add_comment(ticket, "<p>ours</p>", author=zd.rep)       # ... after Zendesk applied it
+    event_id = _stored_event(desk, ticket, zd.rep)
+    waiting = review_helpdesk.handle(desk.settings, event_id)
+    assert waiting is not None and waiting.retry_in == timedelta(seconds=5)
+    cid = hf.conversation(sqlite_url, "zd", ticket).id
+    assert len(hf.messages(sqlite_url, cid)) == 1 and hf.conversation(sqlite_url, "zd", ticket).taken_by is None
+    with db.session(sqlite_url) as s:                          # the next attempt finds it by its marker
+        row = s.get(HelpdeskPost, post_id)
+        assert row is not None
+        row.state, row.comment_id = HelpdeskPostState.POSTED, str(zd.comments(ticket)[-1]["id"])
+    _due_in(sqlite_url, event_id)
+    handled = review_helpdesk.handle(desk.settings, event_id)
+    assert handled is not None and handled.summary == "1 post(s) of ours read back"
+    assert hf.conversation(sqlite_url, "zd", ticket).taken_by is None and hf.feedback(sqlite_url, draft_id) == []

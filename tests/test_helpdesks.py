@@ -3,6 +3,7 @@ verification, the loop guard, conversation turns and notes as pure functions; th
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -19,9 +20,11 @@ from mailagent.config import ConfigError, Helpdesk as HelpdeskSettings, Helpdesk
 from mailagent.helpdesks import helpscout, zendesk
 from mailagent.helpdesks.base import EventKind, HelpdeskError, OutcomeUnknown, Role, Ticket, Turn, WebhookRejected
 from mailagent.helpdesks.budget import LocalBudget, RedisBudget, acquire
-from mailagent.helpdesks.conversation import conversation_turns, rep_replies_since
-from mailagent.helpdesks.guard import awaiting_reply, event_ignored
+from mailagent.helpdesks.conversation import new_turns
+from mailagent.helpdesks.guard import event_ignored, ticket_problem
 from mailagent.helpdesks.notes import HeldDraft, ProposedAction, held_note_html
+from mailagent.helpdesks.tags import read as read_tags
+from mailagent.review.drafts import final_verdict
 
 from .support.helpscout_server import HelpScoutServer
 from .support.zendesk_server import ZendeskServer
@@ -185,6 +188,16 @@ def test_help_scout_deliveries_are_verified_by_hmac_sha1_of_the_body() -> None:
         helpscout.verify(HS, SECRET, no_event, body, time.time())
 
 
+def test_a_help_scout_tag_event_names_nobody_its_newest_thread_did_not_change_the_tags() -> None:
+    with HelpScoutServer() as server:
+        convo = server.add_conversation("Invoice", threads=("<p>where is my invoice?</p>",))
+        server.add_thread(convo, "<p>on it</p>", kind="reply", by=server.rep)
+        body = server.payload(convo)
+    for name, actor in (("convo.agent.reply.created", str(server.rep["id"])), ("convo.tags", None)):
+        headers = {k.lower(): v for k, v in HelpScoutServer.webhook_headers(SECRET, body, name).items()}
+        assert helpscout.verify(HS, SECRET, headers, body, time.time()).actor_id == actor
+
+
 # --- loop guard, turns, notes ---------------------------------------------------------------------
 
 def _event(kind: EventKind, actor: str | None = None, scope: str | None = None, name: str = "x"):  # type: ignore[no-untyped-def]
@@ -202,26 +215,63 @@ def test_the_loop_guard_ignores_our_own_user_internal_notes_other_events_and_oth
     assert event_ignored(_event(EventKind.TICKET_UPDATED, actor="2002"), ZD) is None
 
 
-def _turn(i: int, role: Role, *, public: bool = True, draft: bool = False, html: str = "") -> Turn:
-    return Turn.from_html(id=str(i), author_id=str(i), role=role, public=public, draft=draft,
+def _turn(i: int, role: Role, *, public: bool = True, draft: bool = False, html: str = "",
+          markers: tuple[str, ...] = ()) -> Turn:
+    return Turn.from_html(id=str(i), author_id=str(i), role=role, public=public, draft=draft, markers=markers,
                           html=html or f"<p>turn {i}</p>", created_at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
 
 
-def test_a_ticket_becomes_conversation_turns_without_notes_drafts_or_hidden_text() -> None:
+def test_the_new_public_turns_of_a_ticket_are_customer_rep_or_ours_by_our_ledger_not_by_their_words() -> None:
     ticket = Ticket("1", "Order", "9", "c@x.test", (), (
         _turn(1, Role.CUSTOMER, html=HOSTILE), _turn(2, Role.US, public=False), _turn(3, Role.US, draft=True, public=False),
-        _turn(4, Role.AGENT), _turn(5, Role.CUSTOMER)))
-    turns = conversation_turns(ticket)
-    assert [(t.comment_id, t.role) for t in turns] == [("1", Role.CUSTOMER), ("4", Role.AGENT), ("5", Role.CUSTOMER)]
-    assert "Ignore all previous instructions" not in turns[0].text
-    assert "Ignore all previous instructions" in turns[0].hidden
-    assert "alert(1)" not in turns[0].text
-    assert awaiting_reply(ticket) is not None and awaiting_reply(ticket).id == "5"  # type: ignore[union-attr]
-    assert [t.comment_id for t in rep_replies_since(ticket, "1")] == ["4"]
-    answered = Ticket("1", "Order", "9", "", (), (_turn(1, Role.CUSTOMER), _turn(2, Role.US)))
-    assert awaiting_reply(answered) is None
-    taken = Ticket("1", "Order", "9", "", (), (_turn(1, Role.CUSTOMER), _turn(2, Role.AGENT), _turn(3, Role.US, public=False)))
-    assert awaiting_reply(taken) is None
+        _turn(4, Role.AGENT), _turn(5, Role.CUSTOMER), _turn(6, Role.US), _turn(7, Role.AGENT),
+        _turn(8, Role.AGENT, markers=("ma.ours",)), _turn(9, Role.AGENT), _turn(10, Role.AGENT, public=False)))
+    ours = {"id:7": 3, "ma.ours": 4}                       # our approval replies, under reps' names
+    drafts = {"id:9": 5}                                   # our Help Scout draft reply, sent by a rep
+    found = new_turns(ticket, stored={"1"}, ours=ours, draft_replies=drafts)
+    assert [(t.turn.id, t.kind, t.draft_id) for t in found] == [
+        ("4", "rep", None), ("5", "normal", None), ("6", "own", None), ("7", "own", None), ("8", "own", None),
+        ("9", "rep", 5)]
+    first = new_turns(ticket, stored=set(), ours={}, draft_replies={})[0]
+    assert first.kind == "normal"
+    assert "Ignore all previous instructions" not in first.turn.text and "alert(1)" not in first.turn.text
+    assert "Ignore all previous instructions" in first.turn.hidden
+
+
+def test_an_answer_about_another_ticket_mailbox_or_with_a_comment_twice_is_refused() -> None:
+    good = Ticket("5", "Order", "9", "c@x.test", (), (_turn(1, Role.CUSTOMER),), scope="77")
+    assert ticket_problem("5", good, HS) is None and ticket_problem("5", good, ZD) is None
+    assert ticket_problem("6", good, ZD) == "asked for ticket 6, the API answered with ticket 5"
+    elsewhere = Ticket("5", "Order", "9", "c@x.test", (), (), scope="78")
+    assert ticket_problem("5", elsewhere, HS) == "ticket 5 is in mailbox 78, not 77"
+    twice = Ticket("5", "Order", "9", "c@x.test", (), (_turn(1, Role.CUSTOMER), _turn(1, Role.AGENT)))
+    assert "listed a comment twice" in (ticket_problem("5", twice, ZD) or "")
+
+
+def test_decision_tags_are_read_from_the_tickets_tags_and_rejecting_wins() -> None:
+    tags = HelpdeskTags()
+    found = read_tags(tags, ["vip", "Mailagent_Approve", "mailagent_approve_12", "mailagent_reject_12",
+                             "mailagent_approve_7", "mailagent_draft", "mailagent_approve_x"])
+    assert (found.approve, found.reject, found.release) == (True, False, False)
+    assert (found.approve_actions, found.reject_actions) == ((7,), (12,))
+    assert found.tags == ("Mailagent_Approve", "mailagent_approve_12", "mailagent_reject_12", "mailagent_approve_7")
+    both = read_tags(tags, ["mailagent_approve", "mailagent_reject", "mailagent_release"])
+    assert (both.approve, both.reject, both.release) == (False, True, True)
+    assert not read_tags(tags, ["mailagent_draft", "vip"]).any
+    custom = read_tags(HelpdeskTags(approve="ai_ok"), ["ai_ok_3", "mailagent_approve"])
+    assert (custom.approve, custom.approve_actions) == (False, (3,))
+
+
+@pytest.mark.parametrize(("final", "from_draft", "verdict"), [
+    ("Hi Carla,\n\nYour refund is on its way.\n\nBest, Ana", False, "approved"),
+    ("hi carla, your refund is on its way. best, ana", False, "approved"),         # the helpdesk's rendering
+    ("Hi Carla,\n\nYour refund of 12 EUR is on its way today.\n\nBest, Ana", False, "edited"),
+    ("Hi Carla, we cannot refund this order.", True, "edited"),                     # sent from our draft reply
+    ("Hello! Please send us a photo of the damaged parcel first.", False, "rep-written"),
+])
+def test_a_final_is_approved_edited_or_rep_written_by_how_much_of_the_draft_it_keeps(
+        final: str, from_draft: bool, verdict: str) -> None:
+    assert final_verdict("Hi Carla,\n\nYour refund is on its way.\n\nBest, Ana", final, from_draft=from_draft) == verdict
 
 
 def test_the_note_for_a_held_draft_shows_reply_reason_articles_and_amounts_escaped() -> None:
@@ -235,6 +285,13 @@ def test_the_note_for_a_held_draft_shows_reply_reason_articles_and_amounts_escap
     assert "12.50 EUR" in html and "&lt;script&gt;" in html and "<script>" not in html
     assert "mailagent_approve" in html and "mailagent_reject" in html and "0.91" in html
     assert "your refund" not in held_note_html(draft, HelpdeskTags(), with_reply=False)
+    assert "mailagent_approve_" not in html                   # no action waits: no per-action tags
+    waiting = HeldDraft(draft_id=8, reply="", reasons=("action 3 (issue_refund) waits for a rep",),
+                        actions=(ProposedAction("issue_refund", "order A-1042", Decimal("400"), "EUR", id=3),),
+                        status="proposes actions that wait for a rep")
+    note = held_note_html(waiting, HelpdeskTags())
+    assert "mailagent draft #8: proposes actions that wait for a rep" in note and "<blockquote>" not in note
+    assert "400.00 EUR (approve: <code>mailagent_approve_3</code>, reject: <code>mailagent_reject_3</code>)" in note
 
 
 # --- Zendesk client ---------------------------------------------------------------------------------
@@ -305,7 +362,43 @@ def test_bad_zendesk_credentials_are_a_clear_error(zd: ZendeskServer, monkeypatc
     api.close()
 
 
+def test_zendesk_reads_who_a_user_is_and_keeps_each_comments_json_and_author(zd: ZendeskServer) -> None:
+    ticket_id = str(zd.add_ticket("Refund", requester=zd.customer, comments=("<p>refund please</p>",)))
+    api = _client(zendesk_settings(zd), "zd")
+    rep, customer = api.user(str(zd.rep)), api.user(str(zd.customer))
+    assert (rep.agent, rep.name, customer.agent, customer.email) == (True, "Ana Rep", False, "carla@customer.test")
+    with pytest.raises(HelpdeskError, match="not found"):
+        api.user("424242")
+    ticket = api.ticket(ticket_id)
+    [turn] = ticket.turns
+    assert json.loads(turn.raw) == zd.comments(int(ticket_id))[0]
+    assert (turn.author_name, turn.author_email, ticket.requester_name) == ("Carla Customer", "carla@customer.test",
+                                                                          "Carla Customer")
+    zd.add_tags(int(ticket_id), "mailagent_draft", "mailagent_approve")
+    writes = len([r for r in zd.requests if r.write])
+    api.post_reply(ticket_id, "<p>Done.</p>", marker="ma.r", author_id=str(zd.rep),
+                   remove_tags=("mailagent_approve", "mailagent_draft"))
+    api.close()
+    assert len([r for r in zd.requests if r.write]) == writes + 1     # the reply and the tags: one Update Ticket
+    assert zd.tags(int(ticket_id)) == []
+
+
 # --- Help Scout client ----------------------------------------------------------------------------
+
+def test_help_scout_changes_tags_before_creating_a_thread_and_only_when_they_differ(hs: HelpScoutServer) -> None:
+    convo = str(hs.add_conversation("Invoice", threads=("<p>invoice?</p>",)))
+    hs.add_tags(int(convo), "mailagent_release")
+    api = _client(helpscout_settings(hs), "hs")
+    assert api.user(str(hs.rep["id"])).agent is True
+    hs.fail_next(503, on="write")                   # the first write of the post: its tag change
+    with pytest.raises(OutcomeUnknown):
+        api.post_note(convo, "<p>released</p>", marker="ma.n1", remove_tags=("mailagent_release",))
+    assert [t for t in hs.threads(int(convo)) if t["type"] == "note"] == []    # no thread before its tags
+    api.post_note(convo, "<p>released</p>", marker="ma.n1", remove_tags=("mailagent_release",))
+    api.post_note(convo, "<p>again</p>", marker="ma.n2", remove_tags=("mailagent_release",))   # tags as wanted:
+    assert [r.method for r in hs.requests if r.write][-1:] == ["POST"]                     # no tag write
+    api.close()
+    assert hs.tags(int(convo)) == [] and len([t for t in hs.threads(int(convo)) if t["type"] == "note"]) == 2
 
 def test_help_scout_threads_all_pages_oldest_first_with_drafts_notes_and_markers(hs: HelpScoutServer) -> None:
     convo = hs.add_conversation("Invoice", threads=(HOSTILE,))

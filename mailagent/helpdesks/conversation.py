@@ -1,36 +1,45 @@
-"""A helpdesk ticket as the conversation the agent reads: the public turns, in order, each with
-who wrote it. Internal notes and unsent drafts are team talk, never conversation history; text
-hidden by a comment's markup stays apart (as in mail), so it never reads as the customer's words."""
+"""A helpdesk ticket as the turns of a conversation: which of its comments are new, and what each
+is. Pure: the caller says which comments it stored before and which posts are ours (from its
+own ledger: the helpdesk's comment ids of our posts, and our markers).
+
+Public comments only: internal notes and unsent draft replies are team talk, never turns. A
+customer's comment is `normal` (answered like mail); a rep's public reply `rep` (takeover, the
+final of a draft); a post of ours read back `own` (history). A reply under a rep's name that
+carries our post's id or marker is ours (an approval we posted for them); one that is our Help
+Scout draft reply, sent by the rep, is the rep's and names that draft."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
-from mailagent.helpdesks.base import Role, Ticket
+from mailagent.helpdesks.base import Role, Ticket, Turn
 from mailagent.helpdesks.guard import is_internal
 
 
 @dataclass(frozen=True)
-class ConversationTurn:
-    comment_id: str
-    role: Role                 # customer | agent (a rep) | us
-    text: str
-    hidden: str
-    at: datetime
+class NewTurn:
+    turn: Turn
+    kind: str                  # normal | rep | own
+    draft_id: int | None = None   # a rep sent the draft reply we posted for this draft
 
 
-def conversation_turns(ticket: Ticket) -> list[ConversationTurn]:
-    return [ConversationTurn(comment_id=t.id, role=t.role, text=t.text, hidden=t.hidden, at=t.created_at)
-            for t in ticket.turns if not is_internal(t) and (t.text.strip() or t.hidden.strip())]
+def new_turns(ticket: Ticket, stored: Collection[str], ours: Mapping[str, int | None],
+              draft_replies: Mapping[str, int | None]) -> list[NewTurn]:
+    """The public turns whose comment ids are not in `stored`, oldest first. `ours` and
+    `draft_replies` map `id:<comment id>` and our markers to the draft a post was for."""
+    found = []
+    for turn in ticket.turns:
+        if is_internal(turn) or turn.id in stored:
+            continue
+        if turn.role is Role.CUSTOMER:
+            found.append(NewTurn(turn, "normal"))
+        elif turn.role is Role.US or any(n in ours for n in _names(turn)):
+            found.append(NewTurn(turn, "own"))
+        else:
+            found.append(NewTurn(turn, "rep", next((draft_replies[n] for n in _names(turn) if n in draft_replies), None)))
+    return found
 
 
-def rep_replies_since(ticket: Ticket, comment_id: str | None) -> list[ConversationTurn]:
-    """Public replies by reps after `comment_id` (all of them when None): a takeover, or the final
-    a rep sent instead of (or from) our draft."""
-    turns = conversation_turns(ticket)
-    start = 0
-    if comment_id is not None:
-        ids = [t.comment_id for t in turns]
-        start = ids.index(comment_id) + 1 if comment_id in ids else 0
-    return [t for t in turns[start:] if t.role is Role.AGENT]
+def _names(turn: Turn) -> list[str]:
+    return [f"id:{turn.id}", *turn.markers]

@@ -7,7 +7,7 @@ the event, the ticket and the settings."""
 from __future__ import annotations
 
 from mailagent.config import Helpdesk as HelpdeskSettings
-from mailagent.helpdesks.base import EventKind, Role, Ticket, Turn, WebhookEvent
+from mailagent.helpdesks.base import EventKind, Ticket, Turn, WebhookEvent
 
 ACTIONABLE = frozenset({EventKind.TICKET_CREATED, EventKind.CUSTOMER_REPLIED, EventKind.AGENT_REPLIED,
                         EventKind.TAGS_CHANGED, EventKind.TICKET_UPDATED})
@@ -27,24 +27,9 @@ def event_ignored(event: WebhookEvent, settings: HelpdeskSettings) -> str | None
     return None
 
 
-def is_ours(turn: Turn) -> bool:
-    """Written by our API user: our notes, drafts and auto-sent replies."""
-    return turn.role is Role.US
-
-
 def is_internal(turn: Turn) -> bool:
     """Seen by the team only: notes and unsent drafts."""
     return not turn.public or turn.draft
-
-
-def awaiting_reply(ticket: Ticket) -> Turn | None:
-    """The customer turn a draft would answer: the newest public turn, when a customer wrote it.
-    None when the newest public turn is ours or a rep's (nothing to answer: we never answer
-    ourselves, and a rep's reply means the rep has it)."""
-    public = [t for t in ticket.turns if not is_internal(t)]
-    if not public or public[-1].role is not Role.CUSTOMER:
-        return None
-    return public[-1]
 
 
 def ticket_problem(asked: str, ticket: Ticket, settings: HelpdeskSettings) -> str | None:

@@ -1,15 +1,9 @@
-"""A helpdesk ticket, read back through the API, as a conversation: its public turns stored as
-messages, once each, in the ticket's order.
-
-A customer's comment is a message like a customer's mail (kind `normal`: drafted, checked for
-injection, answered); a rep's public reply is kind `rep` (history, takeover, the final of a
-draft); a public post of ours read back is kind `own` (history only). Internal notes and unsent
-draft replies are team talk and never stored as turns. Each message keeps the comment's JSON as
-the API returned it (`raw`), its rendered text and, apart, the text its markup hid; nothing a
-comment's HTML says is ever rendered.
-
-Which posts are ours is decided from our own ledger (the helpdesk's comment id recorded when we
-posted, or our marker in it), never from what a comment says about itself."""
+"""A helpdesk ticket, read back through the API, as a conversation: its new public turns (see
+`helpdesks.conversation`) stored as messages, once each, in the ticket's order. Each message keeps
+the comment's JSON as the API returned it (`raw`), its rendered text and, apart, the text its
+markup hid; nothing a comment's HTML says is ever rendered. Which posts are ours comes from our
+own ledger (the comment ids the helpdesk gave our posts, our markers), never from what a comment
+says about itself."""
 
 from __future__ import annotations
 
@@ -18,8 +12,8 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from mailagent.helpdesks.base import Role, Ticket, Turn
-from mailagent.helpdesks.guard import is_internal
+from mailagent.helpdesks.base import Ticket, Turn
+from mailagent.helpdesks.conversation import new_turns
 from mailagent.store.models import (
     Conversation,
     HelpdeskPost,
@@ -76,15 +70,13 @@ def sync(s: Session, helpdesk: str, kind: str, ticket: Ticket) -> Synced:
     conversation = conversation_of(s, helpdesk, ticket.id)
     stored: set[str] = set()
     if conversation is not None:
-        stored = set(s.exec(select(Message.dedup_key).where(Message.conversation_id == conversation.id)).all())
-    new = [t for t in ticket.turns if not is_internal(t) and dedup_key(helpdesk, ticket.id, t.id) not in stored]
+        keys = s.exec(select(Message.dedup_key).where(Message.conversation_id == conversation.id)).all()
+        stored = {k.rpartition(":")[2] for k in keys}
     posts = list(s.exec(select(HelpdeskPost).where(HelpdeskPost.helpdesk == helpdesk,
                                                    HelpdeskPost.ticket_id == ticket.id)))
-    ours = _ours(posts, drafts=False)
-    drafts = _ours(posts, drafts=True)
-    in_flight = any(p.state == HelpdeskPostState.POSTING for p in posts)
-    kinds = [_kind(t, ours, drafts) for t in new]
-    if in_flight and any(k == "rep" and d is None for k, d in kinds):
+    new = new_turns(ticket, stored, _ours(posts, drafts=False), _ours(posts, drafts=True))
+    if any(p.state == HelpdeskPostState.POSTING for p in posts) and any(
+            t.kind == "rep" and t.draft_id is None for t in new):
         raise Busy(f"a post to ticket {ticket.id} is in flight")
     if conversation is None:
         started = ticket.turns[0].created_at if ticket.turns else now()
@@ -95,22 +87,22 @@ def sync(s: Session, helpdesk: str, kind: str, ticket: Ticket) -> Synced:
         s.add(conversation)
         s.flush()
     synced = Synced(conversation)
-    for turn, (message_kind, draft_id) in zip(new, kinds, strict=True):
-        message = _message(helpdesk, ticket, turn, message_kind, conversation.id or 0)
+    for new_turn in new:
+        message = _message(helpdesk, ticket, new_turn.turn, new_turn.kind, conversation.id or 0)
         s.add(message)
         s.flush()
-        conversation.last_message_at = max(conversation.last_message_at, turn.created_at)
-        if message_kind == "normal":
+        conversation.last_message_at = max(conversation.last_message_at, new_turn.turn.created_at)
+        if new_turn.kind == "normal":
             synced.customer.append(message.id or 0)
-        elif message_kind == "rep":
-            synced.team.append(TeamTurn(message.id or 0, turn, draft_id))
+        elif new_turn.kind == "rep":
+            synced.team.append(TeamTurn(message.id or 0, new_turn.turn, new_turn.draft_id))
         else:
             synced.ours += 1
     return synced
 
 
 def _ours(posts: list[HelpdeskPost], *, drafts: bool) -> dict[str, int | None]:
-    """Comment ids and markers of our posted posts -> their draft (draft replies, or the rest)."""
+    """Comment ids (`id:<id>`) and markers of our posts -> their draft: draft replies, or the rest."""
     found: dict[str, int | None] = {}
     for p in posts:
         if (p.kind == "draft") != drafts:
@@ -119,18 +111,6 @@ def _ours(posts: list[HelpdeskPost], *, drafts: bool) -> dict[str, int | None]:
         if p.state == HelpdeskPostState.POSTED and p.comment_id:
             found[f"id:{p.comment_id}"] = p.draft_id
     return found
-
-
-def _kind(turn: Turn, ours: dict[str, int | None], drafts: dict[str, int | None]) -> tuple[str, int | None]:
-    """(message kind, the draft whose draft reply this turn is)."""
-    if turn.role is Role.CUSTOMER:
-        return "normal", None
-    if turn.role is Role.US:
-        return "own", None
-    names = [f"id:{turn.id}", *turn.markers]
-    if any(n in ours for n in names):
-        return "own", None                 # our reply, posted under the approving rep's name
-    return "rep", next((drafts[n] for n in names if n in drafts), None)
 
 
 def _message(helpdesk: str, ticket: Ticket, turn: Turn, kind: str, conversation_id: int) -> Message:

@@ -28,6 +28,7 @@ from mailagent.store.models import (
     Message,
 )
 from mailagent.web.app import create_app
+from mailagent.worker import broker
 from mailagent.worker.inprocess import InProcess
 
 from ..conftest import make_settings
@@ -99,8 +100,14 @@ class Desk:
         return dict(answer.json())
 
     def run(self) -> None:
-        with InProcess(self.settings) as app:
-            app.until_idle()
+        """`mailagent run --until-idle`. Its in-process broker becomes this process's broker; it
+        is put back after, so later tests that enqueue on Redis still do."""
+        before = broker._installed
+        try:
+            with InProcess(self.settings) as app:
+                app.until_idle()
+        finally:
+            broker._installed = before
 
 
 # --- what happened ----------------------------------------------------------------------------
