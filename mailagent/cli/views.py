@@ -78,7 +78,8 @@ def message_detail(url: str, ident: int) -> str:
 
 def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, Any]:
     return {
-        "id": c.id, "mailbox": c.mailbox, "customer": c.customer_addr, "customer_name": c.customer_name,
+        "id": c.id, "channel": c.channel, "mailbox": c.mailbox, "helpdesk": c.helpdesk, "ticket_id": c.ticket_id,
+        "customer": c.customer_addr, "customer_name": c.customer_name,
         "subject": c.subject, "state": c.state, "taken_by": c.taken_by, "messages": messages,
         "replies": replies, "created_at": _iso(c.created_at), "last_message_at": _iso(c.last_message_at),
     }

@@ -35,7 +35,7 @@ def flags(ticket: Ticket, result: DraftResult | None) -> tuple[str, ...]:
 def facts(ticket: Ticket, customer: Customer | None, result: DraftResult | None, counts: Counts, at: datetime) -> Facts:
     output = result.draft if result else None
     return Facts(
-        channel=ticket.channel, mailbox=ticket.mailbox,   # helpdesk hook (issue 9): zendesk | helpscout | email kind=ticket.kind,
+        channel=ticket.channel, mailbox=ticket.mailbox, kind=ticket.kind,   # helpdesk hook (issue 9): ticket.channel
         intent=output.intent if output else "other", language=output.language if output else "",
         confidence=output.confidence if output else 0.0,
         needs_human=(output.needs_human if output else True) or bool(result and result.escalations),

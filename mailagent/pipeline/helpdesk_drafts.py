@@ -37,8 +37,7 @@ def decided(s: Session, settings: Settings, row: Draft, ticket: Ticket) -> None:
         conversation = s.get(Conversation, ticket.conversation_id)
         assert conversation is not None
         parent = outbox.Parent(ticket.message_id, None, (), ticket.subject, ticket.from_addr, ticket.reply_to)
-        outbox.queue(s, settings, conversation, parent, row.text, approved_by=None, draft_id=row.id,
-                     remove_tags=(desk.tags.draft,))
+        outbox.queue(s, settings, conversation, parent, row.text, approved_by=None, draft_id=row.id)
     elif row.state in (DraftState.HELD, DraftState.ESCALATED):
         actions = list(s.exec(select(Action).where(Action.draft_id == row.id)))
         _note(s, desk, ticket, row, actions, reply_as_draft=desk.kind == "helpscout" and bool(row.text.strip()))

@@ -58,11 +58,12 @@ def queue(s: Session, settings: Settings, conversation: Conversation, parent: Pa
           remove_tags: tuple[str, ...] = ()) -> Queued:
     """The reply to `parent` in the outbox of the conversation's channel (the caller's
     transaction). A helpdesk reply is posted under `author_id` (the approving rep) when given,
-    and removes `remove_tags` (the rep's decision tags) with the same update."""
+    and removes the draft tag and `remove_tags` (the rep's decision tags) with the same update."""
     if conversation.helpdesk is not None and conversation.ticket_id is not None:
+        desk = settings.helpdesk(conversation.helpdesk)
         post = helpdesk.queue_post(s, conversation.helpdesk, conversation.ticket_id, "reply", reply_html(text),
-                                   author_id=author_id, remove_tags=remove_tags, draft_id=draft_id,
-                                   conversation_id=conversation.id, approved_by=approved_by)
+                                   author_id=author_id, remove_tags=tuple(dict.fromkeys((*remove_tags, desk.tags.draft))),
+                                   draft_id=draft_id, conversation_id=conversation.id, approved_by=approved_by)
         return Queued(post_id=post.id)
     row = queue_reply(s, settings, conversation.id or 0, conversation.mailbox, parent, text, approved_by)
     return Queued(outbound_id=row.id)

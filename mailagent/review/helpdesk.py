@@ -212,7 +212,7 @@ def _decide(s: Session, settings: Settings, desk: HelpdeskSettings, name: str, t
         else:
             try:
                 approved = drafts.approve_in(s, settings, draft.id or 0, reviewer, author_id=author,
-                                             remove_tags=(*found.tags, desk.tags.draft))
+                                             remove_tags=found.tags)
                 approved_post = approved.post_id
                 out.done.append(f"draft {draft.id} approved by {reviewer}: posted under their name")
             except ReviewError as exc:
