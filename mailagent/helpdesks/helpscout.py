@@ -342,7 +342,8 @@ Help Scout setup for [helpdesks.{name}] ({settings.api_url})
 {"   Only conversations of mailbox " + str(settings.mailbox_id) + " are handled." if settings.mailbox_id else ""}
 3. Reps: a held draft appears as a draft reply with a note explaining it. Send it as is, edit and
    send it, or discard it and reply yourself: every sent reply is captured. Tag {settings.tags.reject} to
-   reject a draft, {settings.tags.release} to hand a conversation you took back to the agent.
+   reject a draft, {settings.tags.approve} / {settings.tags.reject} (or their _ID forms the note names) to
+   decide proposed actions, {settings.tags.release} to hand a conversation you took back to the agent.
 
 Notes: events caused by the API user {settings.bot_user_id} and notes are ignored (the loop guard); a
 delivery's signature (HMAC-SHA1 of the body) is checked, and a replay is answered 200 and processed once.

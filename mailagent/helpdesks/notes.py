@@ -61,8 +61,9 @@ def held_note_html(draft: HeldDraft, tags: HelpdeskTags, *, with_reply: bool = T
         parts.append(_list(tuple(_action(a, tags) for a in draft.actions), escaped=True))
     if waiting:
         parts.append(f"<p>Approve every action above: add <code>{escape(tags.approve)}</code>; reject them all: "
-                     f"add <code>{escape(tags.reject)}</code> (write why in an internal note first). One by one: "
-                     "the tags next to each action. The reply is written once they are decided.</p>")
+                     f"add <code>{escape(tags.reject)}</code> (write why in an internal note first). To decide one "
+                     "differently, add its own tag (next to it) as well. The reply is written once they are "
+                     "decided.</p>")
     elif with_reply:
         parts.append(f"<p>Approve: apply the macro that adds <code>{escape(tags.approve)}</code> (the reply is "
                      f"posted under your name). Reject: add <code>{escape(tags.reject)}</code> (write why in an "

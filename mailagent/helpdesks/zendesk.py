@@ -296,9 +296,11 @@ Zendesk setup for [helpdesks.{name}] ({settings.api_url})
                    "event": "tags_changed"
 
 4. Macros for reps (Workspaces > Agent tools > Macros):
-     "Approve AI draft":  Add tags  {tags.approve}
-     "Reject AI draft":   Add tags  {tags.reject}   (and write the reason as an internal note)
+     "Approve AI draft":  Add tags  {tags.approve}   (the draft, or every action it proposes)
+     "Reject AI draft":   Add tags  {tags.reject}    (write the reason as an internal note first)
      "Hand back to AI":   Add tags  {tags.release}
+   One action decided differently from the rest: add its own tag ({tags.approve}_ID or
+   {tags.reject}_ID, named in the note) with the macro; the trigger listens for the macro's tag.
 
 Notes: `Current user is not <API user>` is the loop guard: nothing we post calls us back. The
 webhook's signature and timestamp are checked (window {settings.freshness_seconds:.0f} s); a replayed
