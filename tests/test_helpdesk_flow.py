@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mailagent import helpdesks
 from mailagent.cli.main import main
 from mailagent.helpdesks.notes import reply_html
 from mailagent.pipeline import helpdesk
@@ -493,6 +494,7 @@ def test_a_reps_reply_waits_while_a_post_of_ours_to_the_ticket_is_in_flight(
     event_id = _stored_event(desk, ticket, zd.rep)
     waiting = review_helpdesk.handle(desk.settings, event_id)
     assert waiting is not None and waiting.retry_in == timedelta(seconds=5)
+    assert hf.events(sqlite_url)[-1].attempts == 0            # waiting for our own post is no failure
     cid = hf.conversation(sqlite_url, "zd", ticket).id
     assert len(hf.messages(sqlite_url, cid)) == 1 and hf.conversation(sqlite_url, "zd", ticket).taken_by is None
     with db.session(sqlite_url) as s:                          # the next attempt finds it by its marker
@@ -555,3 +557,53 @@ def test_policy_rules_match_the_helpdesk_channel(sqlite_url: str, tmp_path: Path
         DraftState.ESCALATED, "outages on zendesk go to the incident team", "zendesk")
     assert f"mailagent draft #{draft.id}: escalated to a person" in zd.comments(ticket)[-1]["html_body"]
     assert _public_by(zd, ticket, zd.bot) == []                # on email this question is auto-sent
+
+
+def test_an_api_answer_about_another_ticket_or_user_than_asked_fails_the_event_and_changes_nothing(
+        sqlite_url: str, tmp_path: Path, zd: ZendeskServer) -> None:
+    """A helpdesk (or something in between) that answers about something else is not believed."""
+    desk = _zendesk(sqlite_url, tmp_path, zd)
+    _, ticket, draft_id = _held_zendesk(desk, zd)
+    other = zd.add_ticket("Someone else", requester=zd.customer, comments=("<p>other</p>",))
+
+    def confused(ticket_answer: int | None = None, user_answer: int | None = None):  # type: ignore[no-untyped-def]
+        def factory(settings, name):  # type: ignore[no-untyped-def]
+            api = helpdesks.client(settings, name)
+            real_ticket, real_user = api.ticket, api.user
+            api.ticket = lambda asked: real_ticket(str(ticket_answer) if ticket_answer else asked)  # type: ignore[method-assign]
+            api.user = lambda asked: real_user(str(user_answer) if user_answer else asked)  # type: ignore[method-assign]
+            return api
+        return factory
+
+    zd.add_tags(ticket, "mailagent_approve")
+    wrong_ticket = int(desk.zendesk(ticket, actor=zd.rep, event="tags_changed")["event"])
+    assert review_helpdesk.handle(desk.settings, wrong_ticket, client=confused(ticket_answer=other)) is None
+    wrong_user = int(desk.zendesk(ticket, actor=zd.rep, event="tags_changed", tags="mailagent_approve")["event"])
+    assert review_helpdesk.handle(desk.settings, wrong_user, client=confused(user_answer=zd.customer)) is None
+    reasons = {e.id: (e.state, e.reason) for e in hf.events(sqlite_url)}
+    assert reasons[wrong_ticket] == (HelpdeskEventState.FAILED,
+                                     f"asked for ticket {ticket}, the API answered with ticket {other}")
+    assert reasons[wrong_user] == (HelpdeskEventState.FAILED,
+                                   f"asked for user {zd.rep}, the API answered with user {zd.customer}")
+    assert hf.drafts(sqlite_url, hf.conversation(sqlite_url, "zd", ticket).id)[0].state == DraftState.HELD
+    assert hf.feedback(sqlite_url, draft_id) == [] and _public_by(zd, ticket, zd.rep) == []
+
+
+def test_helpscout_refund_actions_are_approved_by_tag_and_the_confirmation_is_a_public_reply(
+        sqlite_url: str, tmp_path: Path, hs: HelpScoutServer) -> None:
+    desk = _helpscout(sqlite_url, tmp_path, hs)
+    convo = hs.add_conversation("Refund please", threads=(hf.REFUND,), customer=hf.DANIEL)
+    desk.helpscout(hs, convo, "convo.created")
+    desk.run()
+    cid = hf.conversation(sqlite_url, "hs", convo).id
+    [action] = hf.actions(sqlite_url, cid)
+    [note] = [t for t in hs.threads(convo) if t["type"] == "note"]
+    assert "order NN-1013: 400.00 EUR" in str(note["body"]) and hs.drafts(convo) == []   # nothing to send yet
+    hs.add_tags(convo, "mailagent_approve")
+    desk.helpscout(hs, convo, "convo.tags")
+    desk.run()
+    [action] = hf.actions(sqlite_url, cid)
+    assert (action.state, action.decided_by) == ("executed", "hs:unknown")
+    [reply] = _published_replies(hs, convo)
+    assert reply["createdBy"]["id"] == hs.bot["id"] and "400.00 EUR" in str(reply["body"])
+    assert hs.tags(convo) == []

@@ -98,20 +98,24 @@ def finish_event(row: HelpdeskEvent, summary: str) -> None:
 
 def retry_event(url: str, event_id: int, error: str, *, max_attempts: int = MAX_EVENT_ATTEMPTS,
                 wait: timedelta | None = None) -> timedelta | None:
-    """A handling attempt failed for a reason that may pass (the API is down, a post of ours is
-    in flight): try again later, or give up (`failed`, shown) after `max_attempts`."""
+    """A handling attempt failed for a reason that may pass (the API is down): try again later,
+    or give up (`failed`, shown) after `max_attempts`. With `wait`, the reason passes by itself
+    (a post of ours in flight settles within its lease): again after `wait`, not counted."""
     with db.session(url) as s:
         row = s.get(HelpdeskEvent, event_id, with_for_update=True)
         if row is None or row.state != HelpdeskEventState.RECEIVED:
             return None
-        row.attempts += 1
         row.reason = error[:1000]
+        if wait is not None:
+            row.next_attempt_at = now() + wait
+            return wait
+        row.attempts += 1
         if row.attempts >= max_attempts:
             row.state, row.processed_at = HelpdeskEventState.FAILED, now()
             row.reason = f"gave up after {row.attempts} attempts: {error}"[:1000]
             log.error("%s: event %d failed: %s", row.helpdesk, event_id, row.reason)
             return None
-        delay = wait or timedelta(seconds=min(RETRY_SECONDS * 2 ** (row.attempts - 1), MAX_RETRY_SECONDS))
+        delay = timedelta(seconds=min(RETRY_SECONDS * 2 ** (row.attempts - 1), MAX_RETRY_SECONDS))
         row.next_attempt_at = now() + delay
         log.warning("%s: event %d (ticket %s), attempt %d: %s; again in %s", row.helpdesk, event_id, row.ticket_id,
                     row.attempts, error, delay)
