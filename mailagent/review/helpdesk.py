@@ -167,62 +167,68 @@ def _open_draft(s: Session, conversation_id: int, *, before: int) -> Draft | Non
 class _Outcome:
     done: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
-    decided_draft: bool = False
+    draft_decided: bool = False             # the draft tag goes too
+    reply_post: int | None = None           # an approval's reply: it removes the tags itself
 
 
 def _decide(s: Session, settings: Settings, desk: HelpdeskSettings, name: str, ticket: Ticket, synced: Synced,
             event: HelpdeskEvent, actor: Person | None, handled: Handled) -> str:
-    conversation = synced.conversation
-    cid = conversation.id or 0
+    """Carry out the decision tags on the ticket (read back), as the rep the event names."""
+    cid = synced.conversation.id or 0
     found = decision_tags.read(desk.tags, [t for t in ticket.tags if t not in _being_removed(s, name, ticket.id)])
     if not found.any:
         return ""
-    who = _reviewer(name, desk, event, actor)
+    who = _reviewer(name, desk, actor)
     if isinstance(who, _Refusal):
         _note(s, handled, name, ticket.id, cid, [], [who.reason], found.tags)
         return f"tags {', '.join(found.tags)} not acted on: {who.reason}"
     reviewer, author = who
-    out = _Outcome()
     draft = s.exec(select(Draft).where(Draft.conversation_id == cid, col(Draft.state).in_(DECIDABLE))
                    .order_by(col(Draft.id).desc())).first()
     because = _reason(ticket, desk, actor, found.tags, after=_posted_ids(s, draft))
+    out = _Outcome()
     if found.release:
         _try(out, lambda: takeover.release_in(s, cid, reviewer), "handed back to the agent")
     for action_id in found.approve_actions:
         _action(s, out, handled, cid, action_id, reviewer, approved=True, reason="")
     for action_id in found.reject_actions:
-        _action(s, out, handled, cid, action_id, reviewer, approved=False,
-                reason=because)
-    approved_post = None
+        _action(s, out, handled, cid, action_id, reviewer, approved=False, reason=because)
     if found.approve or found.reject:
-        if draft is None:
-            out.refused.append("no draft waits for a decision on this ticket")
-        elif draft.state == DraftState.WAITING:
-            for action in s.exec(select(Action).where(Action.draft_id == draft.id,
-                                                      Action.state == ActionState.PROPOSED)):
-                _action(s, out, handled, cid, action.id or 0, reviewer, approved=found.approve, reason=because)
-        elif found.reject:
-            out.decided_draft = _try(out, lambda: drafts.reject_in(s, draft.id or 0, reviewer, because),
-                                     f"draft {draft.id} rejected by {reviewer}: {because}")
-        elif desk.kind == "helpscout":
-            out.refused.append(f"draft {draft.id} is a draft reply here: send it (or edit and send it) to approve it")
-        elif not _shown_before(s, draft, event):
-            out.refused.append(f"draft {draft.id} had not been shown on the ticket when the tag was added: "
-                               "look at it, then approve again")
-        else:
-            try:
-                approved = drafts.approve_in(s, settings, draft.id or 0, reviewer, author_id=author,
-                                             remove_tags=found.tags)
-                approved_post = approved.post_id
-                out.done.append(f"draft {draft.id} approved by {reviewer}: posted under their name")
-            except ReviewError as exc:
-                out.refused.append(str(exc))
-    if approved_post is not None:
-        handled.posts.append(approved_post)
-    if out.refused or approved_post is None or len(out.done) > 1:
-        removes = (*found.tags, desk.tags.draft) if out.decided_draft or approved_post else found.tags
+        _decide_draft(s, settings, desk, draft, found, event, reviewer, author, because, out, handled)
+    if out.reply_post is not None:
+        handled.posts.append(out.reply_post)
+    if out.refused or out.reply_post is None or len(out.done) > 1:
+        removes = (*found.tags, desk.tags.draft) if out.draft_decided else found.tags
         _note(s, handled, name, ticket.id, cid, out.done, out.refused, removes)
     return "; ".join([*out.done, *(f"refused: {r}" for r in out.refused)])
+
+
+def _decide_draft(s: Session, settings: Settings, desk: HelpdeskSettings, draft: Draft | None,
+                  found: decision_tags.Decisions, event: HelpdeskEvent, reviewer: str, author: str | None,
+                  because: str, out: _Outcome, handled: Handled) -> None:
+    """`approve` or `reject`: the newest draft that waits for a rep, or every action it proposes."""
+    if draft is None:
+        out.refused.append("no draft waits for a decision on this ticket")
+    elif draft.state == DraftState.WAITING:
+        for action in s.exec(select(Action).where(Action.draft_id == draft.id, Action.state == ActionState.PROPOSED)):
+            _action(s, out, handled, draft.conversation_id, action.id or 0, reviewer, approved=found.approve,
+                    reason=because)
+    elif found.reject:
+        out.draft_decided = _try(out, lambda: drafts.reject_in(s, draft.id or 0, reviewer, because),
+                                 f"draft {draft.id} rejected by {reviewer}: {because}")
+    elif desk.kind == "helpscout":
+        out.refused.append(f"draft {draft.id} is a draft reply here: send it (or edit and send it) to approve it")
+    elif not _shown_before(s, draft, event):
+        out.refused.append(f"draft {draft.id} had not been shown on the ticket when the tag was added: "
+                           "look at it, then approve again")
+    else:
+        try:
+            approved = drafts.approve_in(s, settings, draft.id or 0, reviewer, author_id=author, remove_tags=found.tags)
+        except ReviewError as exc:
+            out.refused.append(str(exc))
+            return
+        out.reply_post, out.draft_decided = approved.post_id, True
+        out.done.append(f"draft {draft.id} approved by {reviewer}: posted under their name")
 
 
 @dataclass(frozen=True)
@@ -230,8 +236,7 @@ class _Refusal:
     reason: str
 
 
-def _reviewer(name: str, desk: HelpdeskSettings, event: HelpdeskEvent,
-              actor: Person | None) -> tuple[str, str | None] | _Refusal:
+def _reviewer(name: str, desk: HelpdeskSettings, actor: Person | None) -> tuple[str, str | None] | _Refusal:
     """(who decided, as recorded; their helpdesk user id for a reply posted under their name)."""
     if desk.kind == "helpscout":
         return f"{name}:unknown", None
