@@ -71,6 +71,10 @@ class Ingest(Section):
     lease_seconds: Seconds = 120
     own_addresses: tuple[str, ...] = ()
     subject_window_days: int = Field(14, ge=0)
+    trusted_authserv_ids: tuple[str, ...] = ()
+    """Authentication-Results from these authserv-ids (our own MTA) decide who sent a message."""
+    verify_dkim: bool = False
+    """Verify DKIM signatures ourselves when no trusted Authentication-Results are present."""
 
 
 class Outbox(Section):
