@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from mailagent.agent import guardrails  # noqa: E402
 from mailagent.mail import html  # noqa: E402
-from tests.injection_sets import ATTACKS, BENIGN, Sample, inputs  # noqa: E402
+from tests.injection_sets import ATTACKS, BENIGN, HELD_OUT, Sample, inputs  # noqa: E402
 
 PATTERN_LIST_REF = "8382e46"
 
@@ -79,8 +79,10 @@ def main() -> None:
     base = _checker(_module_at(args.baseline, "mailagent/agent/guardrails.py", "baseline_guardrails"),
                     _module_at(args.baseline, "mailagent/mail/html.py", "baseline_html"))
     now = _checker(guardrails, html)
-    print(f"{len(ATTACKS)} attacks, {len(BENIGN)} benign messages; baseline = {args.baseline}\n")
-    for title, samples in (("detection (flagged / attacks)", ATTACKS), ("false positives (flagged / benign)", BENIGN)):
+    print(f"{len(ATTACKS)} + {len(HELD_OUT)} attacks, {len(BENIGN)} benign messages; baseline = {args.baseline}\n")
+    sets = (("detection (flagged / attacks)", ATTACKS), ("held-out detection (flagged / attacks)", HELD_OUT),
+            ("false positives (flagged / benign)", BENIGN))
+    for title, samples in sets:
         (cur, cur_ms), (old, old_ms) = rates(now, samples), rates(base, samples)
         print(f"{title}\n{'category':<22}{'now':>10}{'baseline':>10}")
         for category in sorted(cur):
