@@ -19,13 +19,14 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
-from urllib.parse import urlsplit
+import ada_url
 
 from mailagent.agent import injection_words as words
+from mailagent.agent.numberwords import words_to_digits
 from mailagent.redact import find_secrets, password_values
 
 Where = Literal["body", "hidden_html", "subject", "attachment", "quoted", "display_name"]
@@ -707,6 +708,39 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         rf"{_I} reversed (?:the|your|this) (?:chargeback|charge|payment|transaction|debit)\b",
         rf"\b(?:chargeback|charge|payment|transaction|debit){_BEEN} reversed\b",
     ), ("chargeback", "reverse", "refund")),
+    # Promises as well as claims: only a tool can grant these, and none did.
+    "pause": (_claims(
+        rf"{_I} (?:paused|suspended|frozen|froze|put on hold|put) (?:your|the) (?:subscription|plan|account"
+        r"|membership|billing|renewal)\b",
+        rf"\b(?:i|we)(?:'ll| will) (?:pause|suspend|freeze|hold) (?:your|the) (?:subscription|plan|account"
+        r"|membership|billing|renewal)\b",
+        rf"\b(?:subscription|plan|membership|account|billing){_BEEN} (?:paused|suspended|frozen|put on hold)\b",
+        r"\b(?:abo|abonnement|vertrag|konto) (?:wurde|ist) (?:jetzt )?(?:pausiert|ausgesetzt|eingefroren)\b",
+        r"\b(?:ich|wir) ha(?:be|ben) (?:ihr|dein|das) (?:abo|abonnement|konto)[^\n.]{0,20}?\bpausiert\b",
+        r"\b(?:he|hemos) pausado (?:su|tu|la|el) (?:suscripcion|plan|cuenta)\b",
+        r"\b(?:j'ai|nous avons) (?:mis en pause|suspendu) (?:votre|ton) (?:abonnement|compte)\b",
+    ), ("pause", "suspend")),
+    "compensation": (_claims(
+        r"\b(?:a|an|one|two|three|four|five|six|\d+) (?:months?|weeks?|years?) (?:for )?(?:free|of free|at no"
+        r" (?:cost|charge))\b",
+        r"\b(?:monate?|wochen?) (?:gratis|kostenlos|umsonst)\b",
+        r"\b(?:meses?|semanas?) (?:gratis|gratuitos?)\b",
+        r"\bmois (?:gratuits?|offerts?)\b",
+        rf"{_I} (?:waived|removed|cancell?ed|written off|wrote off) (?:the|your|this) (?:fee|charge|late fee"
+        r"|penalty|cancellation fee)\b",
+        rf"\b(?:fee|charge|penalty){_BEEN} (?:waived|removed|written off)\b",
+        rf"{_I} (?:applied|added|given you|granted) (?:a |an )?[^\n.]{{0,12}}?(?:discount|coupon|voucher)\b",
+        r"\b(?:you(?:'ll| will) (?:get|receive|have)|we(?:'ll| will) (?:give|add|apply|send) you) (?:a |an )?"
+        r"(?:AMOUNT )?(?:credit|discount|voucher|coupon|gift card|refund|compensation)\b",
+        r"\b(?:a|an|your) (?:credit|gutschrift|credito|avoir) (?:of|von|de) AMOUNT\b",
+        r"\b(?:i|we)(?:'ll| will) (?:refund|reimburse|credit|compensate) you\b",
+        r"\byou(?:'ll| will) be (?:refunded|reimbursed|credited|compensated)\b",
+    ), ("credit", "discount", "coupon", "waive", "compensat", "refund")),
+    "plan change": (_claims(
+        rf"{_I} (?:upgraded|downgraded|switched|moved|changed|extended) (?:you|your (?:plan|subscription|account"
+        r"|trial|tier))\b",
+        rf"\b(?:plan|subscription|trial|tier){_BEEN} (?:upgraded|downgraded|extended|switched)\b",
+    ), ("plan", "upgrade", "downgrade", "extend", "trial")),
 }
 _CONDITIONAL = re.compile(
     r"\b(?:once|when|whenever|after|if|as soon as|until|before|unless|whether|sobald|wenn|nachdem|falls|bevor"
@@ -715,6 +749,7 @@ _CONDITIONAL = re.compile(
 )
 _SENTENCE_END = ".!?\n"
 _CLAUSE_START = ".!?\n,;:"
+_FUTURE = re.compile(r"\bwill\b|'ll\b", re.IGNORECASE)
 
 _MONEY = re.compile(
     r"(?:(?P<cur_a>[€$£]|\b(?:EUR|USD|GBP|CHF|CAD|AUD|SEK|NOK|DKK|PLN)\b) ?(?P<num_a>\d[\d.,']{0,14})"
@@ -737,12 +772,24 @@ _BARE_DOMAIN = re.compile(
 
 
 def check_output(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
-                 allowed_domains: Collection[str] = (), customer_text: str = "") -> tuple[OutputIssue, ...]:
-    """What is wrong with a draft reply, before the policy decides whether it may go out."""
-    text = _normalise(reply[:SCAN_LIMIT])
-    return (*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
-            *_amount_mismatches(text, executed_actions),
-            *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains))
+                 allowed_domains: Collection[str] = (), customer_text: str = "", subject: str = "",
+                 headers: Mapping[str, str] | None = None) -> tuple[OutputIssue, ...]:
+    """What is wrong with a draft reply, before the policy decides whether it may go out.
+
+    `subject` and `headers` are the outgoing Subject and any other header values we write: they
+    carry customer text too ("Re: ..."), so links and secrets are checked there as well as in
+    the body; what the reply claims is read in the subject and the body.
+    """
+    fields = {"subject": subject, **{name.lower(): value for name, value in (headers or {}).items()}}
+    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
+    issues = [*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
+              *_amount_mismatches(text, executed_actions),
+              *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains)]
+    for name, value in fields.items():
+        if value:
+            issues += [OutputIssue(i.check, i.detail.replace("the reply", f"the {name}", 1))
+                       for i in (*_secret_echoes(value, customer_text), *_links(value, allowed_domains))]
+    return tuple(dict.fromkeys(issues))
 
 
 def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
@@ -751,7 +798,10 @@ def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[Ou
         if any(word in action.tool.lower() for action in executed for word in tool_words):
             continue
         for match in claim.finditer(text):
-            clause = max(text.rfind(c, 0, match.start()) for c in _CLAUSE_START) + 1
+            # A past claim is conditional only within its clause ("After reviewing, I have refunded"
+            # is not); a promise is conditional anywhere in its sentence ("Once approved, we will ...").
+            starts = _SENTENCE_END if _FUTURE.search(match.group()) else _CLAUSE_START
+            clause = max(text.rfind(c, 0, match.start()) for c in starts) + 1
             ends = [i for i in (text.find(c, match.end()) for c in _SENTENCE_END) if i != -1]
             is_question = bool(ends) and text[min(ends)] == "?"
             if not is_question and not _CONDITIONAL.search(text, max(clause, match.start() - 200), match.start()):
@@ -811,8 +861,10 @@ def _links(reply: str, allowed_domains: Collection[str]) -> Iterator[OutputIssue
 
 
 def _host(url: str) -> str:
+    """The host a browser would open (WHATWG URL parsing, as browsers do: a backslash ends the host,
+    userinfo is dropped, IDNs are punycoded, numeric hosts are normalised); "" if it does not parse."""
     try:
-        return (urlsplit(url).hostname or "").rstrip(".")
+        return (ada_url.URL(url).hostname or "").lower().rstrip(".")
     except ValueError:
         return ""
 
