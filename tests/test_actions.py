@@ -565,3 +565,32 @@ def test_the_audit_log_is_append_only(any_db_url: str) -> None:
             s.execute(text(statement))
     [entry] = _audit(any_db_url)
     assert (entry.actor, entry.event, entry.details) == (REP, "taken", {"note": "kept"})
+
+
+# --- a rep's refusal binds the target, across conversations -------------------------------------
+
+def test_a_reps_refusal_binds_the_order_for_the_customer_in_a_new_conversation(
+        sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    data, [customer] = extra_customers(tmp_path, {"maya@two-orders.example": [("XO-9201", "15.00"),
+                                                                               ("XO-9202", "12.00")]})
+    shipped = demo_settings(sqlite_url, tmp_path, smtp_server)
+    seed(sqlite_url, data)
+    _, refused = waiting_refund(shipped, refund_mail(customer, "XO-9201"))
+    decide(sqlite_url, refused, approve=False, reason="the annual term is non-refundable")
+
+    # Later, under a policy that pre-approves small refunds, the customer writes again about the
+    # same order in a new thread: it waits for a rep, with the earlier refusal as its reason.
+    small = demo_settings(sqlite_url, tmp_path, smtp_server, small_refunds=True)
+    seed(sqlite_url, data)
+    _, again = waiting_refund(small, refund_mail(customer, "XO-9201", subject="Money back please (XO-9201)"))
+    [first, second] = actions(sqlite_url)
+    assert first.conversation_id != second.conversation_id and second.id == again
+    assert second.state == ActionState.PROPOSED and second.decided_by is None
+    assert REP in second.reasons[0] and "XO-9201" in second.reasons[0] and f"action {refused}" in second.reasons[0]
+    assert order(sqlite_url, "XO-9201").refunded == 0 and effects(sqlite_url).operations == []
+    assert ("system", "awaits_rep") in [(a, e) for a, e in events(sqlite_url)]
+
+    # Another order of the same customer is not bound by it: the policy pre-approves it.
+    [other] = receive(small, refund_mail(customer, "XO-9202"))
+    assert other.step is drafting.Step.DECIDED
+    assert order(sqlite_url, "XO-9202").refunded == 12.0
