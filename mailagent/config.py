@@ -128,7 +128,12 @@ class HttpBackend(Section):
     secret_env: str = "MAILAGENT_ACTIONS_SECRET"
     """Environment variable with the shared HMAC-SHA256 signing secret."""
     timeout_seconds: Seconds = 10
+    """The longest wait for one read or connect."""
     max_retries: int = Field(2, ge=0, le=10)
+    deadline_seconds: Seconds = 30
+    """The whole call, retries included: a server that trickles its answer is cut off."""
+    max_response_bytes: int = Field(2_000_000, ge=1024)
+    """Larger answers are not read into memory."""
 
 
 class Actions(Section):
