@@ -12,6 +12,7 @@ from mailagent.store.models.demo import (
     DemoOrder,
     DemoSubscription,
 )
+from mailagent.store.models.health import WatcherHealth
 from mailagent.store.models.drafts import (
     Article,
     Draft,
@@ -33,5 +34,5 @@ from mailagent.store.models.mail import (
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
     "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "now",
+    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
 ]
