@@ -224,3 +224,26 @@ def test_verdict_is_stored_on_the_message(any_db_url: str) -> None:
         assert (stored.sender_authenticated, stored.sender_auth_method, stored.sender_auth_domain) == \
             (True, "dmarc", "customer.example")
         assert "dmarc=pass" in stored.sender_auth_reason
+
+
+# --- the pure check the policy facts will use ------------------------------------------------------
+
+from mailagent.mail.auth import SenderAuth, sender_matches_customer  # noqa: E402
+
+OK = SenderAuth(True, "dmarc", "customer.example", "dmarc=pass")
+
+
+@pytest.mark.parametrize(("from_addr", "reply_to", "auth", "matches", "why"), [
+    ("alice@customer.example", "", OK, True, "authenticated by dmarc"),
+    ("Alice@Customer.example", "alice@customer.example", OK, True, ""),
+    ("alice@customer.example", "billing@customer.example", OK, True, ""),
+    ("mallory@attacker.example", "", SenderAuth(True, "dmarc", "attacker.example", ""), False, "not the customer"),
+    ("alice@customer.example", "", SenderAuth(False, "mta", "customer.example", "dmarc=fail"), False, "dmarc=fail"),
+    ("alice@customer.example", "mallory@attacker.example", OK, False, "Reply-To mallory@attacker.example"),
+    ("alice@customer.example", "", SenderAuth(True, "dkim", "other.example", ""), False, "authenticated domain"),
+    ("", "", OK, False, "(none)"),
+])
+def test_sender_matches_customer(from_addr: str, reply_to: str, auth: SenderAuth, matches: bool, why: str) -> None:
+    verdict = sender_matches_customer(from_addr=from_addr, reply_to=reply_to, customer_addr="alice@customer.example",
+                                      auth=auth)
+    assert verdict.matches is matches and why in verdict.reason

@@ -274,3 +274,30 @@ def authenticate(raw: bytes, *, trusted_ids: Collection[str] = (), verify: bool 
     why = "no Authentication-Results from a trusted authserv-id" if trusted_ids else \
         "no trusted authserv-id configured and own DKIM verification is off"
     return SenderAuth(False, "none", domain, why)
+
+
+@dataclass(frozen=True)
+class SenderMatch:
+    """Whether a message speaks for the conversation's customer of record, and why not."""
+
+    matches: bool
+    reason: str
+
+
+def sender_matches_customer(*, from_addr: str, reply_to: str, customer_addr: str, auth: SenderAuth) -> SenderMatch:
+    """A message speaks for the customer of record only when its From is that customer's address,
+    its From domain is authenticated, and a Reply-To (if any) stays in the customer's domain:
+    otherwise account data and actions wait for a rep (a forged From, a thread hijacked by
+    another sender, replies diverted to an attacker)."""
+    sender, customer = from_addr.strip().lower(), customer_addr.strip().lower()
+    customer_domain = _domain_of(customer)
+    if not sender or sender != customer:
+        return SenderMatch(False, f"the sender {sender or '(none)'} is not the customer of record {customer}")
+    if not auth.authenticated:
+        return SenderMatch(False, f"the sender is not authenticated: {auth.reason}")
+    if auth.domain != customer_domain:
+        return SenderMatch(False, f"the authenticated domain {auth.domain} is not {customer_domain}")
+    diverted = reply_to.strip().lower()
+    if diverted and diverted != customer and _domain_of(diverted) != customer_domain:
+        return SenderMatch(False, f"Reply-To {diverted} is outside the customer's domain {customer_domain}")
+    return SenderMatch(True, f"{sender}, authenticated by {auth.method}")
