@@ -1,7 +1,7 @@
 """A broad injection set and a benign set, by category, for `check_injection` and bench/injection.py.
 
 Written for this project, distinct from tests/injection_attacks.py (the regression samples of the
-pattern list): paraphrases in twelve languages that avoid the listed phrasings, look-alike letters,
+pattern list): paraphrases in fourteen languages that avoid the listed phrasings, look-alike letters,
 variation-selector and tag smuggling, rot13 / hex / base32 / base64 payloads, CSS hiding that a
 naive parser shows as visible, fake rep notes, fake forwards, fence escapes, an instruction after
 100 KB of pasted log, and a hostile display name. The benign set is ordinary customer mail that must
