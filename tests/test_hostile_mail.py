@@ -13,6 +13,7 @@ import pytest
 from mailagent.mail import loops
 from mailagent.mail.html import MAX_TAGS
 from mailagent.mail.parse import ELIDE_AT, elide_large_parts, parse
+from mailagent.pipeline.classify import Inspection, inspect
 
 from .support.hostile_mail import big_attachment, nested_multipart, unclosed_divs
 
@@ -22,12 +23,17 @@ def test_multiparts_nested_5000_deep_parse_and_classify_without_recursion_error(
     parsed = parse(raw)
     assert "MIME parts nested too deeply; the body is kept as raw text" in parsed.defects
     assert parsed.subject == "hostile" and parsed.from_addr == "alice@customer.example"
-    verdict = loops.classify_raw(raw, own_addresses=["support@example.com"])
-    assert verdict.kind == loops.Kind.NORMAL
+    found = classify(raw)
+    assert found.kind == loops.Kind.NORMAL and found.parse_error is None and found.from_addr == "alice@customer.example"
     # ... and a reply from a mailer daemon nested as deep is still known for a bounce by its headers
     bounce = raw.replace(b"From: Alice <alice@customer.example>", b"From: MAILER-DAEMON@mx.example\r\n"
                          b"Return-Path: <>\r\nX-Failed-Recipients: bob@customer.example")
-    assert loops.classify_raw(bounce).kind == loops.Kind.BOUNCE
+    assert classify(bounce).kind == loops.Kind.BOUNCE
+
+
+def classify(raw: bytes) -> Inspection:
+    """What the classify stage works out before its transaction (parse, loops, envelope)."""
+    return inspect(raw, own_addresses=["support@example.com"], mailboxes={"support@example.com": "support"})
 
 
 def test_a_megabyte_of_unclosed_divs_is_kept_apart_not_rendered() -> None:
@@ -45,13 +51,13 @@ def test_a_huge_attachment_is_measured_not_held() -> None:
     raw = big_attachment(20_000_000)      # bench/hostile_mail.py runs 50 MB
     tracemalloc.start()
     try:
-        parsed = parse(raw)
-        verdict = loops.classify_raw(raw)
+        found = classify(raw)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert [(a.filename, a.size) for a in parsed.attachments] == [("dump.bin", 20_000_000)]
-    assert parsed.text.strip() == "See the attached dump." and verdict.kind == loops.Kind.NORMAL
+    assert found.parsed is not None and found.kind == loops.Kind.NORMAL
+    assert [(a.filename, a.size) for a in found.parsed.attachments] == [("dump.bin", 20_000_000)]
+    assert found.parsed.text.strip() == "See the attached dump."
     assert peak < 1.2 * len(raw), f"{peak / 1e6:.0f} MB for a {len(raw) / 1e6:.0f} MB message"
 
 

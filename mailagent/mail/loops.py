@@ -37,7 +37,6 @@ from enum import StrEnum
 from functools import cached_property
 
 from mailagent.mail.headers import first_address, header_text
-from mailagent.mail.parse import read_message
 
 
 class Kind(StrEnum):
@@ -174,12 +173,6 @@ def classify(
             return Verdict(kind, reason)
     return Verdict(Kind.NORMAL, "no sign of automated mail")
 
-
-def classify_raw(raw: bytes, *, own_addresses: Collection[str] = (), envelope_from: str | None = None) -> Verdict:
-    """`classify` on raw bytes, read at bounded cost: large attachments elided, multiparts nested
-    too deep for the stdlib parser (thousands of levels) read as headers only, never a
-    RecursionError. The classify stage calls this rather than parsing the raw bytes itself."""
-    return classify(read_message(raw), own_addresses=own_addresses, envelope_from=envelope_from)
 
 
 @dataclass(frozen=True)

@@ -173,13 +173,6 @@ def elide_large_parts(raw: bytes) -> tuple[bytes, dict[bytes, int]]:
     return b"".join([*pieces, raw[pos:]]), sizes
 
 
-def read_message(raw: bytes, defects: list[str] | None = None) -> Message:
-    """The stdlib `Message` of a raw message at bounded cost (large base64 parts elided, nesting
-    too deep for the stdlib parser read as headers only): for readers of headers and structure,
-    such as loop detection. What was wrong is added to `defects` when given."""
-    return _read(elide_large_parts(raw)[0], [] if defects is None else defects)
-
-
 def _read(raw: bytes, defects: list[str]) -> Message:
     try:
         message = _PARSER.parsebytes(raw)

@@ -2,7 +2,7 @@
 watcher_health: what supervised IDLE watchers report, for /healthz
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 """
 from collections.abc import Sequence
 
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0008'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
