@@ -636,7 +636,7 @@ def test_a_refund_made_then_500s_is_settled_by_the_same_key_not_refused_by_a_rec
 
         # Later the API answers again. A fresh check of the facts would find nothing left to refund
         # and fail the action though the money moved; the same key gets the backend's record.
-        resumed = drafting.resume_draft(settings, action.draft_id)
+        resumed = drafting.resume_draft_sync(settings, action.draft_id)
         assert resumed.step is drafting.Step.DECIDED
         [action] = actions(sqlite_url)
         assert action.state == ActionState.EXECUTED and action.result and action.result["replayed"] is True

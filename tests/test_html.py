@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mailagent.mail.html import html_to_text, parse_html, render
+from mailagent.mail.html import HtmlText, html_to_text, parse_html, render
 
 
 def text(html: str) -> str:
@@ -207,3 +207,9 @@ def test_css_hiding_a_naive_renderer_would_show(element: str) -> None:
 def test_css_that_leaves_text_readable_keeps_it_visible(element: str) -> None:
     result = html_to_text(element)
     assert result.text.startswith("SHOWN") and result.hidden == ""
+
+
+@pytest.mark.parametrize("style", ["margin-left:0in", "text-indent:0", "position:absolute;left:0;top:0",
+                                   "position:relative;left:0px"])
+def test_an_offset_of_zero_hides_nothing(style: str) -> None:
+    assert html_to_text(f'<p style="{style}">SHOWN</p>') == HtmlText("SHOWN", "")

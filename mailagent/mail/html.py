@@ -408,12 +408,13 @@ def _length(value: str | None) -> tuple[float, str] | None:
 
 
 def _px(value: str | None, limit: float) -> bool:
-    """A CSS length at most `limit` pixels (units converted roughly; zero whatever its unit)."""
+    """A CSS length at most `limit` pixels (units converted roughly; a size of zero whatever its
+    unit, but an offset of zero is no offset)."""
     length = _length(value)
     if length is None:
         return False
     number, unit = length
-    return number == 0 or number * _PX_PER.get(unit or "px", 1.0) <= limit
+    return (number == 0 and limit >= 0) or number * _PX_PER.get(unit or "px", 1.0) <= limit
 
 
 def _at_most(value: str | None, limit: float) -> bool:
