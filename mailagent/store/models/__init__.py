@@ -21,6 +21,12 @@ from mailagent.store.models.drafts import (
     SpanRecord,
     TraceRecord,
 )
+from mailagent.store.models.helpdesks import (
+    HelpdeskEvent,
+    HelpdeskEventState,
+    HelpdeskPost,
+    HelpdeskPostState,
+)
 from mailagent.store.models.mail import (
     Conversation,
     MailboxCursor,
@@ -33,6 +39,7 @@ from mailagent.store.models.mail import (
 
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "HelpdeskEvent",
+    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "MailboxCursor", "Message", "MessageState", "Mutex",
+    "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
 ]
