@@ -20,6 +20,7 @@ from mailagent.store.models.drafts import (
     SpanRecord,
     TraceRecord,
 )
+from mailagent.store.models.health import WatcherHealth
 from mailagent.store.models.helpdesks import (
     HelpdeskEvent,
     HelpdeskEventState,
@@ -38,7 +39,7 @@ from mailagent.store.models.mail import (
 
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "HelpdeskEvent", "HelpdeskEventState",
-    "HelpdeskPost", "HelpdeskPostState", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "now",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "HelpdeskEvent",
+    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "MailboxCursor", "Message", "MessageState", "Mutex",
+    "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
 ]
