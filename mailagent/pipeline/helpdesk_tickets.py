@@ -122,5 +122,8 @@ def _message(helpdesk: str, ticket: Ticket, turn: Turn, kind: str, conversation_
         raw=raw, source="helpdesk", mailbox=None, from_name=turn.author_name, from_addr=turn.author_email.lower(),
         subject=ticket.subject, sent_at=turn.created_at, received_at=turn.created_at, state=MessageState.PROCESSED,
         kind=kind, kind_reason=reason, text=turn.text, reply_text=turn.text, hidden_text=turn.hidden,
+        # no mail headers to authenticate: who wrote it is the helpdesk's word (left undecided)
+        sender_authenticated=None, sender_auth_method="helpdesk",
+        sender_auth_reason=f"a {helpdesk} comment: the helpdesk names its author; no DMARC verdict",
         conversation_id=conversation_id, processed_at=now())
 
