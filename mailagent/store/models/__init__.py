@@ -2,6 +2,7 @@
 redelivered broker message finds the work already done and does nothing. One module per domain;
 importing this package registers every table (Alembic compares them with the migrations)."""
 
+from mailagent.store.models.accounts import LoginFailure, Role, User, WebSession
 from mailagent.store.models.actions import Action, ActionState, AuditEntry
 from mailagent.store.models.base import now
 from mailagent.store.models.demo import (
@@ -20,6 +21,7 @@ from mailagent.store.models.drafts import (
     SpanRecord,
     TraceRecord,
 )
+from mailagent.store.models.evalflags import EvalFlag
 from mailagent.store.models.mail import (
     Conversation,
     MailboxCursor,
@@ -32,6 +34,7 @@ from mailagent.store.models.mail import (
 
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "now",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalFlag", "Feedback", "LoginFailure",
+    "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound", "OutboundState", "Role", "SpanRecord",
+    "TraceRecord", "User", "WebSession", "now",
 ]
