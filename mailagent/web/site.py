@@ -55,19 +55,19 @@ class Site:
 
     # --- rendering -------------------------------------------------------------------------
 
-    def render(self, request: Request, visitor: Visitor | None, template: str, status: int = 200,
+    def render(self, request: Request, visitor: Visitor | None, template: str, status_code: int = 200,
                **context: Any) -> Response:
         flash = self._flash(request)
         response = self.templates.TemplateResponse(request, template, {
             "root": request.scope.get("root_path", ""), "visitor": visitor, "user": visitor.user if visitor else None,
             "csrf": self.auth.csrf_token(visitor) if visitor else "", "flash": flash, "Role": Role, **context,
-        }, status_code=status)
+        }, status_code=status_code)
         if flash:
             self.auth.clear_cookie(response, request, FLASH_COOKIE)
         return response
 
     def error(self, request: Request, visitor: Visitor | None, status: int, message: str) -> Response:
-        return self.render(request, visitor, "error.html", status, status=status, message=message)
+        return self.render(request, visitor, "error.html", status, code=status, message=message)
 
     def done(self, request: Request, to: str, message: str, ok: bool = True) -> Response:
         """After a form: redirect (so a reload does not post again) and say what happened."""
@@ -145,18 +145,12 @@ class Site:
         self.auth.clear_cookie(response, request, LOGIN_COOKIE)
         return response
 
-    def logout(self, _site: Site, request: Request, visitor: Visitor, _form: FormData | None) -> Response:
-        self.auth.sign_out(visitor)
-        response = RedirectResponse(request.scope.get("root_path", "") + "/login", status_code=303)
-        self.auth.clear_cookie(response, request, SESSION_COOKIE)
-        return response
-
     def app(self) -> Starlette:
         g = self.guarded
         routes = [
             Route("/", lambda request: RedirectResponse(request.scope.get("root_path", "") + "/queue", 303)),
             Route("/login", self.login, methods=["GET", "POST"]),
-            Route("/logout", g(Role.REP, Site.logout), methods=["POST"]),
+            Route("/logout", g(Role.REP, logout), methods=["POST"]),
             Route("/queue", g(Role.REP, pages.queue)),
             Route("/conversations/{id:int}", g(Role.REP, pages.conversation)),
             Route("/actions", g(Role.REP, pages.actions)),
@@ -174,6 +168,13 @@ class Site:
         ]
         return Starlette(routes=routes, middleware=[Middleware(TrustedProxies, proxies=self.settings.web.trusted_proxies),
                                                     Middleware(SecurityHeaders)])
+
+
+def logout(site: Site, request: Request, visitor: Visitor, _form: FormData | None) -> Response:
+    site.auth.sign_out(visitor)
+    response = RedirectResponse(request.scope.get("root_path", "") + "/login", status_code=303)
+    site.auth.clear_cookie(response, request, SESSION_COOKIE)
+    return response
 
 
 class SecurityHeaders:
