@@ -61,6 +61,14 @@ class Broker(Section):
 class Worker(Section):
     processes: int = Field(1, ge=1)
     threads: int = Field(8, ge=1)
+    """Threads per process for the actors; agent runs do not take one each (see `inflight`)."""
+    inflight: int = Field(64, ge=1, le=1024)
+    """Agent runs in flight per process, as coroutines on one event loop."""
+    lease_seconds: Seconds = 60
+    """A draft's holder renews its claim this often (by a third); a dead holder's draft is taken
+    over when the lease runs out."""
+    max_attempts: int = Field(5, ge=1, le=100)
+    """Claims of one draft before it is held for a person with the error (a poison message)."""
 
 
 class Clock(Section):

@@ -29,7 +29,6 @@ from agents import (
     trace,
 )
 from pydantic import BaseModel
-from sqlmodel import select
 
 from mailagent.actions.backends import make_backend
 from mailagent.actions.execute import OutcomeUnknown
@@ -39,8 +38,7 @@ from mailagent.agent.input import Turn, compose_input
 from mailagent.agent.providers import model_for_run, model_name
 from mailagent.agent.support import ReplyDraft, build
 from mailagent.config import Settings
-from mailagent.store import db
-from mailagent.store.models import Action, ActionState
+from mailagent.store import db, tickets
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +218,9 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
         saved = run.to_state().to_string(context_serializer=lambda c: c.saved())
         return result(None, usage=counts, proposals=proposals, run_state=saved)
     output: ReplyDraft = run.final_output.normalized()
-    issues = guardrails.check_output(output.reply, executed_actions=executed_actions(settings, request.draft_id),
+    # A fresh run pauses before any side effect runs; only a resumed run can have executed some.
+    executed = [] if isinstance(start, str) else executed_actions(settings, request.draft_id)
+    issues = guardrails.check_output(output.reply, executed_actions=executed,
                                      allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest)
     with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
         pass
@@ -231,5 +231,5 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
 def executed_actions(settings: Settings, draft_id: int) -> list[guardrails.ExecutedAction]:
     """What really ran for a draft: the output check holds replies that claim anything else."""
     with db.reading(settings.database.url) as s:
-        rows = s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)).all()
+        rows = tickets.executed(s, draft_id)
     return [guardrails.ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

@@ -42,7 +42,7 @@ def resume(settings: Settings, draft_id: int) -> Done | None:
         return None
     from mailagent.pipeline import drafting
 
-    outcome = drafting.resume_draft(settings, draft_id)
+    outcome = drafting.resume_draft_sync(settings, draft_id)
     if outcome.step is drafting.Step.WAITING:
         return Done(f"draft {draft_id} still waits for other actions")
     if outcome.step is not drafting.Step.DECIDED:
