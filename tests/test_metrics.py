@@ -16,7 +16,7 @@ import pytest
 from mailagent.config import Price
 from mailagent.store import metrics
 from mailagent.store.metrics import DraftFact, ReplyFact, ReviewFact, edit_distance, percentile, periods
-from mailagent.web.charts import Series, line_chart, nice_step
+from mailagent.web.charts import Series, line_chart, nice_step, scale_top
 
 from .conftest import make_settings
 from .support.history import Turn, add
@@ -194,3 +194,5 @@ def test_charts_escape_their_text_and_break_lines_at_gaps() -> None:
     empty = str(line_chart("t", ["a", "b"], [Series("s", [None, None])], "words"))
     assert "no data yet" in empty
     assert [nice_step(v) for v in (3, 10, 7200, 0.004)] == [1, 5, 2000, 0.001]
+    assert scale_top([15000], "seconds") == (21600, 7200) and scale_top([0.3], "rate") == (1.0, 0.25)
+    assert scale_top([7], "count") == (8, 2)

@@ -28,12 +28,17 @@ def nice_step(span: float, ticks: int = 4) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
+DURATIONS = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
+
+
 def scale_top(values: Sequence[float], unit: Unit) -> tuple[float, float]:
-    """The top of the y axis and the tick step."""
+    """The top of the y axis and the tick step (durations step in minutes, hours, days)."""
     if unit == "rate":
         return 1.0, 0.25
     top = max(values, default=0.0)
     step = nice_step(top)
+    if unit == "seconds":
+        step = next((d for d in DURATIONS if d >= top / 4), step)
     return max(step, math.ceil(top / step) * step), step
 
 
@@ -58,7 +63,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit
                      f'{escape(show(v, unit, ""))}</text>')
     every = max(1, math.ceil(n / 7))
     for i, label in enumerate(labels):
-        if i % every == 0 or i == n - 1:
+        if (i % every == 0 and n - 1 - i >= every) or i == n - 1:      # the newest always, never crowded
             parts.append(f'<text class="tick" x="{x(i):.1f}" y="{HEIGHT - 10}" text-anchor="middle">'
                          f'{escape(_short(label))}</text>')
     for index, s in enumerate(series):

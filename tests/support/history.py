@@ -4,6 +4,7 @@ the quality figures can be checked against numbers worked out by hand."""
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
@@ -71,3 +72,33 @@ def add(url: str, turns: list[Turn]) -> list[int]:
                                raw=b"", approved_by="ben" if t.review else None, state="sent", created_at=sent, sent_at=sent))
             out.append(conversation_id)
     return out
+
+
+def sample(today: datetime, days: int = 14, seed: int = 7) -> list[Turn]:
+    """Two weeks of plausible traffic ending yesterday, every turn decided and closed (nothing
+    lands in the queue): the auto-sent share grows and the edits shrink as the weeks go by."""
+    rng = random.Random(seed)
+    text = ("Hi, thanks for writing in. You can download every invoice from Settings, Billing, Invoices; "
+            "each one has a PDF link. Best regards, the support team")
+    turns = []
+    for back in range(days, 0, -1):
+        progress = (days - back) / days
+        day = (today - timedelta(days=back)).replace(hour=8, minute=0, second=0, microsecond=0)
+        for k in range(rng.randint(8, 16)):
+            at = day + timedelta(minutes=rng.randint(0, 600))
+            tokens = (rng.randint(1500, 4000), rng.randint(150, 400))
+            roll = rng.random()
+            if roll < 0.3 + 0.35 * progress:
+                turns.append(Turn(at, "send", tokens=tokens, text=text, model="gpt-4.1-mini",
+                                  reply_after=rng.uniform(20, 120)))
+            elif roll < 0.92:
+                review = rng.choices(["approved", "edited", "rejected"], [0.35 + 0.3 * progress, 0.45, 0.1])[0]
+                words = text.split()
+                for _ in range(rng.randint(1, max(1, int(14 * (1 - progress))))):
+                    words[rng.randrange(len(words))] = rng.choice(["kindly", "please", "here", "now", "also"])
+                turns.append(Turn(at, "hold", tokens=tokens, text=text, model="gpt-4.1-mini", review=review,
+                                  final=" ".join(words) if review == "edited" else None,
+                                  reply_after=None if review == "rejected" else rng.uniform(900, 5 * 3600)))
+            else:
+                turns.append(Turn(at, "escalate", tokens=tokens, text=text, model="gpt-4.1-mini", review="rejected"))
+    return turns
