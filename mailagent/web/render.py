@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,13 @@ def compact(value: Any, limit: int = 240) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
+def limit(value: float | Decimal | None) -> str:
+    """A money limit of the policy: two decimals, or that none is set."""
+    return "none set" if value is None else f"{Decimal(str(value)):.2f}"
+
+
 def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(age=age, when=when, pretty=pretty, compact=compact, show=show, duration=duration)
+    env.filters.update(age=age, when=when, pretty=pretty, compact=compact, show=show, duration=duration, limit=limit)
     return Jinja2Templates(env=env)

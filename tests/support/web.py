@@ -4,6 +4,7 @@ by Playwright; no browser download) for the review page tests."""
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -23,15 +24,16 @@ PASSWORD = "correct horse battery staple"
 class WebServer:
     """`python -m mailagent --config FILE web --port N`, until stopped; its log is kept."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None, *args: str) -> None:
-        self.config, self.port, self.args = config, free_port(), args
+    def __init__(self, config: Path, env: dict[str, str] | None = None, *args: str,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.config, self.port, self.args, self.tls = config, free_port(), args, tls
         self.env = {**os.environ, "MAILAGENT_WEB_SECRET": SECRET, **(env or {})}
         self.log = config.with_name(f"web-{self.port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> WebServer:
         self.process = subprocess.Popen(
@@ -42,7 +44,7 @@ class WebServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mailagent web exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2, context=self.tls) as response:
                     if response.status == 200:
                         return self
             except OSError:
