@@ -303,7 +303,8 @@ def test_approving_a_refund_runs_it_once(site: Site, browser: Browser, contexts:
     submit(stale, f"[data-action-approve='{action.id}']")    # the same button on a page opened before
     assert "only proposed actions can be decided" in flash(stale) and "decided by ben" in flash(stale)
     assert reload(site, DemoOrder, "NN-1017").refunded == 8.0
-    assert [e for _, e in audit(site, action_id=action.id)].count("executed") == 1 and len(delivered(site, customer)) == 1
+    assert [e for _, e in audit(site, action_id=action.id)].count("executed") == 1
+    assert len(delivered(site, customer)) == 1
     assert page.locator("table.list td:has-text('executed')").count() >= 1
 
 
@@ -341,7 +342,8 @@ def test_a_post_without_the_csrf_token_is_refused(site: Site, browser: Browser,
     page.evaluate("document.querySelector('#approve-form input[name=csrf]').remove()")
     submit(page, "#approve")
     assert "security token is missing or wrong" in page.locator(".error-page").inner_text()
-    assert reload(site, Draft, draft.id).state == "held" and delivered(site, "aylin.demir@kraftwerk-studio.example") == []
+    assert reload(site, Draft, draft.id).state == "held"
+    assert delivered(site, "aylin.demir@kraftwerk-studio.example") == []
     assert audit(site, draft_id=draft.id) == []
 
     flagged = page.request.post(f"{site.base}/conversations/{draft.conversation_id}/take", form={}, max_redirects=0)
@@ -381,8 +383,9 @@ def test_hostile_customer_mail_renders_inert(site: Site, browser: Browser, conte
         page.wait_for_load_state("networkidle")
         body = page.locator("[data-test=mail-body]")
         assert body.count() == 1
+        active = ["SCRIPT", "IMG", "SVG", "IFRAME", "A", "LINK", "META", "STYLE", "OBJECT", "EMBED"]
         assert page.locator("article.mail.inbound *").evaluate_all(
-            "els => els.filter(e => ['SCRIPT','IMG','SVG','IFRAME','A','LINK','META','STYLE'].includes(e.tagName.toUpperCase())).length") == 0
+            "(els, active) => els.filter(e => active.includes(e.tagName.toUpperCase())).length", active) == 0
         assert body.evaluate("e => e.children.length") == 0                     # text only, no elements
         warning = page.locator("[data-test=hidden-warning]")
         assert warning.is_visible()

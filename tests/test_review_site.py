@@ -200,7 +200,8 @@ def test_sign_ins_are_throttled_per_address(sqlite_url: str, secret: str) -> Non
 
 def _post_routes(settings: Settings) -> list[str]:
     mounted = next(r for r in site.routes(settings) if isinstance(r, Mount))
-    return [r.path for r in mounted.routes if isinstance(r, Route) and "POST" in (r.methods or ()) and r.path != "/login"]
+    return [r.path for r in mounted.routes
+            if isinstance(r, Route) and "POST" in (r.methods or ()) and r.path != "/login"]
 
 
 def test_every_form_refuses_a_post_without_its_token(sqlite_url: str, secret: str, tmp_path: Path) -> None:

@@ -41,4 +41,5 @@ def register(sub: Subparsers) -> None:
     c = command(sub, "report", cmd_report, help="quality figures per day and per week (the review page's quality page)")
     c.add_argument("--json", action="store_true", help="one JSON array: a row per period (fields: see the README)")
     c.add_argument("--days", type=_count, default=14, metavar="N", help="the last N days, today included (default 14)")
-    c.add_argument("--weeks", type=_count, default=8, metavar="N", help="the last N ISO weeks, this one included (default 8)")
+    c.add_argument("--weeks", type=_count, default=8, metavar="N",
+                   help="the last N ISO weeks, this one included (default 8)")

@@ -72,7 +72,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_disable(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_set_disabled(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.store import accounts
 
     try:
@@ -113,9 +113,9 @@ def register(sub: Subparsers) -> None:
                      help="no password: the account signs in only through a trusted SSO proxy ([web] proxy_auth)")
     c = command(users, "list", cmd_list, help="every account")
     json_flag(c)
-    c = command(users, "disable", cmd_disable, help="refuse sign-ins and end the account's sessions at once")
+    c = command(users, "disable", cmd_set_disabled, help="refuse sign-ins and end the account's sessions at once")
     c.add_argument("name")
-    c = command(users, "enable", cmd_disable, help="allow a disabled account again")
+    c = command(users, "enable", cmd_set_disabled, help="allow a disabled account again")
     c.add_argument("name")
     c = command(users, "password", cmd_password, help="set a new password (ends the account's sessions)")
     c.add_argument("name")

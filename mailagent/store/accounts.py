@@ -92,9 +92,8 @@ def signed_in(url: str, user_id: int, session_id: str, address: str, expires_at:
 def session_user(url: str, session_id: str) -> User | None:
     """The account behind a live session; None when expired, ended or the account is disabled."""
     with db.reading(url) as s:
-        row = s.exec(select(User).join(WebSession).where(
+        return s.exec(select(User).join(WebSession).where(
             WebSession.id == session_id, col(WebSession.expires_at) > now(), col(User.disabled).is_(False))).first()
-        return row
 
 
 def end_session(url: str, session_id: str) -> None:

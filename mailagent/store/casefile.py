@@ -4,8 +4,10 @@ the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlmodel import col, select
 
@@ -22,6 +24,8 @@ from mailagent.store.models import (
     SpanRecord,
     TraceRecord,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,25 +70,27 @@ def casefile(url: str, conversation_id: int) -> CaseFile | None:
         conversation = s.get(Conversation, conversation_id)
         if conversation is None:
             return None
-        where = conversation_id
-        inbound = s.exec(select(Message).where(Message.conversation_id == where)).all()
-        outbound = s.exec(select(Outbound).where(Outbound.conversation_id == where)).all()
-        drafts = s.exec(select(Draft).where(Draft.conversation_id == where).order_by(col(Draft.id))).all()
-        actions = s.exec(select(Action).where(Action.conversation_id == where).order_by(col(Action.id))).all()
+
+        def rows(model: type[T], *order: Any) -> list[T]:
+            query = select(model).where(model.conversation_id == conversation_id)  # type: ignore[attr-defined]
+            return list(s.exec(query.order_by(*order)))
+
+        inbound, outbound = rows(Message), rows(Outbound)
+        drafts, actions = rows(Draft, col(Draft.id)), rows(Action, col(Action.id))
+        flags, trail = rows(EvalFlag, col(EvalFlag.id)), rows(AuditEntry, col(AuditEntry.id))
         cited = sorted({a for d in drafts for a in d.cited})
         articles = s.exec(select(Article).where(col(Article.id).in_(cited))).all() if cited else []
-        traces = s.exec(select(TraceRecord).where(TraceRecord.group_id == str(where))
+        traces = s.exec(select(TraceRecord).where(TraceRecord.group_id == str(conversation_id))
                         .order_by(col(TraceRecord.started_at))).all()
-        spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_([t.id for t in traces]))).all() if traces else []
-        flags = s.exec(select(EvalFlag).where(EvalFlag.conversation_id == where).order_by(col(EvalFlag.id))).all()
-        trail = s.exec(select(AuditEntry).where(AuditEntry.conversation_id == where).order_by(col(AuditEntry.id))).all()
-    thread = sorted([Entry(m.received_at, inbound=m) for m in inbound] + [Entry(o.created_at, outbound=o) for o in outbound],
-                    key=lambda e: e.at)
-    return CaseFile(conversation=conversation, thread=thread, drafts=list(drafts), actions=list(actions),
-                    articles={a.id: a for a in articles}, steps=_steps(traces, spans), flags=list(flags), audit=list(trail))
+        ids = [t.id for t in traces]
+        spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_(ids))).all() if ids else []
+    thread = sorted([Entry(m.received_at, inbound=m) for m in inbound]
+                    + [Entry(o.created_at, outbound=o) for o in outbound], key=lambda e: e.at)
+    return CaseFile(conversation=conversation, thread=thread, drafts=drafts, actions=actions,
+                    articles={a.id: a for a in articles}, steps=_steps(traces, spans), flags=flags, audit=trail)
 
 
-def _steps(traces: list[TraceRecord] | tuple[TraceRecord, ...], spans: list[SpanRecord] | tuple[SpanRecord, ...]) -> list[Step]:
+def _steps(traces: Sequence[TraceRecord], spans: Sequence[SpanRecord]) -> list[Step]:
     out: list[Step] = []
     for trace in traces:
         own = sorted((sp for sp in spans if sp.trace_id == trace.id), key=lambda sp: sp.started_at or trace.started_at)

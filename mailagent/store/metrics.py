@@ -23,7 +23,7 @@ from mailagent.store import db
 from mailagent.store.models import Draft, Feedback, Message, Outbound, OutboundState
 
 Granularity = Literal["day", "week"]
-Value = int | float | Decimal | str | list[str] | None
+Value = int | float | Decimal | list[str] | None
 Row = dict[str, Value]
 Unit = Literal["count", "rate", "seconds", "words", "tokens", "money", "text"]
 
@@ -267,7 +267,8 @@ def report(settings: Settings, days: int = 14, weeks: int = 8, now: datetime | N
             for granularity, spans in (("day", day_spans), ("week", week_spans)):
                 for row, figures in zip(merged[granularity], source.measure(s, settings, spans), strict=True):
                     row.update(figures)
-    return Report(generated_at=now, currency=settings.report.currency, days=list(zip(day_spans, merged["day"], strict=True)),
+    return Report(generated_at=now, currency=settings.report.currency,
+                  days=list(zip(day_spans, merged["day"], strict=True)),
                   weeks=list(zip(week_spans, merged["week"], strict=True)), sources=sources)
 
 

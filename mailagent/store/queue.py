@@ -66,10 +66,12 @@ def amount(value: float | None) -> Decimal | None:
 
 def queue(url: str, filters: Filters = Filters(), limit: int = 500) -> Queue:
     with db.reading(url) as s:
-        drafts = s.exec(select(Draft, Conversation, Message).join(Conversation, col(Draft.conversation_id) == Conversation.id)
+        drafts = s.exec(select(Draft, Conversation, Message)
+                        .join(Conversation, col(Draft.conversation_id) == Conversation.id)
                         .join(Message, col(Draft.message_id) == Message.id)
                         .where(col(Draft.state).in_(WAITING_DRAFTS))).all()
-        actions = s.exec(select(Action, Draft, Conversation, Message).join(Draft, col(Action.draft_id) == Draft.id)
+        actions = s.exec(select(Action, Draft, Conversation, Message)
+                         .join(Draft, col(Action.draft_id) == Draft.id)
                          .join(Conversation, col(Action.conversation_id) == Conversation.id)
                          .join(Message, col(Draft.message_id) == Message.id)
                          .where(Action.state == ActionState.PROPOSED)).all()
@@ -115,7 +117,8 @@ class ActionView:
 def actions(url: str, decided_limit: int = 50) -> tuple[list[ActionView], list[ActionView]]:
     """Proposed actions, oldest first, and the latest decided ones, newest first."""
     with db.reading(url) as s:
-        base = (select(Action, Conversation, Message).join(Conversation, col(Action.conversation_id) == Conversation.id)
+        base = (select(Action, Conversation, Message)
+                .join(Conversation, col(Action.conversation_id) == Conversation.id)
                 .join(Draft, col(Action.draft_id) == Draft.id).join(Message, col(Draft.message_id) == Message.id))
         waiting = s.exec(base.where(Action.state == ActionState.PROPOSED).order_by(col(Action.id))).all()
         decided = s.exec(base.where(Action.state != ActionState.PROPOSED)

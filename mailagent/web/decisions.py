@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from mailagent.review import ReviewError, drafts, evalflags, takeover
 from mailagent.review import actions as action_verbs
-from mailagent.worker import dispatch
 from mailagent.web.auth import Visitor
+from mailagent.worker import dispatch
 
 if TYPE_CHECKING:
     from mailagent.web.site import Site

@@ -29,8 +29,8 @@ STATES = ("held", "escalated", "proposed")
 
 def queue(site: Site, request: Request, visitor: Visitor, _form: FormData | None) -> Response:
     q = request.query_params
-    kind = q.get("kind")
-    filters = Filters(kind=kind if kind in KINDS else None, reason=q.get("reason") or None,  # type: ignore[arg-type]
+    kind = next((k for k in KINDS if k == q.get("kind")), None)
+    filters = Filters(kind=kind, reason=q.get("reason") or None,
                       language=q.get("language") or None, customer=q.get("customer") or None,
                       state=q.get("state") if q.get("state") in STATES else None)
     return site.render(request, visitor, "queue.html", queue=read_queue(site.url, filters), filters=filters,
@@ -85,7 +85,7 @@ def _charts(report: metrics.Report, spans: list[tuple[metrics.Period, metrics.Ro
 
 def _number(value: metrics.Value) -> float | None:
     """Charts draw floats; money stays Decimal everywhere else."""
-    return None if value is None or isinstance(value, list | str) else float(value)
+    return None if value is None or isinstance(value, list) else float(value)
 
 
 def _bounded(raw: str | None, default: int, low: int, high: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.templating import Jinja2Templates
 
-from mailagent.store.metrics import duration, show
+from mailagent.store.metrics import show
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -54,5 +54,5 @@ def limit(value: float | Decimal | None) -> str:
 def templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(age=age, when=when, pretty=pretty, compact=compact, show=show, duration=duration, limit=limit)
+    env.filters.update(age=age, when=when, pretty=pretty, compact=compact, show=show, limit=limit)
     return Jinja2Templates(env=env)

@@ -166,8 +166,8 @@ class Site:
             Route("/conversations/{id:int}/flag", g(Role.REP, decisions.flag), methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(TrustedProxies, proxies=self.settings.web.trusted_proxies),
-                                                    Middleware(SecurityHeaders)])
+        proxies = Middleware(TrustedProxies, proxies=self.settings.web.trusted_proxies)
+        return Starlette(routes=routes, middleware=[proxies, Middleware(SecurityHeaders)])
 
 
 def logout(site: Site, request: Request, visitor: Visitor, _form: FormData | None) -> Response:

@@ -84,7 +84,7 @@ def sample(today: datetime, days: int = 14, seed: int = 7) -> list[Turn]:
     for back in range(days, 0, -1):
         progress = (days - back) / days
         day = (today - timedelta(days=back)).replace(hour=8, minute=0, second=0, microsecond=0)
-        for k in range(rng.randint(8, 16)):
+        for _ in range(rng.randint(8, 16)):
             at = day + timedelta(minutes=rng.randint(0, 600))
             tokens = (rng.randint(1500, 4000), rng.randint(150, 400))
             roll = rng.random()
