@@ -247,15 +247,14 @@ def run_child(spec: dict[str, Any], py_spy: Path | None = None) -> dict[str, Any
 
 # Where a sampled stack's time goes: the first matching frame from the leaf up names the category.
 _CATEGORIES = (
-    ("SQLAlchemy / SQLModel", ("site-packages/sqlalchemy/", "site-packages/sqlmodel/", "sqlite3", "psycopg")),
-    ("Agents SDK", ("site-packages/agents/",)),
-    ("openai client + HTTP", ("site-packages/openai/", "site-packages/httpx", "site-packages/httpcore/",
-                              "site-packages/h11/", "site-packages/anyio/")),
-    ("pydantic", ("site-packages/pydantic",)),
-    ("email (stdlib)", ("/email/",)),
-    ("dramatiq", ("site-packages/dramatiq/",)),
-    ("asyncio, threads, json", ("/asyncio/", "/threading.py", "/concurrent/", "/queue.py", "/json/")),
-    ("mailagent", ("/mailagent/",)),
+    ("SQLAlchemy / SQLModel", ("(sqlalchemy/", "(sqlmodel/", "(sqlite3/", "(psycopg")),
+    ("Agents SDK", ("(agents/",)),
+    ("openai client + HTTP", ("(openai/", "(httpx", "(httpcore/", "(h11/", "(anyio/")),
+    ("pydantic", ("(pydantic",)),
+    ("email (stdlib)", ("(email/",)),
+    ("dramatiq", ("(dramatiq/",)),
+    ("asyncio, threads, json", ("(asyncio/", "(threading.py", "(concurrent/", "(queue.py", "(json/")),
+    ("mailagent", ("(mailagent/",)),
 )
 
 

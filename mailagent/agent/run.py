@@ -10,9 +10,11 @@ become a result with an error, never an exception: the conversation is held with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,7 +145,28 @@ def _context(settings: Settings, request: DraftRequest) -> AgentContext:
 
 async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
     """A new run for the customer's latest turn."""
-    tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+    async with _traced(settings):
+        return await _draft(settings, request)
+
+
+async def resume(settings: Settings, request: DraftRequest, run_state: str,
+                 verdicts: Mapping[str, Verdict]) -> DraftResult:
+    """Continue a paused run with each proposal's verdict; approved tools run now, once."""
+    async with _traced(settings):
+        return await _resume(settings, request, run_state, verdicts)
+
+
+@contextlib.asynccontextmanager
+async def _traced(settings: Settings) -> AsyncIterator[None]:
+    """The run's trace is kept in memory, then written in a thread when the run ends."""
+    processor = tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(processor.persist)
+
+
+async def _draft(settings: Settings, request: DraftRequest) -> DraftResult:
     with trace("draft_reply", group_id=str(request.conversation_id)) as run_trace:
         verdict = guardrails.check_injection(
             body=request.latest, subject=request.subject, hidden_html=request.hidden_text,
@@ -163,10 +186,8 @@ async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
         return await _run(settings, request, _context(settings, request), input_text, run_trace.trace_id)
 
 
-async def resume(settings: Settings, request: DraftRequest, run_state: str,
-                 verdicts: Mapping[str, Verdict]) -> DraftResult:
-    """Continue a paused run with each proposal's verdict; approved tools run now, once."""
-    tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+async def _resume(settings: Settings, request: DraftRequest, run_state: str,
+                  verdicts: Mapping[str, Verdict]) -> DraftResult:
     with trace("resume_draft", group_id=str(request.conversation_id)) as run_trace:
         context = _context(settings, request)
         agent, _ = build(settings, request.mailbox_address)

@@ -9,10 +9,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mailagent.cli import actions, admin, drafts, knowledge, mail, policy, processes, report, users
+from mailagent.cli import actions, admin, drafts, helpdesk, knowledge, mail, policy, processes, report, users
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, admin, users, report)
+GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, admin, users, report)
 
 
 def parser() -> argparse.ArgumentParser:

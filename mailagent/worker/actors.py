@@ -16,7 +16,7 @@ from datetime import timedelta
 import dramatiq
 
 from mailagent.config import current
-from mailagent.pipeline import classify, drafting, ingest, outbox, sweeper
+from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
 from mailagent.worker.broker import QUEUES, installed
 from mailagent.worker.runs import Runs
 
@@ -99,6 +99,21 @@ def deliver(outbound_id: int) -> None:
 @_actor(max_retries=10, min_backoff=5_000)
 def save_to_sent(outbound_id: int) -> None:
     outbox.save_to_sent(current(), outbound_id)
+
+
+@_actor(max_retries=10, min_backoff=1_000)
+def helpdesk_event(event_id: int) -> None:
+    """A stored webhook delivery: the loop guard decides; an accepted event goes on to the
+    conversation pipeline (phase 2 of the helpdesk channel)."""
+    helpdesk.process_event(current(), event_id)
+
+
+@_actor(max_retries=20, min_backoff=5_000, time_limit=15 * 60_000)
+def helpdesk_post(post_id: int) -> None:
+    """One attempt at posting a note or reply to a helpdesk, exactly once (see `pipeline.helpdesk`)."""
+    outcome = helpdesk.post(current(), post_id)
+    if outcome.retry_in is not None:
+        helpdesk_post.send_with_options(args=(post_id,), delay=int(outcome.retry_in.total_seconds() * 1000))
 
 
 @_actor(max_retries=0)

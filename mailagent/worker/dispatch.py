@@ -23,6 +23,18 @@ def stored(settings: Settings, message_ids: list[int]) -> None:
         broker.send(settings, "fan_out", message_ids)
 
 
+def helpdesk_event(settings: Settings, event_id: int) -> None:
+    """A stored webhook delivery: the workers apply the loop guard (with the in-process broker of
+    `mailagent run`, its sweeper finds the stored event)."""
+    if not settings.broker.in_process:
+        broker.send(settings, "helpdesk_event", event_id)
+
+
+def helpdesk_post(settings: Settings, post_id: int) -> None:
+    if not settings.broker.in_process:
+        broker.send(settings, "helpdesk_post", post_id)
+
+
 def deliver(settings: Settings, outbound_id: int) -> Done | None:
     if not settings.broker.in_process:
         broker.send(settings, "deliver", outbound_id)

@@ -22,6 +22,12 @@ from mailagent.store.models.drafts import (
     TraceRecord,
 )
 from mailagent.store.models.evalflags import EvalFlag
+from mailagent.store.models.helpdesks import (
+    HelpdeskEvent,
+    HelpdeskEventState,
+    HelpdeskPost,
+    HelpdeskPostState,
+)
 from mailagent.store.models.mail import (
     Conversation,
     MailboxCursor,
@@ -34,7 +40,8 @@ from mailagent.store.models.mail import (
 
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalFlag", "Feedback", "LoginFailure",
-    "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound", "OutboundState", "Role", "SpanRecord",
-    "TraceRecord", "User", "WebSession", "now",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalFlag", "Feedback", "HelpdeskEvent",
+    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "LoginFailure", "MailboxCursor", "Message",
+    "MessageState", "Mutex", "Outbound", "OutboundState", "Role", "SpanRecord", "TraceRecord", "User", "WebSession",
+    "now",
 ]

@@ -5,7 +5,7 @@
 flagged "add to eval set"; the evals engine turns them into cases).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 from collections.abc import Sequence
 
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0010'
-down_revision: str | None = '0006'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
