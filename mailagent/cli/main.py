@@ -9,7 +9,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mailagent.cli import actions, admin, drafts, helpdesk, knowledge, mail, policy, processes, report, users
+from mailagent.cli import (
+    actions,
+    admin,
+    drafts,
+    helpdesk,
+    knowledge,
+    mail,
+    policy,
+    processes,
+    report,
+    users,
+)
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
 GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, admin, users, report)
