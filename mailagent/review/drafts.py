@@ -10,7 +10,7 @@ from sqlmodel import Session
 from mailagent.config import Settings
 from mailagent.pipeline import outbox
 from mailagent.review import ReviewError
-from mailagent.store import db, tickets
+from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
     Conversation,
     Draft,
@@ -46,6 +46,8 @@ def approve(settings: Settings, draft_id: int, reviewer: str, text: str | None =
         row.reviewed_by, row.reviewed_at = reviewer, now()
         s.add(Feedback(draft_id=draft_id, conversation_id=row.conversation_id, verdict="edited" if edited else "approved",
                        draft_text=row.text, final_text=final, reviewer=reviewer))
+        audit.record(s, reviewer, "draft_edited" if edited else "draft_approved", conversation_id=row.conversation_id,
+                     draft_id=draft_id, outbound_id=outbound.id)
         assert outbound.id is not None
         return Approved(row, outbound.id, edited)
 
@@ -59,6 +61,8 @@ def reject(settings: Settings, draft_id: int, reviewer: str, reason: str) -> Dra
         row.state, row.reject_reason, row.reviewed_by, row.reviewed_at = DraftState.REJECTED, reason, reviewer, now()
         s.add(Feedback(draft_id=draft_id, conversation_id=row.conversation_id, verdict="rejected",
                        draft_text=row.text, reason=reason, reviewer=reviewer))
+        audit.record(s, reviewer, "draft_rejected", conversation_id=row.conversation_id, draft_id=draft_id,
+                     reason=reason)
         return row
 
 
