@@ -7,9 +7,11 @@ holds them, and `secret()` reads it at the moment of use.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
+from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -156,6 +158,48 @@ class Actions(Section):
 class Tracing(Section):
     export_to_openai: bool = False
     """Also send traces to OpenAI's dashboard (off: traces stay in this database)."""
+
+
+class Web(Section):
+    """The review page (`mailagent web`): sessions, proxies, login throttling."""
+
+    session_secret_env: str = "MAILAGENT_WEB_SECRET"
+    """Environment variable holding the key that signs session cookies and CSRF tokens (32+
+    characters). Unset: the review page is off (its paths answer 503), health and metrics work."""
+    session_hours: Seconds = 12
+    secure_cookies: Literal["auto", "always", "never"] = "auto"
+    """auto: Secure cookies when the request came over HTTPS (directly, or per X-Forwarded-Proto
+    from a trusted proxy)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto headers are believed."""
+    proxy_auth: bool = False
+    """Sign reps in from `proxy_user_header`, set by a trusted proxy (an SSO gateway)."""
+    proxy_user_header: str = "X-Forwarded-User"
+    login_failures_per_account: int = Field(5, ge=1)
+    login_failures_per_address: int = Field(20, ge=1)
+    login_window_seconds: Seconds = 900
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"expected an IP address or network, got {item!r}") from None
+        return value
+
+
+class Price(Section):
+    input_per_million: Decimal = Field(ge=0)
+    output_per_million: Decimal = Field(ge=0)
+
+
+class Report(Section):
+    """`mailagent report` and the quality page: what a token costs, per model name."""
+
+    currency: str = "USD"
+    prices: dict[str, Price] = {}
 
 
 class Imap(Section):
@@ -312,6 +356,8 @@ class Settings(Section):
     policy: PolicySettings = PolicySettings()
     tracing: Tracing = Tracing()
     actions: Actions = Actions()
+    web: Web = Web()
+    report: Report = Report()
     mailboxes: dict[str, Mailbox] = {}
     helpdesks: dict[str, Helpdesk] = {}
 

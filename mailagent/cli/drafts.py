@@ -56,14 +56,9 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
         approved = drafts.approve(settings, args.id, reviewer(args), text)
     except ReviewError as exc:
         raise Fail(str(exc)) from None
-    if approved.post_id is not None:             # a helpdesk ticket: a public reply there
-        print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; helpdesk post {approved.post_id} "
-              "queued")
-        done = dispatch.helpdesk_post(settings, approved.post_id)
-    else:
-        assert approved.outbound_id is not None
-        print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; reply {approved.outbound_id} queued")
-        done = dispatch.deliver(settings, approved.outbound_id)
+    where = f"helpdesk post {approved.post_id}" if approved.post_id is not None else f"reply {approved.outbound_id}"
+    print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; {where} queued")
+    done = dispatch.reply(settings, approved.outbound_id, approved.post_id)
     if done:
         print(done.summary)
     return 0

@@ -18,10 +18,12 @@ from mailagent.cli import (
     mail,
     policy,
     processes,
+    report,
+    users,
 )
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, admin)
+GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, admin, users, report)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -40,14 +40,14 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
-    from mailagent.policy import Decision, Facts, current_policy, explain
+    from mailagent.policy import current_policy, explain_recorded
 
     draft = views.draft_model(store(settings), args.id)
     if draft.decision is None:
         raise Fail(f"draft {args.id} has no decision yet (state {draft.state})")
-    decision = Decision(draft.decision, draft.rule or "", tuple(draft.reasons), draft.shadow)
     print(f"draft {draft.id} (policy version {draft.policy_version or 'unknown'})")
-    print(explain(decision, Facts.from_dict(draft.facts), current_policy(settings)))
+    print(explain_recorded(draft.decision, draft.rule, draft.reasons, draft.shadow, draft.policy_version,
+                           draft.facts, current_policy(settings)))
     return 0
 
 

@@ -76,10 +76,18 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mailagent.web import site
     from mailagent.web.app import create_app
 
     store(settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise Fail("--tls-cert and --tls-key go together", EX_CONFIG)
+    if site.secret(settings) is None:
+        print(f"mailagent web: the review page is off: set {settings.web.session_secret_env} (32+ random characters)",
+              file=sys.stderr)
+    # Forwarded headers are believed only from [web] trusted_proxies (web/proxy.py), not by uvicorn.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", proxy_headers=False,
+                ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
     return 0
 
 
@@ -97,9 +105,11 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--threads", type=int, metavar="N", help="threads per process (default: [worker] threads)")
     command(sub, "clock", cmd_clock, help="schedule mailbox polls and the sweeper")
     command(sub, "watch", cmd_watch, help="hold IMAP IDLE and enqueue a poll when mail arrives")
-    c = command(sub, "web", cmd_web, help="the HTTP app: health, metrics, helpdesk webhooks")
+    c = command(sub, "web", cmd_web, help="the HTTP app: the review page, helpdesk webhooks, health, metrics")
     c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8025, help="port to listen on (default 8025)")
+    c.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate chain (PEM)")
+    c.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
     c = command(sub, "demo", cmd_demo, help="the whole flow on bundled sample mail, no setup")
     c.add_argument("--dir", default="mailagent-demo", help="where the demo keeps its database and config")
     c.add_argument("--smtp-port", type=int, default=2525, help="port of the local SMTP server the demo starts")

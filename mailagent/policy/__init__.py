@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mailagent.config import Settings
 from mailagent.policy.decide import ActionDecision, Decision, decide, decide_action
-from mailagent.policy.explain import explain, explain_action
+from mailagent.policy.explain import explain, explain_action, explain_recorded
 from mailagent.policy.facts import ActionFacts, Facts, ProposedAction
 from mailagent.policy.fixtures import FixtureResult, run_fixtures
 from mailagent.policy.load import Policy, PolicyStore, check, load_policy
@@ -23,6 +23,6 @@ def current_policy(settings: Settings) -> Policy:
 
 __all__ = [
     "ActionDecision", "ActionFacts", "Decision", "Facts", "FixtureResult", "Policy", "PolicyStore",
-    "ProposedAction", "check", "current_policy", "decide", "decide_action", "explain", "explain_action", "load_policy",
-    "run_fixtures",
+    "ProposedAction", "check", "current_policy", "decide", "decide_action", "explain", "explain_action",
+    "explain_recorded", "load_policy", "run_fixtures",
 ]

@@ -7,6 +7,7 @@ from what this policy decides now, the text says so instead of pretending.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailagent.policy.decide import (
@@ -70,3 +71,11 @@ def explain(decision: Decision, facts: Facts, policy: Policy) -> str:
 def explain_action(decision: ActionDecision, facts: ActionFacts, policy: Policy) -> str:
     """Why a proposed action was auto-approved or sent to a rep."""
     return _render(decision, evaluate_action(policy, facts), policy, "action", "would have been auto-approved")
+
+
+def explain_recorded(decision: str, rule: str | None, reasons: Sequence[str], shadow: bool, policy_version: str,
+                     facts: Mapping[str, Any], policy: Policy) -> str:
+    """Why a stored draft got its decision, from what was recorded with it (`policy explain` and
+    the review page). Facts recorded by an older version that no longer validate raise ValueError."""
+    recorded = Decision(decision, rule or "", tuple(reasons), shadow, policy_version)
+    return explain(recorded, Facts.from_dict(facts), policy)

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from mailagent.config import Settings
 from mailagent.pipeline import outbox
 from mailagent.review import ReviewError
-from mailagent.store import db, tickets
+from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
     Conversation,
     Draft,
@@ -58,7 +58,8 @@ def approve_in(s: Session, settings: Settings, draft_id: int, reviewer: str, tex
                           author_id=author_id, remove_tags=remove_tags)
     edited = text is not None and text.strip() != row.text.strip()
     row.outbound_id = queued.outbound_id
-    _final(s, row, final, "edited" if edited else "approved", reviewer)
+    _final(s, row, final, "edited" if edited else "approved", reviewer,
+           outbound_id=queued.outbound_id, post_id=queued.post_id)
     return Approved(row, queued.outbound_id, edited, queued.post_id)
 
 
@@ -75,6 +76,7 @@ def reject_in(s: Session, draft_id: int, reviewer: str, reason: str) -> Draft:
     row.state, row.reject_reason, row.reviewed_by, row.reviewed_at = DraftState.REJECTED, reason, reviewer, now()
     s.add(Feedback(draft_id=draft_id, conversation_id=row.conversation_id, verdict="rejected",
                    draft_text=row.text, reason=reason, reviewer=reviewer))
+    audit.record(s, reviewer, "draft_rejected", conversation_id=row.conversation_id, draft_id=draft_id, reason=reason)
     return row
 
 
@@ -86,7 +88,7 @@ def sent_by_rep_in(s: Session, draft_id: int, reviewer: str, text: str, *, from_
     row = _reviewable(s, draft_id, answered_by=before_message)
     verdict = final_verdict(row.text, text, from_draft=from_draft)
     # the same words as the draft: the draft is the final (the helpdesk's rendering only changed its lines)
-    _final(s, row, row.text if verdict == "approved" else text, verdict, reviewer)
+    _final(s, row, row.text if verdict == "approved" else text, verdict, reviewer, sent_in_helpdesk=True)
     return row, verdict
 
 
@@ -105,10 +107,14 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+|[^\w\s]", text.casefold())
 
 
-def _final(s: Session, row: Draft, final: str, verdict: str, reviewer: str) -> None:
+def _final(s: Session, row: Draft, final: str, verdict: str, reviewer: str, **details: object) -> None:
+    """The draft answered with `final`: its pair for the learning loop, and its row in the audit
+    log (`draft_approved`, `draft_edited`, `draft_rep-written`)."""
     row.state, row.final_text, row.reviewed_by, row.reviewed_at = DraftState.SENT, final, reviewer, now()
     s.add(Feedback(draft_id=row.id or 0, conversation_id=row.conversation_id, verdict=verdict, draft_text=row.text,
                    final_text=final, reviewer=reviewer))
+    audit.record(s, reviewer, f"draft_{verdict}", conversation_id=row.conversation_id, draft_id=row.id,
+                 **{k: v for k, v in details.items() if v is not None})
 
 
 def _reviewable(s: Session, draft_id: int, *, answered_by: int | None = None) -> Draft:

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from mailagent.config import Settings
 from mailagent.store import db
 from mailagent.store.models import Message, Outbound
-from mailagent.web import hooks
+from mailagent.web import hooks, site
 from mailagent.worker import watch
 
 
@@ -44,4 +44,5 @@ def create_app(settings: Settings) -> Starlette:
                 lines.append(f'mailagent_outbound{{state="{state}"}} {count}')
         return PlainTextResponse("\n".join(lines) + "\n")
 
-    return Starlette(routes=[Route("/healthz", health), Route("/metrics", metrics), *hooks.routes(settings)])
+    return Starlette(routes=[Route("/healthz", health), Route("/metrics", metrics), *hooks.routes(settings),
+                             *site.routes(settings)])

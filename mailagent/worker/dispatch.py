@@ -41,6 +41,14 @@ def helpdesk_post(settings: Settings, post_id: int) -> Done | None:
     return Done(f"post {post_id} to the helpdesk: {outcome.state} ({outcome.detail})")
 
 
+def reply(settings: Settings, outbound_id: int | None, post_id: int | None) -> Done | None:
+    """An approved reply, in its channel: mail to deliver, or a public post to a helpdesk."""
+    if post_id is not None:
+        return helpdesk_post(settings, post_id)
+    assert outbound_id is not None, "an approved reply is mail or a helpdesk post"
+    return deliver(settings, outbound_id)
+
+
 def deliver(settings: Settings, outbound_id: int) -> Done | None:
     if not settings.broker.in_process:
         broker.send(settings, "deliver", outbound_id)

@@ -2,6 +2,7 @@
 redelivered broker message finds the work already done and does nothing. One module per domain;
 importing this package registers every table (Alembic compares them with the migrations)."""
 
+from mailagent.store.models.accounts import LoginFailure, Role, User, WebSession
 from mailagent.store.models.actions import Action, ActionState, AuditEntry
 from mailagent.store.models.base import now
 from mailagent.store.models.demo import (
@@ -21,6 +22,7 @@ from mailagent.store.models.drafts import (
     TraceRecord,
 )
 from mailagent.store.models.health import WatcherHealth
+from mailagent.store.models.evalflags import EvalFlag
 from mailagent.store.models.helpdesks import (
     HelpdeskEvent,
     HelpdeskEventState,
@@ -39,7 +41,8 @@ from mailagent.store.models.mail import (
 
 __all__ = [
     "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "HelpdeskEvent",
-    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "MailboxCursor", "Message", "MessageState", "Mutex",
-    "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
+    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalFlag", "Feedback", "HelpdeskEvent",
+    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "LoginFailure", "MailboxCursor", "Message",
+    "MessageState", "Mutex", "Outbound", "OutboundState", "Role", "SpanRecord", "TraceRecord", "User",
+    "WatcherHealth", "WebSession", "now",
 ]

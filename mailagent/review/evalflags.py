@@ -1,0 +1,32 @@
+"""A rep flags a conversation "add to eval set", with a note saying what the right answer is or
+what went wrong. The flag is stored (`eval_flag`) and audited; the evals engine turns open flags
+into eval cases."""
+
+from __future__ import annotations
+
+from mailagent.config import Settings
+from mailagent.review import ReviewError
+from mailagent.store import audit, db
+from mailagent.store.models import Conversation, Draft, EvalFlag
+
+MAX_NOTE = 4000
+
+
+def flag(settings: Settings, conversation_id: int, rep: str, note: str, draft_id: int | None = None) -> EvalFlag:
+    note = note.strip()
+    if not note:
+        raise ReviewError("a flag needs a note: say what the right answer is, or what went wrong")
+    if len(note) > MAX_NOTE:
+        raise ReviewError(f"the note is {len(note)} characters long; keep it under {MAX_NOTE}")
+    with db.session(settings.database.url) as s:
+        if s.get(Conversation, conversation_id) is None:
+            raise ReviewError(f"no conversation with id {conversation_id}")
+        if draft_id is not None:
+            draft = s.get(Draft, draft_id)
+            if draft is None or draft.conversation_id != conversation_id:
+                raise ReviewError(f"draft {draft_id} is not part of conversation {conversation_id}")
+        row = EvalFlag(conversation_id=conversation_id, draft_id=draft_id, note=note, flagged_by=rep)
+        s.add(row)
+        s.flush()
+        audit.record(s, rep, "eval_flagged", conversation_id=conversation_id, draft_id=draft_id, flag_id=row.id)
+        return row
