@@ -607,3 +607,26 @@ def test_helpscout_refund_actions_are_approved_by_tag_and_the_confirmation_is_a_
     [reply] = _published_replies(hs, convo)
     assert reply["createdBy"]["id"] == hs.bot["id"] and "400.00 EUR" in str(reply["body"])
     assert hs.tags(convo) == []
+
+
+def test_a_helpdesk_draft_approved_on_the_review_page_is_posted_to_the_helpdesk(
+        sqlite_url: str, tmp_path: Path, zd: ZendeskServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_review_site import client, csrf_of, people, sign_in
+    from .support.web import SECRET
+
+    monkeypatch.setenv("MAILAGENT_WEB_SECRET", SECRET)
+    desk = _zendesk(sqlite_url, tmp_path, zd)
+    _, ticket, draft_id = _held_zendesk(desk, zd)
+    people(sqlite_url)
+    web = client(desk.settings)
+    sign_in(web, "ben")
+    cid = hf.conversation(sqlite_url, "zd", ticket).id
+    page = web.get(f"/review/conversations/{cid}")
+    assert page.status_code == 200
+    done = web.post(f"/review/drafts/{draft_id}/approve", data={"csrf": csrf_of(page.text),
+                                                                "conversation_id": str(cid)})
+    assert done.status_code == 303
+    [reply] = _public_by(zd, ticket, zd.bot)                   # posted at once: the in-process broker
+    assert reply["html_body"].startswith("<p>Hi Jonas,</p>") and zd.tags(ticket) == []
+    assert [(f.verdict, f.reviewer) for f in hf.feedback(sqlite_url, draft_id)] == [("approved", "ben")]
+    assert ("ben", "draft_approved") in hf.audit(sqlite_url, cid)
