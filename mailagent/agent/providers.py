@@ -30,21 +30,29 @@ def _tls() -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def model_for_run(settings: Settings) -> AsyncIterator[Model]:
+async def openai_client(settings: Settings) -> AsyncIterator[AsyncOpenAI]:
+    """A client for the configured OpenAI-compatible endpoint, closed when the block ends."""
     cfg = settings.model
-    if cfg.provider == "offline":
-        yield OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url,
-                           status_page=settings.agent.status_page)
-        return
     client = AsyncOpenAI(
         base_url=cfg.base_url, api_key=secret("model.api_key_env", cfg.api_key_env),
         timeout=cfg.timeout_seconds, max_retries=cfg.max_retries,
         http_client=DefaultAsyncHttpxClient(verify=_tls(), timeout=cfg.timeout_seconds),
     )
     try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def model_for_run(settings: Settings) -> AsyncIterator[Model]:
+    cfg = settings.model
+    if cfg.provider == "offline":
+        yield OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url,
+                           status_page=settings.agent.status_page)
+        return
+    async with openai_client(settings) as client:
         if cfg.api == "responses":
             yield OpenAIResponsesModel(model=cfg.name, openai_client=client)
         else:
             yield OpenAIChatCompletionsModel(model=cfg.name, openai_client=client)
-    finally:
-        await client.close()

@@ -20,6 +20,8 @@ from mailagent.store.models.drafts import (
     SpanRecord,
     TraceRecord,
 )
+from mailagent.store.models.evals import EvalCase, EvalResult, EvalRun, QualityDaily
+from mailagent.store.models.knowledge import ArticleVersion, KnowledgeSuggestion
 from mailagent.store.models.mail import (
     Conversation,
     MailboxCursor,
@@ -31,7 +33,8 @@ from mailagent.store.models.mail import (
 )
 
 __all__ = [
-    "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "Feedback", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "SpanRecord", "TraceRecord", "now",
+    "Action", "ActionState", "Article", "ArticleVersion", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident",
+    "DemoInvoice", "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalCase", "EvalResult",
+    "EvalRun", "Feedback", "KnowledgeSuggestion", "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound",
+    "OutboundState", "QualityDaily", "SpanRecord", "TraceRecord", "now",
 ]
