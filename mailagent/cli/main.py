@@ -9,10 +9,21 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mailagent.cli import actions, admin, drafts, knowledge, mail, policy, processes
+from mailagent.cli import (
+    actions,
+    admin,
+    classifiers,
+    drafts,
+    evals,
+    knowledge,
+    mail,
+    policy,
+    processes,
+    replay,
+)
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, admin)
+GROUPS = (processes, mail, knowledge, drafts, policy, actions, evals, classifiers, replay, admin)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -117,7 +117,7 @@ def sentences(text: str) -> list[str]:
     return [s.strip(" -*•\t") for s in _SENTENCE_END.split(text) if s.strip(" -*•\t")]
 
 
-def _is_courtesy(words: Sequence[str]) -> bool:
+def is_courtesy(words: Sequence[str]) -> bool:
     courteous = sum(1 for w in words if any(c.startswith(w) or w.startswith(c[:5]) for c in COURTESY))
     return courteous >= 0.6 * len(words)
 
@@ -177,7 +177,7 @@ def statements(text: str) -> list[Fact]:
     out: dict[str, Fact] = {}
     for sentence in sentences(text):
         words = content_words(sentence)
-        if len(set(words)) >= MIN_CONTENT_WORDS and not _is_courtesy(words):
+        if len(set(words)) >= MIN_CONTENT_WORDS and not is_courtesy(words):
             out.setdefault(" ".join(sorted(set(words))), Fact("statement", sentence, " ".join(sorted(set(words)))))
     return list(out.values())
 
