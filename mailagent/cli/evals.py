@@ -239,7 +239,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     url = store(settings)
     try:
         eval_set = sets.load(settings, args.set)
-        stored = runs.run(settings, eval_set, config_file=args.config, baseline=args.baseline,
+        stored = runs.run(settings, eval_set, config_file=args.candidate, baseline=args.baseline,
                           progress=None if args.json else Bar())
     except ConfigError:
         raise
@@ -336,8 +336,9 @@ def register(sub: Subparsers) -> None:
     run = group(sub, "eval", "run eval sets against a config (a CI gate)")
     c = command(run, "run", cmd_run, help="replay a set's cases, grade, store, compare with a baseline")
     c.add_argument("--set", default="default", help="the eval set ([evals] sets/NAME.toml; default: default)")
-    c.add_argument("--config", metavar="FILE", help="a candidate config: its [model], [agent], [knowledge] and "
-                                                    "[policy] replace the live ones for this run")
+    c.add_argument("--config", dest="candidate", metavar="FILE",
+                   help="a candidate config: its [model], [agent], [knowledge] and [policy] replace the live ones "
+                        "for this run (the global --config, before the command, names the live config)")
     c.add_argument("--baseline", metavar="RUN", help="a run id, or last: fail on regressions against it")
     json_flag(c)
     c = command(run, "runs", cmd_runs, help="the stored runs")

@@ -27,7 +27,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     try:
-        compared = replay.conversation(settings, args.conversation, draft_id=args.draft, config_file=args.config)
+        compared = replay.conversation(settings, args.conversation, draft_id=args.draft, config_file=args.candidate)
     except FileError as exc:
         raise Fail(str(exc), EX_CONFIG) from None
     except LookupError as exc:
@@ -38,7 +38,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     width = max(30, (shutil.get_terminal_size((160, 24)).columns - 3) // 2)
     left = _column(f"draft {compared.draft_id} (as stored)", compared.old, width)
-    right = _column(f"replay ({args.config or 'live config'}; nothing sent)", compared.new, width)
+    right = _column(f"replay ({args.candidate or 'live config'}; nothing sent)", compared.new, width)
     for a, b in zip(left + [""] * (len(right) - len(left)), right + [""] * (len(left) - len(right)), strict=True):
         print(f"{a.ljust(width)} | {b}".rstrip())
     return 0
@@ -48,5 +48,7 @@ def register(sub: Subparsers) -> None:
     c = command(sub, "replay", cmd_replay, help="re-run the agent on a conversation's turn, beside the old draft")
     c.add_argument("conversation", type=int, help="a conversation id")
     c.add_argument("--draft", type=int, help="this draft of the conversation instead of the newest decided one")
-    c.add_argument("--config", metavar="FILE", help="a candidate config ([model], [agent], [knowledge], [policy])")
+    c.add_argument("--config", dest="candidate", metavar="FILE",
+                   help="a candidate config ([model], [agent], [knowledge], [policy]); the global --config, before "
+                        "the command, names the live config")
     json_flag(c)

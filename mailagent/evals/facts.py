@@ -17,14 +17,14 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-STATEMENT_COVERAGE = 0.7          # share of a statement's content words a text must have
+STATEMENT_COVERAGE = 0.6          # share of a statement's content words a text must have
 MIN_CONTENT_WORDS = 3
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?:(?<=[^\W\d][.!?])|(?<=[*)\"”'][.!?]))\s+|\n+")
 _GREETING = re.compile(r"^(?:hi|hello|hey|dear|good (?:morning|afternoon|evening)|hallo|liebe[rs]?|sehr geehrte[rs]?|"
-                       r"guten tag|hola|estimad[oa]s?|buenos días|bonjour|cher|chère)\b[^\n]{0,60}[,:!]?\s*$",
-                       re.IGNORECASE)
+                       r"guten tag|hola|estimad[oa]s?|buenos días|bonjour|cher|chère)"
+                       r"(?:\s+[^\W\d_][\w.'-]*){0,4}\s*[,:!]?\s*$", re.IGNORECASE)
 _SIGN_OFF = re.compile(r"^(?:best|kind|warm)?\s*(?:regards|wishes)\b|^(?:thanks|thank you|cheers|best|sincerely|"
                        r"viele grüße|beste grüße|mit freundlichen grüßen|freundliche grüße|liebe grüße|grüße|"
                        r"saludos|un saludo|atentamente|cordialement|bien à vous)\b[^\n]{0,30}$", re.IGNORECASE)

@@ -132,10 +132,12 @@ def trace_steps(url: str, trace_id: str | None) -> tuple[str, ...]:
                        .order_by(col(SpanRecord.started_at))).all()
     lines = []
     for span in spans:
+        if span.kind == "custom" and span.name in ("task", "turn"):
+            continue                                  # the SDK's own bookkeeping
         data = span.data
-        detail = data.get("input") if span.kind == "function" else data.get("data") or ""
-        lines.append(f"{span.kind}: {span.name} {json.dumps(detail, ensure_ascii=False, default=str)[:120] if detail else ''}"
-                     .rstrip())
+        detail = data.get("input") if span.kind == "function" else data.get("data") or data.get("decision") or ""
+        shown = json.dumps(detail, ensure_ascii=False, default=str)[:120] if detail else ""
+        lines.append(f"{span.kind}: {span.name} {shown}".rstrip())
     return tuple(lines)
 
 

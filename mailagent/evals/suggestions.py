@@ -60,7 +60,9 @@ def _title(case: EvalCase) -> str:
 
 
 def _tags(case: EvalCase, limit: int = 8) -> list[str]:
-    words = [w.casefold() for w in re.findall(r"[^\W\d_]{4,}", _question(case))]
+    """The question's own words (without its greeting and sign-off, which may hold a name)."""
+    question = f"{case.request.get('subject', '')}\n{facts.body(str(case.request.get('latest', '')))}"
+    words = [w.casefold() for w in re.findall(r"[^\W\d_]{4,}", question)]
     kept = [w for w in dict.fromkeys(words) if w not in facts.STOPWORDS and not facts.is_courtesy([w])]
     return kept[:limit]
 
