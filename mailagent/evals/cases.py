@@ -18,7 +18,7 @@ redacted as traces are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,9 @@ from sqlmodel import Session, col, select
 
 from mailagent.config import Settings
 from mailagent.evals import diff, snapshot
-from mailagent.redact import redact
+from mailagent.redact import password_values, redact
 from mailagent.store import db
-from mailagent.store.models import Action, Draft, DraftState, EvalCase, Feedback, now
+from mailagent.store.models import Action, Draft, DraftState, EvalCase, Feedback, Message, now
 
 SOURCES = ("approved", "edit", "rep-written", "rejected", "flag")
 STATES = ("new", "accepted", "dropped")
@@ -75,19 +75,34 @@ def _source(verdict: str, draft: Draft) -> str:
     return "rep-written" if abstained(draft) else "edit"
 
 
+def _scrubber(s: Session, draft: Draft) -> Callable[[str], str]:
+    """Redaction, plus the passwords the customer wrote wherever they are repeated (a rep who
+    quotes one back in a form the patterns do not know: "your password Hunter22x")."""
+    turn = s.get(Message, draft.message_id)
+    known = password_values(f"{turn.text}\n{turn.quoted_text}\n{turn.hidden_text}") if turn else []
+
+    def scrub(text: str) -> str:
+        for value in known:
+            text = text.replace(value, "[REDACTED:password]")
+        return redact(text)
+
+    return scrub
+
+
 def _case(s: Session, settings: Settings, draft: Draft, *, origin: str, source: str, reference: str | None,
           reviewer: str, note: str, rep_at: Any, feedback_id: int | None = None) -> EvalCase | None:
     request = snapshot.request_for_draft(s, settings, draft)
     if request is None:
         return None
     actions = _actions(s, draft.id or 0)
-    text = redact(draft.text)
-    final = redact(reference) if reference is not None else None
+    scrub = _scrubber(s, draft)
+    text = scrub(draft.text)
+    final = scrub(reference) if reference is not None else None
     return EvalCase(
         origin=origin, source=source, conversation_id=draft.conversation_id, draft_id=draft.id,
         feedback_id=feedback_id, request=snapshot.dump(request), draft=text, draft_meta=_meta(draft),
         reference=final, changes=diff.changes(text, final, actions), tags=_tags(draft, actions),
-        reviewer=reviewer, note=redact(note), rep_at=rep_at,
+        reviewer=reviewer, note=scrub(note), rep_at=rep_at,
     )
 
 
