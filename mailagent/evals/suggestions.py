@@ -97,6 +97,14 @@ def _similar(a: str, b: str) -> bool:
     return bool(left and right) and len(left & right) / len(left | right) >= SAME_QUESTION
 
 
+def _same_topic(row: KnowledgeSuggestion, case: EvalCase, statements: Sequence[str]) -> bool:
+    """An open new article answers this case too: the questions share most of their words, or the
+    rep said something the article already says."""
+    if _similar(f"{row.title} {' '.join(row.tags)}", f"{_title(case)} {' '.join(_tags(case))}"):
+        return True
+    return len(_new_facts(statements, [row.body])) < len(statements)
+
+
 def _unique_id(s: Session, base: str, locale: str) -> str:
     taken = {a.id for a in s.exec(select(Article))} | {k.article_id for k in s.exec(select(KnowledgeSuggestion))}
     candidate, n = f"{base}.{locale}", 2
@@ -123,10 +131,7 @@ def _suggest(s: Session, case: EvalCase, open_rows: list[KnowledgeSuggestion]) -
         return None
     target = next(iter(cited.values()), None)
     for row in open_rows:
-        topic = f"{_title(case)} {' '.join(_tags(case))}"
-        same = row.article_id == target.id if target else (row.kind == "new" and
-                                                           _similar(f"{row.title} {' '.join(row.tags)}", topic))
-        if same:
+        if row.article_id == target.id if target else (row.kind == "new" and _same_topic(row, case, new)):
             _merge(row, case, new)
             return None
     conversations = [case.conversation_id] if case.conversation_id is not None else []
