@@ -176,6 +176,8 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             raise Fail(str(exc)) from None
         print(f"uploaded: eval {uploaded.eval_id}, run {uploaded.run_id} ({uploaded.status})"
               + (f": {uploaded.report_url}" if uploaded.report_url else ""))
+        for warning in uploaded.warnings:
+            print(f"note: the openai client marks the Evals API deprecated: {warning}")
     return 0
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,14 +59,18 @@ class Written:
 
 
 def _anonymous(case: EvalCase, text: str) -> str:
+    """Redacted, with the customer's address, and their name (from the display name or the
+    address, "bob.jones@" -> Bob, Jones), replaced wherever it is written."""
     request = case.request
     out = redact(text)
-    if request.get("customer_addr"):
-        out = out.replace(str(request["customer_addr"]), CUSTOMER_ADDRESS)
+    address = str(request.get("customer_addr") or "")
+    if address:
+        out = out.replace(address, CUSTOMER_ADDRESS)
     name = str(request.get("customer_name") or "").strip()
-    for part in filter(lambda p: len(p) > 2, [name, *name.split()]):
-        out = out.replace(part, CUSTOMER_NAME)
-    return out
+    parts = {*name.split(), *re.split(r"[._+-]", address.partition("@")[0])}
+    for part in sorted(filter(lambda p: len(p) > 2 and not p.isdigit(), parts), key=len, reverse=True):
+        out = re.sub(rf"\b{re.escape(part)}\b", CUSTOMER_NAME, out, flags=re.IGNORECASE)
+    return re.sub(rf"{CUSTOMER_NAME}(\s+{CUSTOMER_NAME})+", CUSTOMER_NAME, out)
 
 
 def _history(case: EvalCase) -> list[dict[str, str]]:
@@ -185,6 +191,7 @@ class Uploaded:
     run_id: str
     status: str
     report_url: str
+    warnings: tuple[str, ...] = ()          # what the client warned about (the Evals API's deprecation)
 
 
 def upload(settings: Settings, written: Written) -> Uploaded:
@@ -198,12 +205,15 @@ def upload(settings: Settings, written: Written) -> Uploaded:
 
 async def _upload(settings: Settings, written: Written) -> Uploaded:
     try:
-        async with openai_client(settings) as client:
-            created = await client.evals.create(**written.definition)
-            run = await client.evals.runs.create(
-                created.id, name=f"{written.name} ({len(written.rows)} items)",
-                data_source={"type": "jsonl", "source": {"type": "file_content", "content": list(written.rows)}},  # type: ignore[typeddict-item]
-            )
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always", DeprecationWarning)
+            async with openai_client(settings) as client:
+                created = await client.evals.create(**written.definition)
+                run = await client.evals.runs.create(
+                    created.id, name=f"{written.name} ({len(written.rows)} items)",
+                    data_source={"type": "jsonl", "source": {"type": "file_content", "content": list(written.rows)}},  # type: ignore[typeddict-item]
+                )
     except OpenAIError as exc:
         raise ExportError(f"the upload failed: {exc}") from exc
-    return Uploaded(created.id, run.id, run.status, run.report_url)
+    notes = tuple(dict.fromkeys(str(w.message) for w in warned if issubclass(w.category, DeprecationWarning)))
+    return Uploaded(created.id, run.id, run.status, run.report_url, notes)
