@@ -6,7 +6,7 @@ article version, searchable at once (see `knowledge.versions` for how it lives w
 What goes into an article is general knowledge only: the sentences of the rep's reply, without
 greeting and sign-off, courtesy, or anything about this customer (order and invoice ids,
 amounts, addresses, the customer's name). Finals that answer the same question (the same cited
-article, or the same words in the question) are merged into one suggestion.
+article, or one new article whose sentences the rep repeats) are merged into one suggestion.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from mailagent.store.models import Article, EvalCase, KnowledgeSuggestion, now
 
 SOURCES = ("edit", "rep-written", "flag")
 PERSONAL = ("id", "email", "money")
-SAME_QUESTION = 0.5                 # word overlap (Jaccard) of two questions that are one topic
+KEPT = 0.3                          # word similarity of draft and final above which the rep edited the draft
+RESTATED = 0.85                     # share of a sentence's words an article must have to say it already
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|aw|fwd?|wg|tr|rv)\s*:\s*|\[[^\]]*\]\s*)+", re.IGNORECASE)
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -92,17 +93,19 @@ def _key(text: str) -> str:
     return " ".join(sorted(set(facts.content_words(text))))
 
 
-def _similar(a: str, b: str) -> bool:
-    left, right = set(facts.content_words(a)), set(facts.content_words(b))
-    return bool(left and right) and len(left & right) / len(left | right) >= SAME_QUESTION
+def _kept_the_draft(case: EvalCase) -> bool:
+    """The rep built on the draft (so on the article it cited) rather than answering something
+    else: then the new facts belong in that article; otherwise they make a new one."""
+    return case.source != "rep-written" and (case.changes.get("similarity") or 0.0) >= KEPT
 
 
-def _same_topic(row: KnowledgeSuggestion, case: EvalCase, statements: Sequence[str]) -> bool:
-    """An open new article answers this case too: the questions share most of their words, or the
-    rep said something the article already says."""
-    if _similar(f"{row.title} {' '.join(row.tags)}", f"{_title(case)} {' '.join(_tags(case))}"):
-        return True
-    return len(_new_facts(statements, [row.body])) < len(statements)
+def _same_topic(row: KnowledgeSuggestion, statements: Sequence[str]) -> bool:
+    """An open new article answers this case too: at least half of what the rep said is (nearly
+    word for word) in it already. (Questions are too short to compare by their words.)"""
+    held = set(facts.content_words(row.body))
+    restated = [t for t in statements if (words := set(facts.content_words(t)))
+                and len(words & held) >= RESTATED * len(words)]
+    return 2 * len(restated) >= len(statements)
 
 
 def _unique_id(s: Session, base: str, locale: str) -> str:
@@ -126,12 +129,14 @@ def _merge(row: KnowledgeSuggestion, case: EvalCase, new: Sequence[str]) -> None
 def _suggest(s: Session, case: EvalCase, open_rows: list[KnowledgeSuggestion]) -> KnowledgeSuggestion | None:
     statements = _knowledge(case.reference or "", str(case.request.get("customer_name", "")))
     cited = _cited_bodies(s, case.draft_meta.get("cited", []))
-    new = _new_facts(statements, [a.body for a in cited.values()] + ([] if case.source == "rep-written" else [case.draft]))
+    new = _new_facts(statements, [a.body for a in cited.values()])
     if not new:
-        return None
-    target = next(iter(cited.values()), None)
+        return None                                 # the cited articles hold everything the rep said
+    target = next(iter(cited.values()), None) if _kept_the_draft(case) else None
+    if target is None:
+        new = statements                            # a new article must answer on its own
     for row in open_rows:
-        if row.article_id == target.id if target else (row.kind == "new" and _same_topic(row, case, new)):
+        if row.article_id == target.id if target else (row.kind == "new" and _same_topic(row, new)):
             _merge(row, case, new)
             return None
     conversations = [case.conversation_id] if case.conversation_id is not None else []
