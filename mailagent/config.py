@@ -8,6 +8,7 @@ holds them, and `secret()` reads it at the moment of use.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -59,6 +60,14 @@ class Broker(Section):
 class Worker(Section):
     processes: int = Field(1, ge=1)
     threads: int = Field(8, ge=1)
+    """Threads per process for the actors; agent runs do not take one each (see `inflight`)."""
+    inflight: int = Field(64, ge=1, le=1024)
+    """Agent runs in flight per process, as coroutines on one event loop."""
+    lease_seconds: Seconds = 60
+    """A draft's holder renews its claim this often (by a third); a dead holder's draft is taken
+    over when the lease runs out."""
+    max_attempts: int = Field(5, ge=1, le=100)
+    """Claims of one draft before it is held for a person with the error (a poison message)."""
 
 
 class Clock(Section):
@@ -202,6 +211,98 @@ class Mailbox(Section):
         return value.strip().lower()
 
 
+class HelpdeskTags(Section):
+    """Tags that carry a rep's intent between the helpdesk and us (macros add them)."""
+
+    draft: str = "mailagent_draft"
+    """Put on a ticket when we post a held draft as an internal note."""
+    approve: str = "mailagent_approve"
+    """A rep's macro adds it: post the stored draft publicly under the rep's name."""
+    reject: str = "mailagent_reject"
+    release: str = "mailagent_release"
+    """Hand a ticket a rep took over back to the agent."""
+
+
+class Helpdesk(Section):
+    """`[helpdesks.NAME]`: one helpdesk account. Which keys are required depends on `kind`
+    (checked by `load`, with the line of the table)."""
+
+    kind: Literal["zendesk", "helpscout"]
+    subdomain: str | None = None
+    """Zendesk: `acme` for https://acme.zendesk.com."""
+    base_url: str | None = None
+    """The API's address; default https://SUBDOMAIN.zendesk.com or https://api.helpscout.net."""
+    email: str | None = None
+    """Zendesk: the agent whose API token we use (`{email}/token:{token}`)."""
+    api_token_env: str | None = None
+    client_id: str | None = None
+    """Help Scout: the OAuth2 app's id (client credentials flow)."""
+    client_secret_env: str | None = None
+    bot_user_id: int = Field(ge=1)
+    """The helpdesk user our API calls act as: its comments and events are ours (loop guard)."""
+    mailbox_id: int | None = None
+    """Help Scout: only conversations of this mailbox are ours (others are ignored)."""
+    webhook_secret_env: str
+    """Environment variable with the webhook signing secret."""
+    freshness_seconds: Seconds = 300
+    """Zendesk: a webhook whose signed timestamp is older (or newer) than this is refused."""
+    max_body_bytes: int = Field(262_144, ge=1_024)
+    requests_per_minute: int = Field(200, ge=1)
+    """Every API request of this account, all our processes together (writes weigh 2 on Help Scout)."""
+    updates_per_minute: int = Field(100, ge=1)
+    """Zendesk's Update Ticket limit (comments, notes, tags), all our processes together."""
+    budget_window_seconds: Seconds = 60
+    timeout_seconds: Seconds = 10
+    max_retries: int = Field(5, ge=0, le=20)
+    post_lease_seconds: Seconds = 600
+    """A post whose attempt started longer ago than this belonged to a worker that died: the next
+    attempt reads the ticket back for our marker first. Longer than one attempt can take."""
+    tags: HelpdeskTags = HelpdeskTags()
+
+    @field_validator("subdomain")
+    @classmethod
+    def _subdomain(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", value):
+            raise ValueError(f"expected a Zendesk subdomain such as 'acme', got {value!r}")
+        return value
+
+    @property
+    def api_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.kind == "zendesk":
+            return f"https://{self.subdomain}.zendesk.com"
+        return "https://api.helpscout.net"
+
+
+_HELPDESK_NEEDS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "zendesk": (("subdomain", "base_url"), ("email",), ("api_token_env",)),
+    "helpscout": (("client_id",), ("client_secret_env",)),
+}
+_HELPDESK_ONLY: dict[str, tuple[str, ...]] = {
+    "zendesk": ("client_id", "client_secret_env", "mailbox_id"),
+    "helpscout": ("subdomain", "email", "api_token_env"),
+}
+
+
+def _helpdesk_problems(source: str, lines: dict[tomlfile.Loc, int], helpdesks: dict[str, Helpdesk]) -> list[Problem]:
+    """Keys a kind needs, and keys that belong to another kind, named with their lines."""
+    out = []
+    for name, desk in helpdesks.items():
+        for choices in _HELPDESK_NEEDS[desk.kind]:
+            if all(getattr(desk, key) is None for key in choices):
+                loc = ("helpdesks", name, choices[0])
+                out.append(Problem(source, tomlfile.line_of(lines, loc), tomlfile.dotted(loc),
+                                   f"required for kind = \"{desk.kind}\"" + (
+                                       f" (or {' or '.join(choices[1:])})" if len(choices) > 1 else "")))
+        for key in _HELPDESK_ONLY[desk.kind]:
+            if getattr(desk, key) is not None:
+                loc = ("helpdesks", name, key)
+                out.append(Problem(source, tomlfile.line_of(lines, loc), tomlfile.dotted(loc),
+                                   f"not a key of kind = \"{desk.kind}\""))
+    return out
+
+
 class Settings(Section):
     database: Database = Database()
     broker: Broker = Broker()
@@ -217,6 +318,7 @@ class Settings(Section):
     actions: Actions = Actions()
     evals: Evals = Evals()
     mailboxes: dict[str, Mailbox] = {}
+    helpdesks: dict[str, Helpdesk] = {}
 
     _source: str = PrivateAttr("(embedded defaults)")
 
@@ -237,6 +339,12 @@ class Settings(Section):
             return self.mailboxes[name]
         except KeyError:
             raise ConfigError([Problem(self.source, None, f"mailboxes.{name}", "no such mailbox")]) from None
+
+    def helpdesk(self, name: str) -> Helpdesk:
+        try:
+            return self.helpdesks[name]
+        except KeyError:
+            raise ConfigError([Problem(self.source, None, f"helpdesks.{name}", "no such helpdesk")]) from None
 
 
 class ConfigError(FileError):
@@ -316,6 +424,8 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
             env = next((n for p, n in origins.items() if tomlfile.dotted(p) == problem.key), None)
             found.append(Problem(env, None, problem.key, problem.message) if env else problem)
         raise ConfigError(found) from None
+    if problems := _helpdesk_problems(source, lines, settings.helpdesks):
+        raise ConfigError(problems)
     settings = _resolve_paths(settings, base)
     settings._source = source
     return settings

@@ -143,7 +143,7 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
 
     # A rep approves; the paused run continues and runs the refund, once.
     decide(sqlite_url, action.id, approve=True)
-    resumed = drafting.resume_draft(settings, outcome.draft_id)
+    resumed = drafting.resume_draft_sync(settings, outcome.draft_id)
     assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is not None
     [action] = actions(sqlite_url)
     assert action.state == ActionState.EXECUTED and action.decided_by == REP and action.executed_at is not None
@@ -169,14 +169,14 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
     code, out, err = run_cli(capsys, config_path, "actions", "approve", str(action.id), "--as", REP)
     assert code == 1 and out == ""
     assert f"action {action.id} is executed (decided by {REP}): only proposed actions can be decided" in err
-    assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.NOTHING
+    assert drafting.resume_draft_sync(settings, outcome.draft_id).step is drafting.Step.NOTHING
     deliver_all(settings)
     assert len(smtp_server.received) == 1 and len(outbound(sqlite_url)) == 1
     assert order(sqlite_url, "NN-1013").refunded == 400.0 and len(effects(sqlite_url).operations) == 1
     assert [e for _, e in events(sqlite_url)].count("executed") == 1
 
 
-def test_a_rejected_refund_is_not_run_and_the_held_reply_gives_the_reps_reason(
+def test_a_rejected_refund_is_not_run_and_the_reps_internal_reason_never_reaches_the_reply(
         sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
     settings = demo_settings(sqlite_url, tmp_path, smtp_server)
     draft_id, action_id = waiting_refund(settings, refund_mail(DANIEL, "NN-1013"))
@@ -185,13 +185,14 @@ def test_a_rejected_refund_is_not_run_and_the_held_reply_gives_the_reps_reason(
     reason = "the renewal reminder was emailed on 2 October and the annual term is non-refundable"
     decide(sqlite_url, action_id, approve=False, reason=reason)
 
-    resumed = drafting.resume_draft(settings, draft_id)
+    resumed = drafting.resume_draft_sync(settings, draft_id)
     assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is None
     [action] = actions(sqlite_url)
     assert action.state == ActionState.REJECTED and action.decided_by == REP and action.reasons == [reason]
     assert action.executed_at is None and action.result is None
     row = draft(settings, draft_id)
-    assert row.state == DraftState.HELD and reason in row.text and "NN-1013" in row.text
+    assert row.state == DraftState.HELD and "NN-1013" in row.text
+    assert "renewal reminder" not in row.text and "non-refundable" not in row.text     # internal: audit log only
     assert "refunded" not in row.text.lower()
     assert order(sqlite_url, "NN-1013").refunded == 0 and effects(sqlite_url).operations == []
     assert events(sqlite_url) == [("agent", "proposed"), ("policy:defaults", "awaits_rep"), (REP, "rejected")]
@@ -208,8 +209,8 @@ def test_a_redelivered_or_concurrent_resume_runs_the_refund_once(any_db_url: str
     # The same resume message delivered twice, one after the other.
     first_draft, first_action = waiting_refund(settings, refund_mail(DANIEL, "NN-1013"))
     decide(any_db_url, first_action, approve=True)
-    assert drafting.resume_draft(settings, first_draft).step is drafting.Step.DECIDED
-    assert drafting.resume_draft(settings, first_draft).step is drafting.Step.NOTHING
+    assert drafting.resume_draft_sync(settings, first_draft).step is drafting.Step.DECIDED
+    assert drafting.resume_draft_sync(settings, first_draft).step is drafting.Step.NOTHING
 
     # And twice at the same moment, from two workers.
     second_draft, second_action = waiting_refund(settings, refund_mail(LUKAS, "NN-1026"))
@@ -220,7 +221,7 @@ def test_a_redelivered_or_concurrent_resume_runs_the_refund_once(any_db_url: str
     def worker() -> None:
         start.wait()
         try:
-            results.append(drafting.resume_draft(settings, second_draft))
+            results.append(drafting.resume_draft_sync(settings, second_draft))
         except BaseException as exc:  # noqa: BLE001 - reported below
             results.append(exc)
 
@@ -266,7 +267,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         config_path = write_config(
             tmp_path / "config.toml", sqlite_url, policy_dir=policy_dir, smtp_port=smtp_server.port,
             http={"base_url": server.base_url, "secret_env": SECRET_ENV, "timeout_seconds": 60, "max_retries": 0},
-            agent=AGENT, clock={"stuck_after_seconds": 1},
+            agent=AGENT, clock={"stuck_after_seconds": 1}, worker={"lease_seconds": 1},
         )
         settings = synced(config.use(config.load(config_path)))
         draft_id, action_id = waiting_refund(settings, refund_mail(DANIEL, "NN-1013"))
@@ -298,13 +299,14 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         assert draft(settings, draft_id).state == DraftState.DRAFTING
         assert ("system", "executed") not in events(sqlite_url) and outbound(sqlite_url) == []
 
-        # A duplicate resume message while that claim is fresh does nothing; once it is stale, the
-        # sweeper hands the conversation to `draft_reply`, which continues the paused run.
-        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
-        time.sleep(settings.clock.stuck_after_seconds + 0.1)
+        # A duplicate resume message while the dead worker's lease lives does nothing; once the
+        # lease ran out (nobody renewed it), the sweeper hands the conversation to `draft_reply`,
+        # which continues the paused run.
+        assert drafting.resume_draft_sync(settings, draft_id).step is drafting.Step.NOTHING
+        time.sleep(max(settings.worker.lease_seconds, settings.clock.stuck_after_seconds) + 0.1)
         due = sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
         assert conversation_id in due.draft
-        outcome = drafting.draft_reply(settings, conversation_id)
+        outcome = drafting.draft_reply_sync(settings, conversation_id)
         assert outcome.step is drafting.Step.DECIDED and outcome.draft_id == draft_id
 
         # The same idempotency key again: the server answers 409 with the original refund.
@@ -323,7 +325,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         assert [d.id for d in drafts(sqlite_url)] == [draft_id] and len(outbound(sqlite_url)) == 1
         deliver_all(settings)
         assert len(smtp_server.received) == 1
-        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
+        assert drafting.resume_draft_sync(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1
 
 
@@ -344,7 +346,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         before = len(server.requests)
         server.fail_next(503, times=4)
         with pytest.raises(OutcomeUnknown, match="outcome is unknown"):
-            drafting.resume_draft(settings, draft_id)
+            drafting.resume_draft_sync(settings, draft_id)
         tried = server.requests[before:]
         assert [r.status for r in tried] == [503] * 4
         assert [(r.method, r.path) for r in tried[-2:]] == [("POST", "/v1/refunds")] * 2
@@ -358,7 +360,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         assert draft_id in sweeper.find_due(settings, timedelta(0)).resume
 
         # The API is back: the sweeper's resume runs it, once, with the same key.
-        resumed = drafting.resume_draft(settings, draft_id)
+        resumed = drafting.resume_draft_sync(settings, draft_id)
         assert resumed.step is drafting.Step.DECIDED
         [refund] = server.refunds
         [action] = actions(sqlite_url)
@@ -368,7 +370,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         assert {r.headers["idempotency-key"] for r in posts} == {action.idempotency_key}
         assert draft(settings, draft_id).state == DraftState.SENT
         assert draft_id not in sweeper.find_due(settings, timedelta(0)).resume
-        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.NOTHING
+        assert drafting.resume_draft_sync(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1 and len(outbound(sqlite_url)) == 1
         assert events(sqlite_url).count(("system", "executed")) == 1
 
@@ -450,7 +452,7 @@ def test_a_policy_approval_is_refused_at_execution_when_the_limits_were_used_up_
     assert ran.state == ActionState.EXECUTED and ran.decided_by == SMALL_REFUNDS_RULE
     assert order(sqlite_url, "XO-9102").refunded == 15.0
 
-    resumed = drafting.resume_draft(settings, stale_draft)
+    resumed = drafting.resume_draft_sync(settings, stale_draft)
     assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is None
     assert order(sqlite_url, "XO-9101").refunded == 0
     assert effects(sqlite_url).operations == [("issue_refund", "XO-9102", "15.00")]
@@ -495,7 +497,7 @@ def test_two_refunds_pre_approved_in_a_race_never_pay_past_the_limit(pg_url: str
     assert [(a.state, a.decided_by) for a in decided] == [(ActionState.APPROVED, SMALL_REFUNDS_RULE)] * 2
 
     for draft_id in (second_draft, first_draft):
-        assert drafting.resume_draft(settings, draft_id).step is drafting.Step.DECIDED
+        assert drafting.resume_draft_sync(settings, draft_id).step is drafting.Step.DECIDED
     paid = order(pg_url, "XO-9101").refunded + order(pg_url, "XO-9102").refunded
     assert paid <= 20.0
     executed = [a for a in actions(pg_url) if a.state == ActionState.EXECUTED]

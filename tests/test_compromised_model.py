@@ -426,7 +426,7 @@ def run_attack(settings: Settings, attack: Attack) -> list[int]:
             assert waiting, "the rep was to reject a proposal, but none waits"
             for action in waiting:
                 review_actions.reject(settings, action.id or 0, REP, turn.rep_rejects)
-            assert drafting.resume_draft(settings, outcome.draft_id).step is drafting.Step.DECIDED
+            assert drafting.resume_draft_sync(settings, outcome.draft_id).step is drafting.Step.DECIDED
         previous = message_id
     return draft_ids
 

@@ -32,7 +32,8 @@ def _queue(settings: Settings, approved_by: str | None = None, **parent: object)
         msg = Message(**{**fields, **parent})
         s.add(msg)
         s.flush()
-        return outbox.queue_reply(s, settings, conversation, msg, "Here it is.\n\nBest,\nSupport", approved_by).id
+        return outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, msg,
+                                  "Here it is.\n\nBest,\nSupport", approved_by).id
 
 
 def _row(settings: Settings, outbound_id: int) -> Outbound:

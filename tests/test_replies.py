@@ -93,7 +93,7 @@ def test_one_draft_per_turn_even_when_asked_twice(sqlite_url, tmp_path, smtp_ser
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     [outcome] = receive(settings, password_mail(1))
     conversation_id = draft(settings, outcome.draft_id).conversation_id
-    assert drafting.draft_reply(settings, conversation_id).step is drafting.Step.NOTHING   # redelivered message
+    assert drafting.draft_reply_sync(settings, conversation_id).step is drafting.Step.NOTHING   # redelivered message
     assert len(_drafts(settings)) == 1
     with db.session(sqlite_url) as s:
         assert len(s.exec(select(Outbound)).all()) == 1
@@ -117,9 +117,9 @@ def test_a_message_arriving_while_drafting_supersedes_the_draft(sqlite_url, tmp_
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
     from mailagent.pipeline import classify
     conversation_id = classify.process(settings, 1).conversation.id
-    first = drafting.draft_reply(settings, conversation_id)
+    first = drafting.draft_reply_sync(settings, conversation_id)
     assert first.step is drafting.Step.REDRAFT and first.outbound_id is None
-    second = drafting.draft_reply(settings, conversation_id)
+    second = drafting.draft_reply_sync(settings, conversation_id)
     assert second.step is drafting.Step.DECIDED
     states = [d.state for d in _drafts(settings)]
     assert states[0] == DraftState.SUPERSEDED and len(states) == 2
@@ -127,19 +127,38 @@ def test_a_message_arriving_while_drafting_supersedes_the_draft(sqlite_url, tmp_
         assert len(s.exec(select(Outbound)).all()) <= 1        # never two replies to one state
 
 
-def test_a_crashed_draft_is_taken_over_by_the_sweeper(sqlite_url, tmp_path, smtp_server) -> None:
+def test_a_crashed_draft_is_taken_over_once_its_lease_runs_out(sqlite_url, tmp_path, smtp_server) -> None:
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
     from mailagent.pipeline import classify
     conversation_id = classify.process(settings, 1).conversation.id
-    with db.session(sqlite_url) as s:                       # a worker created the draft, then died
-        s.add(Draft(conversation_id=conversation_id, message_id=1))
-    assert drafting.draft_reply(settings, conversation_id).step is drafting.Step.NOTHING   # still fresh
-    later = now() + timedelta(seconds=settings.clock.stuck_after_seconds + 1)
-    with freeze_time(later):
-        assert sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)).draft == [conversation_id]
-        outcome = drafting.draft_reply(settings, conversation_id)
+    lease = timedelta(seconds=settings.worker.lease_seconds)
+    with db.session(sqlite_url) as s:                       # a worker claimed the draft, then died
+        s.add(Draft(conversation_id=conversation_id, message_id=1, lease_owner="dead:1:x", lease_until=now() + lease,
+                    attempts=1))
+    assert drafting.draft_reply_sync(settings, conversation_id).step is drafting.Step.NOTHING   # its lease lives
+    assert sweeper.find_due(settings, timedelta(0)).draft == []
+    with freeze_time(now() + lease + timedelta(seconds=1)):  # no renewal came: the holder is gone
+        assert sweeper.find_due(settings, timedelta(0)).draft == [conversation_id]
+        outcome = drafting.draft_reply_sync(settings, conversation_id)
     assert outcome.step is drafting.Step.DECIDED and draft(settings, outcome.draft_id).state == DraftState.SENT
+    assert draft(settings, outcome.draft_id).attempts == 2
+
+
+def test_a_draft_that_keeps_failing_is_held_for_a_person(sqlite_url, tmp_path, smtp_server) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+    store_many(sqlite_url, [Inbound(password_mail(1), "file", "support")])
+    from mailagent.pipeline import classify
+    conversation_id = classify.process(settings, 1).conversation.id
+    with db.session(sqlite_url) as s:                       # every earlier claim died mid-draft
+        s.add(Draft(conversation_id=conversation_id, message_id=1, attempts=settings.worker.max_attempts,
+                    error="RuntimeError: boom"))
+    outcome = drafting.draft_reply_sync(settings, conversation_id)
+    row = draft(settings, outcome.draft_id)
+    assert outcome.step is drafting.Step.DECIDED and row.state == DraftState.HELD
+    assert row.rule == "invariant: drafting keeps failing" and "drafting_failed" in row.flags
+    assert "RuntimeError: boom" in row.reasons[0] and row.outbound_id is None
+    assert sweeper.find_due(settings, timedelta(0)).draft == []          # nothing left to retry
 
 
 def test_the_sweeper_drafts_turns_whose_message_was_lost(sqlite_url, tmp_path, smtp_server) -> None:
@@ -148,7 +167,7 @@ def test_the_sweeper_drafts_turns_whose_message_was_lost(sqlite_url, tmp_path, s
     from mailagent.pipeline import classify
     conversation_id = classify.process(settings, 1).conversation.id
     assert sweeper.find_due(settings, timedelta(0)).draft == [conversation_id]
-    drafting.draft_reply(settings, conversation_id)
+    drafting.draft_reply_sync(settings, conversation_id)
     assert sweeper.find_due(settings, timedelta(0)).draft == []
 
 
@@ -163,7 +182,7 @@ def test_approve_sends_the_draft_and_records_the_pair(sqlite_url, tmp_path, smtp
     settings = _settings(sqlite_url, tmp_path, smtp_server)
     held = _held(settings)
     approved = drafts.approve(settings, held.id, "rep@nimbus")
-    row, outbound_id = approved.draft, approved.outbound_id
+    row = approved.draft
     assert row.state == DraftState.SENT and row.reviewed_by == "rep@nimbus"
     deliver_all(settings)
     [got] = smtp_server.received
@@ -263,7 +282,7 @@ def test_unparseable_mail_is_held_for_a_person(sqlite_url, tmp_path, smtp_server
     def broken(raw):
         raise ValueError("cannot parse")
 
-    monkeypatch.setattr(classify, "parse", broken)
+    monkeypatch.setattr(classify, "parse_tree", broken)
     [outcome] = receive(settings, password_mail(1))
     row = draft(settings, outcome.draft_id)
     assert row.state == DraftState.HELD and "parse_error" in row.flags

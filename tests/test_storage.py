@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from freezegun import freeze_time
@@ -133,7 +134,8 @@ def test_a_reply_to_our_own_reply_threads_by_our_message_id(any_db_url: str) -> 
     with db.session(any_db_url) as s:
         parent = s.exec(select(Message)).one()
         conversation = s.get(Conversation, parent.conversation_id)
-        ours = outbox.queue_reply(s, settings, conversation, parent, "You can add seats in Settings.", None)
+        ours = outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, parent,
+                                  "You can add seats in Settings.", None)
         our_id = ours.message_id
     # the customer's client quotes only our id (no older references), with a new subject
     store_many(any_db_url, [Inbound(mail(2, subject="thanks!", in_reply_to=our_id), "file")])
@@ -150,7 +152,7 @@ def test_unparseable_mail_is_stored_with_its_error_and_threaded(any_db_url: str,
     def explode(raw: bytes):
         raise ValueError("boom in the parser")
 
-    monkeypatch.setattr(classify, "parse", explode)
+    monkeypatch.setattr(classify, "parse_tree", explode)
     classify.process(settings, message_id)
     [row] = _messages(any_db_url)
     assert row.parse_error == "ValueError: boom in the parser"
@@ -185,3 +187,28 @@ def test_subject_window_zero_disables_subject_matching(any_db_url: str) -> None:
     _process_all(settings)
     a, b = _messages(any_db_url)
     assert a.conversation_id != b.conversation_id
+
+
+def test_inspect_parses_once_and_reads_everything_from_that_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The classify stage's pure part: one parse gives the envelope, the loop verdict and the
+    mailbox the message was sent to; the body is never parsed a second time."""
+    import mailagent.mail.parse as mail_parse
+
+    calls: list[int] = []
+    real = mail_parse._PARSER.parsebytes
+
+    def counted(raw: bytes, headersonly: bool = False) -> object:
+        calls.append(len(raw))
+        return real(raw, headersonly=headersonly)
+
+    monkeypatch.setattr(mail_parse._PARSER, "parsebytes", counted)
+    raw = mail(3, to="Support <support@example.com>", subject="Invoice please")
+    found = classify.inspect(raw, own_addresses=set(), mailboxes={"support@example.com": "support"})
+    assert len(calls) == 1
+    assert (found.from_addr, found.subject, found.kind, found.mailbox) == \
+        ("alice@customer.example", "Invoice please", "normal", "support")
+    assert found.parsed is not None and found.parse_error is None
+
+    bounce = classify.inspect(b"From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\n"
+                              b"Return-Path: <>\r\n\r\nsorry", own_addresses=set(), mailboxes={})
+    assert bounce.kind == "bounce"

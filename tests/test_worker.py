@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
 
     worker = _mailagent(config, "worker", "--threads", "2")       # restarted, as a supervisor would
     # No new poll is sent: the killed worker's unacknowledged poll comes back by itself.
-    assert _wait(lambda: _counts(url)[:2] == (count, count), 90), _counts(url)
+    assert _wait(lambda: _counts(url)[:2] == (count, count), 240), _counts(url)   # a hang guard, not a timing
     stored, processed, duplicates = _counts(url)
     assert (stored, processed, duplicates) == (count, count, 0)
     with db.session(url) as s:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailagent.actions.backends.base import Backend, BackendError, Unavailable
+from mailagent.actions.backends.base import Backend, BackendError, Customer, Unavailable
 from mailagent.policy import ActionFacts, Policy, decide_action
 from mailagent.store import audit
 from mailagent.store.models import Action, ActionState, Conversation, Draft, now
@@ -44,24 +44,25 @@ class Checked:
     refusal: str | None = None
 
 
-def check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]) -> Checked:
+def check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any], *,
+          known: Customer | None = None) -> Checked:
     """Refuse proposals no rep should even be asked about: unknown tools, other customers' data,
     amounts that cannot be refunded. A backend that is down raises `Unavailable`: the step is
     tried again later rather than refused."""
     try:
-        return _check(backend, customer, tool, arguments)
+        return _check(backend, customer, tool, arguments, known)
     except Unavailable:
         raise
     except BackendError as exc:
         return Checked(refusal=f"the backend refused it: {exc}")
 
 
-def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]) -> Checked:
+def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any], known: Customer | None) -> Checked:
     if tool not in SIDE_EFFECT_TOOLS:
         return Checked(refusal=f"{tool!r} is not an action with side effects")
     if "_unparsed" in arguments:
         return Checked(refusal="the arguments are not a JSON object")
-    found = backend.lookup_customer(customer)
+    found = known if known is not None and known.email.lower() == customer.lower() else backend.lookup_customer(customer)
     tier = found.tier if found else None
     if tool == "issue_refund":
         order = backend.lookup_order(str(arguments.get("order_id", "")))

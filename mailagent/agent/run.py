@@ -10,9 +10,11 @@ become a result with an error, never an exception: the conversation is held with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,6 @@ from agents import (
     trace,
 )
 from pydantic import BaseModel
-from sqlmodel import select
 
 from mailagent.actions.backends import make_backend
 from mailagent.actions.execute import OutcomeUnknown
@@ -39,8 +40,7 @@ from mailagent.agent.input import Turn, compose_input
 from mailagent.agent.providers import model_for_run, model_name
 from mailagent.agent.support import ReplyDraft, build
 from mailagent.config import Settings
-from mailagent.store import db
-from mailagent.store.models import Action, ActionState
+from mailagent.store import db, tickets
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,28 @@ def _context(settings: Settings, request: DraftRequest) -> AgentContext:
 
 async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
     """A new run for the customer's latest turn."""
-    tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+    async with _traced(settings):
+        return await _draft(settings, request)
+
+
+async def resume(settings: Settings, request: DraftRequest, run_state: str,
+                 verdicts: Mapping[str, Verdict]) -> DraftResult:
+    """Continue a paused run with each proposal's verdict; approved tools run now, once."""
+    async with _traced(settings):
+        return await _resume(settings, request, run_state, verdicts)
+
+
+@contextlib.asynccontextmanager
+async def _traced(settings: Settings) -> AsyncIterator[None]:
+    """The run's trace is kept in memory, then written in a thread when the run ends."""
+    processor = tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(processor.persist)
+
+
+async def _draft(settings: Settings, request: DraftRequest) -> DraftResult:
     with trace("draft_reply", group_id=str(request.conversation_id)) as run_trace:
         verdict = guardrails.check_injection(
             body=request.latest, subject=request.subject, hidden_html=request.hidden_text,
@@ -165,10 +186,8 @@ async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
         return await _run(settings, request, _context(settings, request), input_text, run_trace.trace_id)
 
 
-async def resume(settings: Settings, request: DraftRequest, run_state: str,
-                 verdicts: Mapping[str, Verdict]) -> DraftResult:
-    """Continue a paused run with each proposal's verdict; approved tools run now, once."""
-    tracing.install(settings.database.url, export_to_openai=settings.tracing.export_to_openai)
+async def _resume(settings: Settings, request: DraftRequest, run_state: str,
+                  verdicts: Mapping[str, Verdict]) -> DraftResult:
     with trace("resume_draft", group_id=str(request.conversation_id)) as run_trace:
         context = _context(settings, request)
         agent, _ = build(settings, request.mailbox_address)
@@ -220,7 +239,9 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
         saved = run.to_state().to_string(context_serializer=lambda c: c.saved())
         return result(None, usage=counts, proposals=proposals, run_state=saved)
     output: ReplyDraft = run.final_output.normalized()
-    issues = guardrails.check_output(output.reply, executed_actions=executed_actions(settings, request.draft_id),
+    # A fresh run pauses before any side effect runs; only a resumed run can have executed some.
+    executed = [] if isinstance(start, str) else executed_actions(settings, request.draft_id)
+    issues = guardrails.check_output(output.reply, executed_actions=executed,
                                      allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest)
     with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
         pass
@@ -231,5 +252,5 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
 def executed_actions(settings: Settings, draft_id: int) -> list[guardrails.ExecutedAction]:
     """What really ran for a draft: the output check holds replies that claim anything else."""
     with db.reading(settings.database.url) as s:
-        rows = s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)).all()
+        rows = tickets.executed(s, draft_id)
     return [guardrails.ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

@@ -1,7 +1,9 @@
 """Agent traces kept in our own database, redacted, and exported nowhere unless configured.
 
-The Agents SDK calls a processor synchronously on the run's hot path, so spans are only collected
-in memory and the whole trace is written in one transaction when it ends."""
+The Agents SDK calls a processor synchronously on the run's hot path (on the event loop that runs
+many agent runs), so spans are only collected in memory, as plain rows; when the trace ends they
+wait for `persist`, which the run awaits in a thread: one transaction per trace, never a blocking
+write on the loop."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from agents.tracing import Span, Trace, TracingProcessor
 
 from mailagent.redact import redact_data
 from mailagent.store import db
-from mailagent.store.models import SpanRecord, TraceRecord
+from mailagent.store.models import SpanRecord, TraceRecord, now
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,11 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _columns(record: TraceRecord | SpanRecord) -> dict[str, Any]:
-    return {column.name: getattr(record, column.name) for column in record.__table__.columns}  # type: ignore[attr-defined]
-
-
 class DatabaseTraceProcessor(TracingProcessor):
     def __init__(self, url: str) -> None:
         self.url = url
-        self._spans: dict[str, list[SpanRecord]] = {}
+        self._spans: dict[str, list[dict[str, Any]]] = {}
+        self._ended: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
 
     def on_trace_start(self, trace: Trace) -> None:
@@ -44,34 +43,44 @@ class DatabaseTraceProcessor(TracingProcessor):
     def on_span_end(self, span: Span[Any]) -> None:
         exported = span.export() or {}
         data = redact_data(exported.get("span_data") or {})
-        record = SpanRecord(
-            id=span.span_id, trace_id=span.trace_id, parent_id=span.parent_id,
-            kind=str(data.get("type", "")), name=str(data.get("name", "")),
-            started_at=_when(span.started_at), ended_at=_when(span.ended_at), data=data,
-            error=redact_data(span.error) if span.error else None,
-        )
+        row = {"id": span.span_id, "trace_id": span.trace_id, "parent_id": span.parent_id,
+               "kind": str(data.get("type", "")), "name": str(data.get("name", "")),
+               "started_at": _when(span.started_at), "ended_at": _when(span.ended_at), "data": data,
+               "error": redact_data(span.error) if span.error else None}
         with self._lock:
-            self._spans.setdefault(span.trace_id, []).append(record)
+            self._spans.setdefault(span.trace_id, []).append(row)
 
     def on_trace_end(self, trace: Trace) -> None:
         with self._lock:
             spans = self._spans.pop(trace.trace_id, [])
         exported = trace.export() or {}
-        record = TraceRecord(id=trace.trace_id, workflow=exported.get("workflow_name") or "",
-                             group_id=exported.get("group_id"), meta=redact_data(exported.get("metadata") or {}))
-        if spans:
-            record.started_at = min((s.started_at for s in spans if s.started_at), default=record.started_at)
-            record.ended_at = max((s.ended_at for s in spans if s.ended_at), default=None)
+        starts = [s["started_at"] for s in spans if s["started_at"]]
+        ends = [s["ended_at"] for s in spans if s["ended_at"]]
+        row = {"id": trace.trace_id, "workflow": exported.get("workflow_name") or "",
+               "group_id": exported.get("group_id"), "meta": redact_data(exported.get("metadata") or {}),
+               "started_at": min(starts) if starts else now(), "ended_at": max(ends) if ends else None}
+        with self._lock:
+            self._ended[trace.trace_id] = (row, spans)
+
+    def persist(self) -> None:
+        """Write the traces that ended, in one transaction (called off the event loop; runs that
+        end together write together)."""
+        with self._lock:
+            ended, self._ended = list(self._ended.values()), {}
+        if not ended:
+            return
         try:
             with db.session(self.url) as s:
-                s.execute(db.insert(s, TraceRecord).values(**_columns(record)).on_conflict_do_nothing())
+                s.execute(db.insert(s, TraceRecord).on_conflict_do_nothing(), [row for row, _ in ended])
+                spans = [span for _, rows in ended for span in rows]
                 if spans:
-                    s.execute(db.insert(s, SpanRecord).on_conflict_do_nothing(), [_columns(sp) for sp in spans])
+                    s.execute(db.insert(s, SpanRecord).on_conflict_do_nothing(), spans)
         except Exception:  # noqa: BLE001 - a lost trace must never fail the customer's reply
-            log.exception("could not store trace %s", trace.trace_id)
+            log.exception("could not store %d trace(s)", len(ended))
 
     def shutdown(self) -> None:
         self._spans.clear()
+        self._ended.clear()
 
     def force_flush(self) -> None:
         pass

@@ -15,6 +15,7 @@ from mailagent.cli import (
     classifiers,
     drafts,
     evals,
+    helpdesk,
     knowledge,
     mail,
     policy,
@@ -23,7 +24,7 @@ from mailagent.cli import (
 )
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, evals, classifiers, replay, admin)
+GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, evals, classifiers, replay, admin)
 
 
 def parser() -> argparse.ArgumentParser:

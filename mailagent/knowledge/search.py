@@ -19,13 +19,14 @@ and a long email scores lower than a short question on the same topic (its other
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from itertools import accumulate
@@ -102,10 +103,16 @@ class Hit:
     title: str
     locale: str
     score: float                # 0..1, see the module docstring
-    snippet: str                # the ~300 characters of the body that match the query best
     body: str
     tags: tuple[str, ...]
     intent: str = ""
+    _snippet: Callable[[], str] = field(default=lambda: "", repr=False, compare=False)
+
+    @property
+    def snippet(self) -> str:
+        """The ~300 characters of the body that match the query best (computed when asked for:
+        the agent's tool reads whole articles)."""
+        return self._snippet()
 
 
 def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -> list[Hit]:
@@ -127,7 +134,8 @@ def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -
 
     best = sorted((row for row in rows if scores[row.id] > 0), key=rank)[:limit]
     return [Hit(id=row.id, title=row.title, locale=row.locale, score=scores[row.id], body=row.body,
-                tags=tuple(row.tags), snippet=articles[row.id].snippet(weights), intent=row.intent) for row in best]
+                tags=tuple(row.tags), intent=row.intent,
+                _snippet=functools.partial(articles[row.id].snippet, weights)) for row in best]
 
 
 def _score(articles: Mapping[str, _Analyzed], terms: list[str],

@@ -98,6 +98,12 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def parse(raw: bytes) -> ParsedMail:
+    return parse_tree(raw)[0]
+
+
+def parse_tree(raw: bytes) -> tuple[ParsedMail, Message]:
+    """The parse, and the compat32 tree it was read from (loop detection reads the same tree,
+    so a message is parsed once)."""
     if not raw.strip():
         raise ParseError("empty message")
     defects: list[str] = []
@@ -125,7 +131,7 @@ def parse(raw: bytes) -> ParsedMail:
         signature=reply.signature,
         attachments=tuple(body.attachments),
         defects=tuple(dict.fromkeys(defects)),
-    )
+    ), message
 
 
 def _read(raw: bytes, defects: list[str]) -> Message:

@@ -1,22 +1,23 @@
 """From a stored message to a classified message in its conversation.
 
-The expensive part, the full MIME parse, runs before the transaction; the short transaction then
-records the result, the verdict on automated mail and the thread. A message that cannot be
-parsed keeps its error and is threaded all the same, so a human sees it.
+`inspect` is the pure part: the message is parsed once, and loop detection, the envelope and the
+mailbox it was sent to are all read from that one parse. It runs before the transaction; the
+short transaction then records the result and the thread. A message that cannot be parsed keeps
+its error and is threaded all the same (from its header block), so a human sees it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from email import message_from_bytes
-from email.policy import compat32
+from datetime import datetime, timedelta
+from typing import Any
 
 from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.headers import envelope, first_address, read_headers
-from mailagent.mail.parse import ParsedMail, parse
+from mailagent.mail.parse import ParsedMail, parse_tree
 from mailagent.pipeline import threads
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, now
@@ -30,14 +31,48 @@ class Processed:
     conversation: Conversation
 
 
-def _mailbox_for(settings: Settings, raw: bytes, parsed: ParsedMail | None) -> str | None:
-    """Which configured mailbox a piped or imported message was sent to."""
-    headers = read_headers(raw)
-    candidates = [first_address(headers.get(h))[1] for h in ("Delivered-To", "X-Original-To")]
+@dataclass(frozen=True)
+class Inspection:
+    """What one parse of a message says, ready to be stored on its row."""
+
+    from_name: str
+    from_addr: str
+    reply_to: str
+    subject: str
+    sent_at: datetime | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    kind: str
+    kind_reason: str
+    parsed: ParsedMail | None
+    parse_error: str | None
+    mailbox: str | None                  # the configured mailbox it was sent to, if the headers say
+
+
+def inspect(raw: bytes, *, own_addresses: Collection[str], mailboxes: Mapping[str, str]) -> Inspection:
+    """Parse once, classify, and read the envelope. `mailboxes` maps our addresses to mailbox
+    names (for mail piped or imported without one)."""
+    try:
+        parsed, tree = parse_tree(raw)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never raised
+        parsed, error = None, f"{type(exc).__name__}: {exc}"
+        tree = read_headers(raw)
+    verdict = loops.classify(tree, own_addresses=own_addresses)
+    candidates = [first_address(tree.get(h))[1] for h in ("Delivered-To", "X-Original-To")]
     if parsed is not None:
         candidates += [*parsed.to, *parsed.cc]
-    by_address = {m.address: name for name, m in settings.mailboxes.items()}
-    return next((by_address[a] for a in candidates if a in by_address), None)
+        fields: dict[str, Any] = dict(
+            from_name=parsed.from_name, from_addr=parsed.from_addr,
+            reply_to=parsed.reply_to[0] if parsed.reply_to else "", subject=parsed.subject, sent_at=parsed.date,
+            in_reply_to=parsed.in_reply_to, references=parsed.references)
+    else:
+        env = envelope(raw)
+        fields = dict(from_name=env.from_name, from_addr=env.from_addr, reply_to=env.reply_to, subject=env.subject,
+                      sent_at=env.date, in_reply_to=env.in_reply_to, references=env.references)
+    mailbox = next((mailboxes[a] for a in candidates if a in mailboxes), None)
+    return Inspection(**fields, kind=verdict.kind.value, kind_reason=verdict.reason, parsed=parsed,
+                      parse_error=error, mailbox=mailbox)
 
 
 def process(settings: Settings, message_id: int) -> Processed | None:
@@ -48,31 +83,32 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         if msg is None or msg.state != MessageState.STORED:
             return None
         raw = msg.raw
-    parsed: ParsedMail | None
-    try:
-        parsed, error = parse(raw), None
-    except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never raised
-        parsed, error = None, f"{type(exc).__name__}: {exc}"
-        log.warning("message %s could not be parsed: %s", message_id, error)
-    verdict = loops.classify(message_from_bytes(raw, policy=compat32), own_addresses=settings.own_addresses)
+    found = inspect(raw, own_addresses=settings.own_addresses,
+                    mailboxes={m.address: name for name, m in settings.mailboxes.items()})
+    if found.parse_error:
+        log.warning("message %s could not be parsed: %s", message_id, found.parse_error)
     window = timedelta(days=settings.ingest.subject_window_days)
-    env = envelope(raw)
     with db.session(url) as s:
         db.lock(s, "threading")   # first: threading may update other messages' rows too
         msg = s.get(Message, message_id, with_for_update=True)
         if msg is None or msg.state != MessageState.STORED:
             return None
-        msg.from_name, msg.from_addr, msg.reply_to, msg.subject = env.from_name, env.from_addr, env.reply_to, env.subject
-        msg.sent_at, msg.in_reply_to, msg.references = env.date, list(env.in_reply_to), list(env.references)
-        if parsed is not None:
-            msg.text, msg.reply_text, msg.hidden_text = parsed.text, parsed.reply_text, parsed.hidden_text
-            msg.quoted_text, msg.signature = parsed.quoted_text, parsed.signature
-            msg.attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                               for a in parsed.attachments]
-            msg.defects = list(parsed.defects)
-        msg.parse_error = error
-        msg.kind, msg.kind_reason = verdict.kind.value, verdict.reason
-        msg.mailbox = msg.mailbox or _mailbox_for(settings, raw, parsed)
+        _record(msg, found)
         conversation = threads.assign(s, msg, window)
         msg.state, msg.processed_at = MessageState.PROCESSED, now()
         return Processed(msg, conversation)
+
+
+def _record(msg: Message, found: Inspection) -> None:
+    msg.from_name, msg.from_addr, msg.reply_to, msg.subject = found.from_name, found.from_addr, found.reply_to, \
+        found.subject
+    msg.sent_at, msg.in_reply_to, msg.references = found.sent_at, list(found.in_reply_to), list(found.references)
+    if (parsed := found.parsed) is not None:
+        msg.text, msg.reply_text, msg.hidden_text = parsed.text, parsed.reply_text, parsed.hidden_text
+        msg.quoted_text, msg.signature = parsed.quoted_text, parsed.signature
+        msg.attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                           for a in parsed.attachments]
+        msg.defects = list(parsed.defects)
+    msg.parse_error = found.parse_error
+    msg.kind, msg.kind_reason = found.kind, found.kind_reason
+    msg.mailbox = msg.mailbox or found.mailbox

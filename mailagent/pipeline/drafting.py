@@ -1,49 +1,61 @@
-"""From a customer turn to a decided draft, and from a rep's verdict to the outbox.
+"""From a customer turn to a decided draft: claim, read the ticket once, run the agent, then pause
+on proposed actions or decide.
 
-One draft per customer turn: the draft row is created first (unique per conversation and
-message), the agent runs outside any transaction, then the decision is taken in one transaction
-that first checks the turn is still the newest. A message that arrived meanwhile supersedes the
-draft and asks for a redraft, so a conversation never gets two replies to one state of it.
+One draft per customer turn. A worker claims the turn's draft with a lease that it renews while
+the agent runs: a redelivered message or the sweeper takes the draft over at once when its holder
+died, and never while it lives. The agent runs outside any transaction, as a coroutine, so one
+worker process keeps many runs in flight on one event loop. The decision is one transaction that
+first checks the turn is still the newest: a message that arrived meanwhile supersedes the draft
+and asks for a redraft, so a conversation never gets two replies to one state of it. A draft that
+keeps failing ends held for a person, with the error, after `[worker] max_attempts` claims.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass, replace
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from uuid import uuid4
+from typing import TypeVar
 
-from sqlalchemy import func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailagent.actions import proposals
-from mailagent.actions.backends import make_backend
-from mailagent.actions.backends.base import BackendError
+from mailagent.actions.backends import BackendError, Customer, make_backend
 from mailagent.actions.execute import OutcomeUnknown
 from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
-from mailagent.pipeline import outbox
-from mailagent.policy import Decision, current_policy, decide
-from mailagent.policy.facts import Facts, ProposedAction
-from mailagent.store import audit, db
+from mailagent.pipeline import decide, outbox
+from mailagent.policy import Decision, current_policy
+from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
     Action,
     ActionState,
-    Conversation,
     Draft,
     DraftState,
     Message,
-    MessageState,
-    Outbound,
     SpanRecord,
     now,
 )
+from mailagent.store.tickets import Ticket
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+RENEW_EVERY = 3              # renewals per lease period
+
+# What the agent is told of an action a person did not approve. The rep's reason is internal: it
+# is kept in the audit log and never reaches the model, so it cannot reach the customer.
+NOT_APPROVED = ("This action was not approved by the support team and did not happen. Do not say or imply "
+                "that it was done; tell the customer a colleague will follow up.")
+
 
 class Step(StrEnum):
     NOTHING = "nothing"        # no turn to answer, or it is answered or being answered
@@ -57,260 +69,186 @@ class Outcome:
     step: Step
     draft_id: int | None = None
     outbound_id: int | None = None
-    decision: str | None = None         # when DECIDED: send | hold | escalate | ignore, and by which rule
+    decision: str | None = None         # when DECIDED: the state and the deciding rule
 
 
-def latest_turn(s: Session, conversation_id: int) -> Message | None:
-    return s.exec(
-        select(Message).where(Message.conversation_id == conversation_id, Message.state == MessageState.PROCESSED)
-        .order_by(col(Message.id).desc())
-    ).first()
+# --- entry points -------------------------------------------------------------------------------
+
+async def draft_reply(settings: Settings, conversation_id: int) -> Outcome:
+    """Draft the reply to the conversation's newest turn and apply the policy's decision."""
+    owner = _owner()
+    claimed = await _write(settings, lambda s: tickets.claim_new(s, conversation_id, owner, _lease(settings)))
+    return Outcome(Step.NOTHING) if claimed is None else await _work(settings, owner, *claimed)
 
 
-@dataclass(frozen=True)
-class Started:
-    draft_id: int
-    request: DraftRequest
-    turn: Message
-    resume: bool = False       # a paused run whose worker died mid-resume: continue it
+async def resume_draft(settings: Settings, draft_id: int) -> Outcome:
+    """Continue a paused run once every proposal is decided; a duplicate call does nothing."""
+    owner = _owner()
+    claimed = await _write(settings, lambda s: tickets.claim_resume(s, draft_id, owner, _lease(settings)))
+    return Outcome(Step.NOTHING, draft_id) if claimed is None else await _work(settings, owner, *claimed)
 
 
-def _start(settings: Settings, conversation_id: int) -> Started | None:
-    """Create (or take over a stale) draft for the newest turn; None if there is nothing to do.
-    What the agent needs is read first, in a transaction that does not hold the writers' lock."""
-    stale = now() - timedelta(seconds=settings.clock.stuck_after_seconds)
-    with db.reading(settings.database.url) as s:
-        conversation = s.get(Conversation, conversation_id)
-        turn = latest_turn(s, conversation_id) if conversation else None
-        if conversation is None or turn is None:
-            return None
-        existing = s.exec(select(Draft).where(Draft.conversation_id == conversation_id,
-                                              Draft.message_id == turn.id)).first()
-        request = _request(s, settings, conversation, turn, 0)
-    if existing is not None and existing.state != DraftState.DRAFTING:
+def draft_reply_sync(settings: Settings, conversation_id: int) -> Outcome:
+    """`draft_reply` for callers without an event loop (one command, tests)."""
+    return asyncio.run(draft_reply(settings, conversation_id))
+
+
+def resume_draft_sync(settings: Settings, draft_id: int) -> Outcome:
+    return asyncio.run(resume_draft(settings, draft_id))
+
+
+# --- the work on a claimed draft ----------------------------------------------------------------
+
+async def _work(settings: Settings, owner: str, draft_id: int, attempts: int) -> Outcome:
+    ticket = await _read(settings, lambda s: tickets.load(s, draft_id, attempts))
+    if attempts > settings.worker.max_attempts:
+        return await asyncio.to_thread(_give_up, settings, ticket, owner)
+    async with _holding(settings, draft_id, owner):
+        customer = await asyncio.to_thread(find_customer, settings, ticket.customer_addr)
+        request = build_request(settings, ticket, customer)
+        result = await _run(settings, ticket, request, owner)
+        while result is not None and result.proposals:
+            if not await asyncio.to_thread(_pause, settings, ticket, owner, customer, result):
+                return Outcome(Step.WAITING, draft_id)
+            # The policy decided every proposal: continue at once, with the verdicts just stored.
+            ticket = await _read(settings, lambda s: tickets.load(s, draft_id, attempts))
+            result = await _run(settings, ticket, request, owner)
+        return await asyncio.to_thread(_decide, settings, ticket, owner, customer, result)
+
+
+async def _run(settings: Settings, ticket: Ticket, request: DraftRequest, owner: str) -> DraftResult | None:
+    """The agent's run, or its continuation; None when there is nothing for a model to read."""
+    if ticket.run_state:
+        verdicts = {call: Verdict(v.approved, "" if v.approved else NOT_APPROVED) for call, v in ticket.verdicts.items()}
+        try:
+            return await resume(settings, request, ticket.run_state, verdicts)
+        except OutcomeUnknown:
+            # The backend did not answer: hand the draft back, to be resumed later with the
+            # same idempotency keys (the sweeper finds it), and let the caller know.
+            await _write(settings, lambda s: tickets.release(s, ticket.draft_id, owner, DraftState.WAITING))
+            raise
+    if not ticket.answerable:
         return None
-    with db.session(settings.database.url) as s:
-        if existing is None:
-            row = Draft(conversation_id=conversation_id, message_id=turn.id)
-            s.add(row)
-            s.flush()
-        elif s.execute(
-            update(Draft).where(Draft.id == existing.id, Draft.state == DraftState.DRAFTING, Draft.started_at < stale)
-            .values(started_at=now(), state=DraftState.WAITING if existing.run_state else DraftState.DRAFTING)
-        ).rowcount:
-            row = existing                  # the worker drafting it died: take over
-        else:
-            return None
-        assert row.id is not None
-        return Started(row.id, replace(request, draft_id=row.id), turn, bool(existing and existing.run_state))
+    return await draft(settings, request)
 
 
-def _request(s: Session, settings: Settings, conversation: Conversation, turn: Message, draft_id: int) -> DraftRequest:
-    earlier = s.exec(select(Message).where(Message.conversation_id == conversation.id, Message.id != turn.id,
-                                           Message.kind == "normal")).all()
-    sent = s.exec(select(Outbound).where(Outbound.conversation_id == conversation.id)).all()
-    history = sorted([Turn("customer", m.received_at, m.reply_text or m.text) for m in earlier]
-                     + [Turn("us", o.created_at, o.body_text) for o in sent], key=lambda t: t.at)
-    mailbox = settings.mailboxes.get(conversation.mailbox or "")
+def find_customer(settings: Settings, address: str) -> Customer | None:
+    """What the backend knows of the customer of record (plan, tier), once per ticket."""
+    try:
+        return make_backend(settings).lookup_customer(address)
+    except BackendError as exc:
+        log.warning("customer lookup failed: %s", exc)
+        return None
+
+
+def build_request(settings: Settings, ticket: Ticket, customer: Customer | None) -> DraftRequest:
+    mailbox = settings.mailboxes.get(ticket.mailbox or "")
+    details = {}
+    if customer is not None:
+        details = {"tier": customer.tier, "name": customer.name, "company": customer.company,
+                   "plans": ", ".join(f"{sub.plan} ({sub.status})" for sub in customer.subscriptions)}
     return DraftRequest(
-        conversation_id=conversation.id or 0, draft_id=draft_id, mailbox_address=mailbox.address if mailbox else "",
-        customer_name=turn.from_name, customer_addr=conversation.customer_addr, subject=turn.subject,
-        latest=turn.reply_text or turn.text, hidden_text=turn.hidden_text, quoted_text=turn.quoted_text,
-        attachment_names=tuple(a.get("filename") or "" for a in turn.attachments), history=tuple(history[-10:]),
+        conversation_id=ticket.conversation_id, draft_id=ticket.draft_id,
+        mailbox_address=mailbox.address if mailbox else "", customer_name=ticket.from_name,
+        customer_addr=ticket.customer_addr, subject=ticket.subject, latest=ticket.text,
+        hidden_text=ticket.hidden_text, quoted_text=ticket.quoted_text, attachment_names=ticket.attachment_names,
+        history=tuple(Turn(h.who, h.at, h.text) for h in ticket.history),
+        customer_details={k: v for k, v in details.items() if v},
     )
 
 
-def _with_customer(settings: Settings, request: DraftRequest) -> DraftRequest:
-    """What the backend knows of the customer (plan, tier): for the agent, and for the policy."""
-    try:
-        customer = make_backend(settings).lookup_customer(request.customer_addr)
-    except BackendError as exc:
-        log.warning("customer lookup failed: %s", exc)
-        return request
-    if customer is None:
-        return request
-    details = {"tier": customer.tier, "name": customer.name, "company": customer.company,
-               "plans": ", ".join(f"{sub.plan} ({sub.status})" for sub in customer.subscriptions)}
-    return replace(request, customer_details={k: v for k, v in details.items() if v})
-
-
-def draft_reply(settings: Settings, conversation_id: int) -> Outcome:
-    """Draft the reply to the conversation's newest turn and apply the policy's decision."""
-    try:
-        started = _start(settings, conversation_id)
-    except IntegrityError:
-        return Outcome(Step.NOTHING)        # another worker created the draft a moment ago
-    if started is None:
-        return Outcome(Step.NOTHING)
-    if started.resume:
-        return resume_draft(settings, started.draft_id)
-    request = _with_customer(settings, started.request)
-    turn = started.turn
-    if turn.kind != "normal" or turn.parse_error:
-        result = None                       # nothing for a model to read, or nothing to answer
-    else:
-        result = asyncio.run(draft(settings, request))
-    return _advance(settings, request, result)
-
-
-def resume_draft(settings: Settings, draft_id: int) -> Outcome:
-    """Continue a paused run once every proposal is decided; a duplicate call does nothing."""
-    claimed = _claim_resume(settings, draft_id)
-    if claimed is None:
-        return Outcome(Step.NOTHING, draft_id)
-    request, run_state, verdicts = claimed
-    request = _with_customer(settings, request)
-    return _advance(settings, request, _resume(settings, request, run_state, verdicts))
-
-
-def _resume(settings: Settings, request: DraftRequest, run_state: str, verdicts: dict[str, Verdict]) -> DraftResult:
-    """Run a claimed draft on; if the backend did not answer, hand the draft back (`waiting`) so
-    the step is tried again later with the same idempotency keys."""
-    try:
-        return asyncio.run(resume(settings, request, run_state, verdicts))
-    except OutcomeUnknown:
-        with db.session(settings.database.url) as s:
-            s.execute(update(Draft).where(Draft.id == request.draft_id, Draft.state == DraftState.DRAFTING)
-                      .values(state=DraftState.WAITING))
-        raise
-
-
-def _advance(settings: Settings, request: DraftRequest, result: DraftResult | None) -> Outcome:
-    """After a run: pause on proposals (resuming at once when the policy decided them all), or
-    decide the draft."""
-    while result is not None and result.proposals:
-        if not _pause(settings, request, result):
-            return Outcome(Step.WAITING, request.draft_id)
-        claimed = _claim_resume(settings, request.draft_id)
-        if claimed is None:
-            return Outcome(Step.NOTHING, request.draft_id)
-        _, run_state, verdicts = claimed
-        result = _resume(settings, request, run_state, verdicts)
-    return _decide(settings, request, result)
-
-
-def _pause(settings: Settings, request: DraftRequest, result: DraftResult) -> bool:
-    """Store the proposals and the paused run; True when all of them are already decided.
+def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None, result: DraftResult) -> bool:
+    """Store the proposals and the paused run; True when the policy already decided all of them.
     The facts are checked with the backend first, outside the transaction."""
     policy = current_policy(settings)
     backend = make_backend(settings)
-    checked = [proposals.check(backend, request.customer_addr, p.tool, p.arguments) for p in result.proposals]
+    checked = [proposals.check(backend, ticket.customer_addr, p.tool, p.arguments, known=customer)
+               for p in result.proposals]
     with db.session(settings.database.url) as s:
-        row = s.get(Draft, request.draft_id)
-        assert row is not None
-        db.lock(s, f"conversation:{row.conversation_id}")
-        s.refresh(row)
+        row = _locked(s, ticket, owner)
+        if row is None:
+            return False                                    # another worker took the draft over
         _record(row, result)
         actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts)
                    for p, facts in zip(result.proposals, checked, strict=True)]
-        row.run_state, row.state = result.run_state, DraftState.WAITING
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
+        row.run_state, row.state, row.lease_owner, row.lease_until = result.run_state, DraftState.WAITING, None, None
         row.reasons = [f"action {a.id} ({a.tool}) waits for a rep" for a in waiting]
-        return not waiting
+        if waiting:
+            return False
+        row.state = DraftState.DRAFTING                     # resumed at once, still ours
+        row.lease_owner, row.lease_until = owner, now() + _lease(settings)
+        return True
 
 
-def _claim_resume(settings: Settings, draft_id: int) -> tuple[DraftRequest, str, dict[str, Verdict]] | None:
-    with db.session(settings.database.url) as s:
-        row = s.get(Draft, draft_id)
-        if row is None or row.state != DraftState.WAITING or not row.run_state:
-            return None
-        actions = s.exec(select(Action).where(Action.draft_id == draft_id)).all()
-        if any(a.state == ActionState.PROPOSED for a in actions):
-            return None
-        claimed = s.execute(update(Draft).where(Draft.id == draft_id, Draft.state == DraftState.WAITING)
-                            .values(state=DraftState.DRAFTING, started_at=now())).rowcount
-        conversation, turn = s.get(Conversation, row.conversation_id), s.get(Message, row.message_id)
-        if not claimed or conversation is None or turn is None:
-            return None
-        verdicts = {a.call_id: Verdict(a.state != ActionState.REJECTED,
-                                       f"Not approved ({a.decided_by}): {'; '.join(a.reasons)}")
-                    for a in actions}
-        return _request(s, settings, conversation, turn, draft_id), row.run_state, verdicts
-
-
-def _facts(s: Session, conversation: Conversation, turn: Message, row: Draft, request: DraftRequest,
-           result: DraftResult | None) -> Facts:
-    output = result.draft if result else None
-    flags = list(result.flags if result else ())
-    if turn.parse_error:
-        flags.append("parse_error")
-    if result and result.escalations:
-        flags.append("agent_escalated")
-    day_ago = now() - timedelta(days=1)
-    automatic = select(func.count()).select_from(Outbound).where(col(Outbound.approved_by).is_(None))
-    earlier_conversations = s.exec(select(func.count()).select_from(Conversation).where(
-        Conversation.customer_addr == conversation.customer_addr, Conversation.id != conversation.id)).one()
-    earlier_messages = s.exec(select(func.count()).select_from(Message).where(
-        Message.conversation_id == conversation.id, Message.id != turn.id)).one()
-    actions = s.exec(select(Action).where(Action.draft_id == row.id)).all()
-    return Facts(
-        channel="email", mailbox=conversation.mailbox, kind=turn.kind or "normal",
-        intent=output.intent if output else "other", language=output.language if output else "",
-        confidence=output.confidence if output else 0.0,
-        needs_human=(output.needs_human if output else True) or bool(result and result.escalations),
-        actions=tuple(ProposedAction(a.tool, a.arguments, a.amount, a.currency,
-                                     approved_by_rep=_by_rep(a.decided_by), executed=a.state == ActionState.EXECUTED)
-                      for a in actions),
-        customer_tier=request.customer_details.get("tier"),
-        customer_domain=conversation.customer_addr.rpartition("@")[2], has_attachments=bool(turn.attachments),
-        first_contact=earlier_conversations == 0 and earlier_messages == 0, flags=tuple(flags),
-        taken_over=conversation.taken_by is not None, at=now(),
-        auto_sends_customer_today=s.exec(automatic.join(Conversation).where(
-            Conversation.customer_addr == conversation.customer_addr, Outbound.created_at >= day_ago)).one(),
-        auto_sends_conversation=s.exec(automatic.where(Outbound.conversation_id == conversation.id)).one(),
-    )
-
-
-def _by_rep(decided_by: str | None) -> bool:
-    return bool(decided_by) and not decided_by.startswith(("policy:", "system"))  # type: ignore[union-attr]
-
-
-_STATE = {"send": DraftState.SENT, "hold": DraftState.HELD, "escalate": DraftState.ESCALATED,
-          "ignore": DraftState.IGNORED}
-
-
-def _decide(settings: Settings, request: DraftRequest, result: DraftResult | None) -> Outcome:
+def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None,
+            result: DraftResult | None) -> Outcome:
     policy = current_policy(settings)
-    draft_id = request.draft_id
     with db.session(settings.database.url) as s:
-        row = s.get(Draft, draft_id)
-        assert row is not None
-        db.lock(s, f"conversation:{row.conversation_id}")
-        s.refresh(row)
-        if row.state != DraftState.DRAFTING:
-            return Outcome(Step.NOTHING, draft_id)            # decided by a duplicate run
-        conversation = s.get(Conversation, row.conversation_id)
-        turn = s.get(Message, row.message_id)
-        newest = latest_turn(s, row.conversation_id)
-        assert conversation is not None and turn is not None and newest is not None
+        row = _locked(s, ticket, owner)
+        if row is None:
+            return Outcome(Step.NOTHING, ticket.draft_id)      # decided by another worker meanwhile
         if result is not None:
             _record(row, result)
-        row.run_state = None
-        if newest.id != turn.id:
+        row.run_state, row.lease_owner, row.lease_until = None, None, None
+        newest = tickets.newest_turn(s, ticket.conversation_id)
+        if newest is not None and newest.id != ticket.message_id:
             row.state, row.decided_at = DraftState.SUPERSEDED, now()
             row.reasons = [f"message {newest.id} arrived while drafting: drafting again"]
-            return Outcome(Step.REDRAFT, draft_id)
-        facts = _facts(s, conversation, turn, row, request, result)
-        decision = decide(policy, facts)
-        if decision.decision == "send" and not row.text.strip():
-            decision = Decision("hold", "invariant: nothing to send", (*decision.reasons, "held: the draft is empty"))
-        row.decision, row.rule, row.reasons, row.shadow = decision.decision, decision.rule, list(decision.reasons), decision.shadow
-        row.facts, row.decided_at, row.policy_version = facts.to_dict(), now(), policy.version
-        row.flags = list(facts.flags)
-        row.state = _STATE[decision.decision] if not decision.shadow else DraftState.HELD
-        _supersede_older(s, row)
-        outbound_id = None
-        if row.state == DraftState.SENT:
-            outbound_id = outbox.queue_reply(s, settings, conversation, turn, row.text, approved_by=None).id
-            row.outbound_id = outbound_id
-        if row.trace_id:
-            s.add(SpanRecord(id=f"policy_{row.id}_{uuid4().hex[:8]}", trace_id=row.trace_id, kind="policy",
-                             name=decision.rule, started_at=now(), ended_at=now(),
-                             data={"decision": decision.decision, "shadow": decision.shadow,
-                                   "rule": decision.rule, "reasons": list(decision.reasons),
-                                   "policy_version": policy.version}))
-        log.info("draft %s: %s by %s", draft_id, decision.decision, decision.rule)
-        return Outcome(Step.DECIDED, draft_id, outbound_id, f"{row.state} ({decision.rule})")
+            return Outcome(Step.REDRAFT, ticket.draft_id)
+        facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now())
+        decision = decide.verdict(policy, facts, row.text)
+        outbound_id = _apply(s, settings, row, ticket, decision, facts.to_dict(), policy.version)
+        return Outcome(Step.DECIDED, ticket.draft_id, outbound_id, f"{row.state} ({decision.rule})")
+
+
+def _give_up(settings: Settings, ticket: Ticket, owner: str) -> Outcome:
+    """Too many claims ended without a decision: hold it for a person, with the reason."""
+    with db.session(settings.database.url) as s:
+        row = _locked(s, ticket, owner)
+        if row is None:
+            return Outcome(Step.NOTHING, ticket.draft_id)
+        row.run_state, row.lease_owner, row.lease_until = None, None, None
+        reason = f"drafting failed {ticket.attempts - 1} times: a person must answer ({row.error or 'see the logs'})"
+        decision = Decision("hold", "invariant: drafting keeps failing", (reason,))
+        row.flags = [*row.flags, "drafting_failed"]
+        _apply(s, settings, row, ticket, decision, {}, current_policy(settings).version)
+        log.error("draft %s: %s", ticket.draft_id, reason)
+        return Outcome(Step.DECIDED, ticket.draft_id, None, f"{row.state} ({decision.rule})")
+
+
+def _locked(s: Session, ticket: Ticket, owner: str) -> Draft | None:
+    """The draft, under the conversation's lock, if this worker still holds it."""
+    db.lock(s, f"conversation:{ticket.conversation_id}")
+    row = s.get(Draft, ticket.draft_id, populate_existing=True)
+    if row is None or row.state != DraftState.DRAFTING or row.lease_owner != owner:
+        return None
+    return row
+
+
+def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision: Decision,
+           facts: dict[str, object], policy_version: str) -> int | None:
+    """Record the decision on the draft; an auto-sent reply goes into the outbox."""
+    row.decision, row.rule, row.reasons, row.shadow = (decision.decision, decision.rule, list(decision.reasons),
+                                                       decision.shadow)
+    row.facts, row.decided_at, row.policy_version = facts, now(), policy_version
+    row.flags = list(dict.fromkeys([*row.flags, *facts.get("flags", ())]))  # type: ignore[arg-type]
+    row.state = decide.state(decision)
+    _supersede_older(s, row)
+    outbound_id = None
+    if row.state == DraftState.SENT:
+        turn = s.get(Message, ticket.message_id)
+        assert turn is not None
+        outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, turn, row.text,
+                                         approved_by=None).id
+        row.outbound_id = outbound_id
+    if row.trace_id:
+        s.add(SpanRecord(id=f"policy_{row.id}_{uuid.uuid4().hex[:8]}", trace_id=row.trace_id, kind="policy",
+                         name=decision.rule, started_at=now(), ended_at=now(),
+                         data={"decision": decision.decision, "shadow": decision.shadow, "rule": decision.rule,
+                               "reasons": list(decision.reasons), "policy_version": policy_version}))
+    log.info("draft %s: %s by %s", row.id, decision.decision, decision.rule)
+    return outbound_id
 
 
 def _record(row: Draft, result: DraftResult) -> None:
@@ -341,3 +279,50 @@ def _supersede_older(s: Session, row: Draft) -> None:
                      action_id=action.id, reasons=action.reasons)
     s.execute(update(Draft).where(col(Draft.id).in_(ids))
               .values(state=DraftState.SUPERSEDED, run_state=None, reasons=[f"superseded by draft {row.id}"]))
+
+
+# --- leases and transactions off the event loop --------------------------------------------------
+
+def _owner() -> str:
+    """Who holds a draft's lease: readable in the database, unique per claim."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _lease(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.worker.lease_seconds)
+
+
+@contextlib.asynccontextmanager
+async def _holding(settings: Settings, draft_id: int, owner: str) -> AsyncIterator[None]:
+    """Renew the draft's lease while the block runs (the agent may take minutes)."""
+
+    async def renew() -> None:
+        every = settings.worker.lease_seconds / RENEW_EVERY
+        while True:
+            await asyncio.sleep(every)
+            if not await _write(settings, lambda s: tickets.renew(s, draft_id, owner, _lease(settings))):
+                log.warning("draft %s: lease lost to another worker", draft_id)
+                return
+
+    renewing = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+
+
+async def _read(settings: Settings, work: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with db.reading(settings.database.url) as s:
+            return work(s)
+    return await asyncio.to_thread(run)
+
+
+async def _write(settings: Settings, work: Callable[[Session], T]) -> T:
+    def run() -> T:
+        with db.session(settings.database.url) as s:
+            return work(s)
+    return await asyncio.to_thread(run)
+

@@ -18,27 +18,27 @@ from sqlmodel import Session, select
 from mailagent.config import Settings
 from mailagent.mail import imap, smtp
 from mailagent.store import db
-from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
+from mailagent.store.models import Message, Outbound, OutboundState, now
 
 log = logging.getLogger(__name__)
 
 
-def queue_reply(s: Session, settings: Settings, conversation: Conversation, parent: Message,
+def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Message,
                 text: str, approved_by: str | None) -> Outbound:
     """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
-    if conversation.mailbox is None:
-        raise ValueError(f"conversation {conversation.id} has no mailbox to reply from")
-    mailbox = settings.mailbox(conversation.mailbox)
+    if mailbox_name is None:
+        raise ValueError(f"conversation {conversation_id} has no mailbox to reply from")
+    mailbox = settings.mailbox(mailbox_name)
     recipient = parent.reply_to or parent.from_addr
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
         references=tuple(parent.references), approved=approved_by is not None,
-        conversation_id=conversation.id,
+        conversation_id=conversation_id,
     )
     message_id, raw = smtp.compose(reply)
     row = Outbound(
-        conversation_id=conversation.id, reply_to_message_id=parent.id, mailbox=conversation.mailbox,
+        conversation_id=conversation_id, reply_to_message_id=parent.id, mailbox=mailbox_name,
         message_id=message_id, sender=mailbox.address, recipients=[recipient],
         subject=smtp.reply_subject(parent.subject), body_text=text, raw=raw, approved_by=approved_by,
     )

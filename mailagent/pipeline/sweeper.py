@@ -61,14 +61,20 @@ def find_due(settings: Settings, stuck_after: timedelta) -> Due:
 
 
 def _undrafted(s: Session, before: datetime) -> list[int]:
-    """Conversations whose newest turn has no decided draft: none at all, or one whose worker died
-    mid-draft (still `drafting` after `stuck_after`)."""
-    newest = (select(Message.conversation_id, func.max(Message.id).label("id"))
-              .where(Message.state == MessageState.PROCESSED, col(Message.conversation_id).is_not(None))
-              .group_by(Message.conversation_id).subquery())
-    open_draft = select(Draft.id).where(Draft.message_id == newest.c.id, or_(
-        Draft.state != DraftState.DRAFTING, Draft.started_at > before))
-    rows = s.exec(select(newest.c.conversation_id).join(Message, Message.id == newest.c.id)
+    """Conversations whose newest turn (as `tickets.newest_turn` picks it: the newest customer
+    message, else the newest automated one) has no decided draft: none at all, or one whose
+    holder's lease ran out (its worker died mid-draft)."""
+    processed = (Message.state == MessageState.PROCESSED, col(Message.conversation_id).is_not(None))
+    customer = (select(Message.conversation_id, func.max(Message.id).label("id"))
+                .where(*processed, Message.kind == "normal").group_by(Message.conversation_id).subquery())
+    any_kind = (select(Message.conversation_id, func.max(Message.id).label("id"))
+                .where(*processed).group_by(Message.conversation_id).subquery())
+    turn = func.coalesce(customer.c.id, any_kind.c.id)
+    live = or_(Draft.state != DraftState.DRAFTING, Draft.lease_until > now())
+    open_draft = select(Draft.id).where(Draft.message_id == turn, live)
+    rows = s.exec(select(any_kind.c.conversation_id)
+                  .outerjoin(customer, customer.c.conversation_id == any_kind.c.conversation_id)
+                  .join(Message, Message.id == turn)
                   .where(Message.processed_at <= before, ~open_draft.exists()))
     return list(rows)
 

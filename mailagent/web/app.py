@@ -12,6 +12,7 @@ from starlette.routing import Route
 from mailagent.config import Settings
 from mailagent.store import db
 from mailagent.store.models import Message, Outbound
+from mailagent.web import hooks
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -37,4 +38,4 @@ def create_app(settings: Settings) -> Starlette:
                 lines.append(f'mailagent_outbound{{state="{state}"}} {count}')
         return PlainTextResponse("\n".join(lines) + "\n")
 
-    return Starlette(routes=[Route("/healthz", health), Route("/metrics", metrics)])
+    return Starlette(routes=[Route("/healthz", health), Route("/metrics", metrics), *hooks.routes(settings)])

@@ -9,6 +9,7 @@ Importing this module declares the actors on this process's broker (`broker.inst
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -16,8 +17,9 @@ import dramatiq
 
 from mailagent.config import current
 from mailagent.evals import learning, quality
-from mailagent.pipeline import classify, drafting, ingest, outbox, sweeper
+from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
 from mailagent.worker.broker import QUEUES, installed
+from mailagent.worker.runs import Runs
 
 log = logging.getLogger(__name__)
 broker = installed()
@@ -52,12 +54,22 @@ def process_message(message_id: int) -> None:
         draft_reply.send(processed.conversation.id)
 
 
-@_actor(max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
+@functools.cache
+def runs() -> Runs:
+    """This process's agent runs (see `worker.runs`)."""
+    return Runs(current().worker.inflight)
+
+
+@_actor(max_retries=5, min_backoff=2_000)
 def draft_reply(conversation_id: int) -> None:
-    outcome = drafting.draft_reply(current(), conversation_id)
-    if outcome.step is drafting.Step.REDRAFT:
-        draft_reply.send(conversation_id)
-    _after_draft(outcome)
+    """Hands the drafting stage to this process's runs and returns: the run holds a lease on the
+    draft, not this thread."""
+    def then(outcome: drafting.Outcome) -> None:
+        if outcome.step is drafting.Step.REDRAFT:
+            draft_reply.send(conversation_id)
+        _after_draft(outcome)
+
+    runs().start(drafting.draft_reply(current(), conversation_id), then)
 
 
 def _after_draft(outcome: drafting.Outcome) -> None:
@@ -65,12 +77,12 @@ def _after_draft(outcome: drafting.Outcome) -> None:
         deliver.send(outcome.outbound_id)
 
 
-@_actor(max_retries=8, min_backoff=5_000, time_limit=15 * 60_000)
+@_actor(max_retries=5, min_backoff=2_000)
 def resume_draft(draft_id: int) -> None:
     """Continue a draft whose proposed actions were all decided. If the backend did not answer,
-    `OutcomeUnknown` propagates and dramatiq retries later: the same idempotency keys make the
-    retry safe."""
-    _after_draft(drafting.resume_draft(current(), draft_id))
+    the draft goes back to `waiting` and the sweeper resumes it later: the same idempotency keys
+    make the retry safe."""
+    runs().start(drafting.resume_draft(current(), draft_id), _after_draft)
 
 
 @_actor(max_retries=10, min_backoff=1_000)
@@ -88,6 +100,21 @@ def deliver(outbound_id: int) -> None:
 @_actor(max_retries=10, min_backoff=5_000)
 def save_to_sent(outbound_id: int) -> None:
     outbox.save_to_sent(current(), outbound_id)
+
+
+@_actor(max_retries=10, min_backoff=1_000)
+def helpdesk_event(event_id: int) -> None:
+    """A stored webhook delivery: the loop guard decides; an accepted event goes on to the
+    conversation pipeline (phase 2 of the helpdesk channel)."""
+    helpdesk.process_event(current(), event_id)
+
+
+@_actor(max_retries=20, min_backoff=5_000, time_limit=15 * 60_000)
+def helpdesk_post(post_id: int) -> None:
+    """One attempt at posting a note or reply to a helpdesk, exactly once (see `pipeline.helpdesk`)."""
+    outcome = helpdesk.post(current(), post_id)
+    if outcome.retry_in is not None:
+        helpdesk_post.send_with_options(args=(post_id,), delay=int(outcome.retry_in.total_seconds() * 1000))
 
 
 @_actor(max_retries=0)

@@ -22,6 +22,7 @@ QUEUES: dict[str, str] = {
     "draft_reply": "draft", "resume_draft": "draft",
     "deliver": "outbox", "save_to_sent": "outbox",
     "sweep": "default", "build_eval_cases": "default", "record_quality": "default",
+    "helpdesk_event": "helpdesk", "helpdesk_post": "helpdesk",
 }
 
 _installed: dramatiq.Broker | None = None

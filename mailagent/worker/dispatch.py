@@ -23,6 +23,18 @@ def stored(settings: Settings, message_ids: list[int]) -> None:
         broker.send(settings, "fan_out", message_ids)
 
 
+def helpdesk_event(settings: Settings, event_id: int) -> None:
+    """A stored webhook delivery: the workers apply the loop guard (with the in-process broker of
+    `mailagent run`, its sweeper finds the stored event)."""
+    if not settings.broker.in_process:
+        broker.send(settings, "helpdesk_event", event_id)
+
+
+def helpdesk_post(settings: Settings, post_id: int) -> None:
+    if not settings.broker.in_process:
+        broker.send(settings, "helpdesk_post", post_id)
+
+
 def deliver(settings: Settings, outbound_id: int) -> Done | None:
     if not settings.broker.in_process:
         broker.send(settings, "deliver", outbound_id)
@@ -42,7 +54,7 @@ def resume(settings: Settings, draft_id: int) -> Done | None:
         return None
     from mailagent.pipeline import drafting
 
-    outcome = drafting.resume_draft(settings, draft_id)
+    outcome = drafting.resume_draft_sync(settings, draft_id)
     if outcome.step is drafting.Step.WAITING:
         return Done(f"draft {draft_id} still waits for other actions")
     if outcome.step is not drafting.Step.DECIDED:

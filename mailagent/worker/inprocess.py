@@ -53,17 +53,21 @@ class InProcess:
         finds: messages stored by `ingest`, replies due for delivery)."""
         self.poll_all()
         while True:
-            self._join()
+            self._settle()
             if not self.actors.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
-                self._join()
+                self._settle()
                 return
 
-    def _join(self) -> None:
-        """Wait until every queue is empty (not the delay queues: retries wait for the next run)."""
+    def _settle(self) -> None:
+        """Wait until every queue is empty (not the delay queues: retries wait for the next run)
+        and no agent run is in flight (a finished run may enqueue more)."""
         queues = [q for name, q in self.actors.broker.queues.items() if not name.endswith(".DQ")]
-        while any(q.unfinished_tasks for q in queues):
+        while True:
             for q in queues:
                 q.join()
+            self.actors.runs().wait_idle()
+            if not any(q.unfinished_tasks for q in queues):
+                return
 
     def forever(self) -> None:
         """Run until SIGTERM or SIGINT, then finish in-flight work and return."""
@@ -84,4 +88,4 @@ class InProcess:
         scheduler.shutdown(wait=True)
         for thread in watchers:
             thread.join(timeout=5)
-        self._join()
+        self._settle()

@@ -23,7 +23,7 @@ from mailagent.config import DATA
 from mailagent.pipeline import classify, drafting
 from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.policy import Policy
-from mailagent.store import db
+from mailagent.store import db, tickets
 from mailagent.store.models import (
     Action,
     AuditEntry,
@@ -180,11 +180,15 @@ def paused_run(settings: Any, raw: bytes) -> tuple[int, DraftResult]:
     assert message_id is not None
     processed = classify.process(settings, message_id)
     assert processed is not None and processed.conversation.id is not None
-    started = drafting._start(settings, processed.conversation.id)
-    assert started is not None
-    result = asyncio.run(run_agent(settings, drafting._with_customer(settings, started.request)))
+    with db.session(settings.database.url) as s:
+        claimed = tickets.claim_new(s, processed.conversation.id, "test", timedelta(minutes=5))
+    assert claimed is not None
+    with db.reading(settings.database.url) as s:
+        ticket = tickets.load(s, *claimed)
+    request = drafting.build_request(settings, ticket, drafting.find_customer(settings, ticket.customer_addr))
+    result = asyncio.run(run_agent(settings, request))
     assert result.proposals, (result.flags, result.notes, result.error)
-    return started.draft_id, result
+    return ticket.draft_id, result
 
 
 def store_proposals(settings: Any, draft_id: int, result: DraftResult, policy: Policy) -> list[Action]:

@@ -68,9 +68,9 @@ def receive(settings: Settings, *raws: bytes) -> list[drafting.Outcome]:
         assert message_id is not None
         processed = classify.process(settings, message_id)
         assert processed is not None
-        outcome = drafting.draft_reply(settings, processed.conversation.id)
+        outcome = drafting.draft_reply_sync(settings, processed.conversation.id)
         while outcome.step is drafting.Step.REDRAFT:
-            outcome = drafting.draft_reply(settings, processed.conversation.id)
+            outcome = drafting.draft_reply_sync(settings, processed.conversation.id)
         outcomes.append(outcome)
     return outcomes
 

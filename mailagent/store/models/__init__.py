@@ -21,6 +21,12 @@ from mailagent.store.models.drafts import (
     TraceRecord,
 )
 from mailagent.store.models.evals import EvalCase, EvalResult, EvalRun, QualityDaily
+from mailagent.store.models.helpdesks import (
+    HelpdeskEvent,
+    HelpdeskEventState,
+    HelpdeskPost,
+    HelpdeskPostState,
+)
 from mailagent.store.models.knowledge import ArticleVersion, KnowledgeSuggestion
 from mailagent.store.models.mail import (
     Conversation,
@@ -35,6 +41,7 @@ from mailagent.store.models.mail import (
 __all__ = [
     "Action", "ActionState", "Article", "ArticleVersion", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident",
     "DemoInvoice", "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalCase", "EvalResult",
-    "EvalRun", "Feedback", "KnowledgeSuggestion", "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound",
-    "OutboundState", "QualityDaily", "SpanRecord", "TraceRecord", "now",
+    "EvalRun", "Feedback", "HelpdeskEvent", "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState",
+    "KnowledgeSuggestion", "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound", "OutboundState",
+    "QualityDaily", "SpanRecord", "TraceRecord", "now",
 ]

@@ -73,7 +73,10 @@ class Draft(SQLModel, table=True):
     final_text: str | None = None                   # what was sent after a rep's edit
     reject_reason: str | None = None
     created_at: datetime = Field(default_factory=now)
-    started_at: datetime = Field(default_factory=now)   # of the current attempt (a crash restarts it)
+    started_at: datetime = Field(default_factory=now)   # of the current attempt
+    lease_owner: str | None = None                  # the worker process writing it now ...
+    lease_until: datetime | None = Field(default=None, index=True)   # ... which renews this while it lives
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     decided_at: datetime | None = None
     reviewed_at: datetime | None = None
 

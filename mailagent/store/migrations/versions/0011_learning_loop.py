@@ -5,7 +5,7 @@ No foreign keys from eval cases to mail: a case keeps its own snapshot and outli
 conversation. `draft.request` is a plain ADD COLUMN (no table rebuild on SQLite).
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-06 13:41:38.022704
 """
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0011'
-down_revision: str | None = '0005'
+down_revision: str | None = '0009'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
