@@ -145,7 +145,7 @@ def test_the_actor_runs_the_learning_step_in_process(sqlite_url: str, tmp_path: 
     with InProcess(settings) as app:
         app.actors.build_eval_cases.send()
         app.actors.record_quality.send()
-        app._join()
+        app.until_idle()
     assert [c.source for c in all_cases(sqlite_url).values()] == ["rep-written"]
 
 
