@@ -137,9 +137,15 @@ def test_the_clock_builds_cases_within_its_interval(sqlite_url: str) -> None:
     assert "build_eval_cases" in calls and (case.created_at - case.rep_at).total_seconds() >= 0
 
 
-def test_the_actor_runs_the_learning_step_in_process(sqlite_url: str, tmp_path: Path) -> None:
+def test_the_actor_runs_the_learning_step_in_process(sqlite_url: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import dramatiq
+
+    from mailagent.worker import broker
     from mailagent.worker.inprocess import InProcess
 
+    monkeypatch.setattr(broker, "_installed", broker._installed)      # the in-process broker stays in this test
+    monkeypatch.setattr(dramatiq.broker, "global_broker", dramatiq.broker.global_broker)
     settings = desk(sqlite_url)
     answer(settings, ask(settings, *DARK), DARK_FINAL)
     with InProcess(settings) as app:

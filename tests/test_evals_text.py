@@ -282,3 +282,16 @@ rubric = "vibes"
     ]
     with pytest.raises(FileError, match="no eval set named 'nope'"):
         sets.load(Settings(), "nope")
+
+
+def test_only_enabled_classifiers_that_pass_their_examples_are_used_live(tmp_path: Path) -> None:
+    rudeness = (DATA / "classifiers" / "rudeness.toml").read_text()
+    write(tmp_path / "rudeness.toml", rudeness)
+    write(tmp_path / "failing.toml", rudeness.replace('label = "ok"', 'label = "rude"', 1).replace('name', 'x'))
+    write(tmp_path / "off.toml", rudeness.replace("enabled = true", "enabled = false"))
+    write(tmp_path / "urgency.toml", (DATA / "classifiers" / "urgency.toml").read_text()
+          .replace("enabled = false", "enabled = true"))
+    offline = Settings(evals={"classifiers": str(tmp_path)})  # type: ignore[arg-type]
+    assert [c.name for c in classifiers.live(offline)] == ["rudeness"]
+    online = Settings(evals={"classifiers": str(tmp_path)}, model={"provider": "openai"})  # type: ignore[arg-type]
+    assert [c.name for c in classifiers.live(online)] == ["rudeness", "urgency"]   # a model judges the rubric

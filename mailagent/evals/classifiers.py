@@ -22,9 +22,10 @@ naming a label for a draft (or for the customer's message). Their labels are pol
     label = "rude"
 
 A rubric classifier asks the model to pick one of its labels. Without a model (the offline
-provider) it takes the label of the most similar labelled example, and `classifiers test` scores
-that estimate honestly. `labels` (pure) is what the pipeline and eval runs call; a classifier
-that fails its examples is never used live, whatever `enabled` says.
+provider) it takes the label whose examples share the most words with the text, and
+`classifiers test` scores that estimate honestly. `labels` (pure) is what the pipeline calls;
+eval runs use `alabels` (the model for rubrics). A classifier whose patterns (or offline
+estimate) fail its examples is never used live, whatever `enabled` says.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def test(classifier: Classifier, settings: Settings | None = None) -> TestResult
 
 
 @functools.lru_cache(maxsize=8)
-def _live(directory: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Classifier, ...]:
+def _live(directory: str, stamp: tuple[tuple[str, int, int], ...], online: bool) -> tuple[Classifier, ...]:
     try:
         found = read_all(Path(directory))
     except FileError as exc:
@@ -230,6 +231,9 @@ def _live(directory: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Clas
     usable = []
     for c in found:
         if not c.enabled:
+            continue
+        if c.rubric and online:
+            usable.append(c)              # judged by the model: `classifiers test` ran it before it was enabled
             continue
         result = test(c)
         if result.passed:
@@ -241,11 +245,13 @@ def _live(directory: str, stamp: tuple[tuple[str, int, int], ...]) -> tuple[Clas
 
 
 def live(settings: Settings) -> tuple[Classifier, ...]:
-    """The classifiers in force: enabled, and passing their own examples (reread on change)."""
+    """The classifiers in force (reread on change): enabled, and passing their own examples as
+    they will be judged here; a rubric judged by a model is taken as enabled (testing it costs
+    model calls: `mailagent classifiers test` does that before a lead enables it)."""
     directory = Path(settings.evals.classifiers)
     paths = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
-    return _live(str(directory), stamp)
+    return _live(str(directory), stamp, settings.model.provider != "offline")
 
 
 def labels(classifiers: Iterable[Classifier], *, draft: str, customer: str, key: str = "") -> dict[str, str]:
