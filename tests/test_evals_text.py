@@ -287,7 +287,7 @@ rubric = "vibes"
 def test_only_enabled_classifiers_that_pass_their_examples_are_used_live(tmp_path: Path) -> None:
     rudeness = (DATA / "classifiers" / "rudeness.toml").read_text()
     write(tmp_path / "rudeness.toml", rudeness)
-    write(tmp_path / "failing.toml", rudeness.replace('label = "ok"', 'label = "rude"', 1).replace('name', 'x'))
+    write(tmp_path / "failing.toml", rudeness.replace('label = "ok"', 'label = "rude"'))    # 5 of 10 wrong
     write(tmp_path / "off.toml", rudeness.replace("enabled = true", "enabled = false"))
     write(tmp_path / "urgency.toml", (DATA / "classifiers" / "urgency.toml").read_text()
           .replace("enabled = false", "enabled = true"))
