@@ -32,7 +32,7 @@ def _queue(settings: Settings, approved_by: str | None = None, **parent: object)
         msg = Message(**{**fields, **parent})
         s.add(msg)
         s.flush()
-        return outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, msg,
+        return outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, outbox.Parent.of(msg),
                                   "Here it is.\n\nBest,\nSupport", approved_by).id
 
 

@@ -134,7 +134,7 @@ def test_a_reply_to_our_own_reply_threads_by_our_message_id(any_db_url: str) -> 
     with db.session(any_db_url) as s:
         parent = s.exec(select(Message)).one()
         conversation = s.get(Conversation, parent.conversation_id)
-        ours = outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, parent,
+        ours = outbox.queue_reply(s, settings, conversation.id, conversation.mailbox, outbox.Parent.of(parent),
                                   "You can add seats in Settings.", None)
         our_id = ours.message_id
     # the customer's client quotes only our id (no older references), with a new subject

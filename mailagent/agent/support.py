@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from mailagent.agent.context import AgentContext
 from mailagent.agent.tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
 from mailagent.config import DATA, Settings
+from mailagent.config import Agent as AgentSettings
 from mailagent.intents import INTENTS
 
 LANGUAGES = ("en", "de", "es", "fr")
@@ -61,19 +62,30 @@ def _template(path: Path, mtime_ns: int) -> tuple[Template, str]:
 
 def instructions(settings: Settings, mailbox_address: str) -> Instructions:
     path = Path(settings.agent.instructions) if settings.agent.instructions else DEFAULT_TEMPLATE
-    template, version = _template(path, path.stat().st_mtime_ns)
+    return _instructions(settings.agent, mailbox_address, path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _instructions(agent: AgentSettings, mailbox_address: str, path: Path, mtime_ns: int) -> Instructions:
+    template, version = _template(path, mtime_ns)
     text = template.render(
-        company=settings.agent.company, mailbox=mailbox_address, voice=settings.agent.voice,
-        sign_off=settings.agent.sign_off, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
-        allowed_domains=", ".join(settings.agent.allowed_link_domains) or "no external sites",
+        company=agent.company, mailbox=mailbox_address, voice=agent.voice,
+        sign_off=agent.sign_off, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
+        allowed_domains=", ".join(agent.allowed_link_domains) or "no external sites",
     )
     return Instructions(text, version)
 
 
 def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext], Instructions]:
+    """The agent for a mailbox; one per instructions version and settings (an agent holds no
+    per-run state, so concurrent runs share it)."""
     prompt = instructions(settings, mailbox_address)
-    agent = Agent[AgentContext](
+    return _agent(prompt, settings.model.temperature), prompt
+
+
+@functools.lru_cache(maxsize=64)
+def _agent(prompt: Instructions, temperature: float) -> Agent[AgentContext]:
+    return Agent[AgentContext](
         name="support_agent", instructions=prompt.text, tools=[*KNOWLEDGE, *LOOKUPS, *SIDE_EFFECTS],
-        output_type=ReplyDraft, model_settings=ModelSettings(temperature=settings.model.temperature),
+        output_type=ReplyDraft, model_settings=ModelSettings(temperature=temperature),
     )
-    return agent, prompt

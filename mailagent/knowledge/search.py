@@ -24,7 +24,7 @@ import math
 import re
 import unicodedata
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,8 +33,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, column, func, text
-from sqlmodel import Session, select
+from sqlalchemy import column, func, text
+from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from mailagent.knowledge import versions
@@ -123,19 +123,57 @@ def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -
     if not terms:
         return []
     with db.reading(url) as s:
-        rows = s.exec(_candidates(s, terms)).all()
-        total = s.exec(select(func.count()).select_from(Article)).one()
-    articles = {row.id: _analyze(row.title, tuple(row.tags), row.body) for row in rows}
+        found = s.exec(_candidates(s, terms)).all()
+        total = found[0].total if found else 0
+        missing = [row.id for row in found if (row.id, row.sha256) not in _ARTICLES]
+        if missing:
+            for row in s.exec(select(*_COLUMNS).where(col(Article.id).in_(missing))):
+                _ARTICLES[(row.id, row.sha256)] = _Article(row.id, row.title, tuple(row.tags), row.locale,
+                                                           row.intent, row.body)
+    rows = [_ARTICLES[(row.id, row.sha256)] for row in found]
+    articles = {row.id: _analyze(row.title, row.tags, row.body) for row in rows}
     scores, weights = _score(articles, terms, total)
 
-    def rank(row: Row[Any]) -> tuple[bool, float, str]:
+    def rank(row: _Article) -> tuple[bool, float, str]:
         preferred = row.locale == locale and scores[row.id] >= _PREFERRED
         return not preferred, -scores[row.id], row.id
 
     best = sorted((row for row in rows if scores[row.id] > 0), key=rank)[:limit]
     return [Hit(id=row.id, title=row.title, locale=row.locale, score=scores[row.id], body=row.body,
-                tags=tuple(row.tags), intent=row.intent,
-                _snippet=functools.partial(articles[row.id].snippet, weights)) for row in best]
+                tags=row.tags, intent=row.intent, _snippet=functools.partial(articles[row.id].snippet, weights))
+            for row in best]
+
+
+@dataclass(frozen=True)
+class _Article:
+    id: str
+    title: str
+    tags: tuple[str, ...]
+    locale: str
+    intent: str
+    body: str
+
+
+class _Cache(OrderedDict[tuple[str, str], _Article]):
+    """Articles by (id, content hash), the most recently used kept: a search reads only which
+    articles match (ids and hashes) from the database, and their text when it changed."""
+
+    LIMIT = 4096
+
+    def __contains__(self, key: object) -> bool:
+        if super().__contains__(key):
+            self.move_to_end(key)  # type: ignore[arg-type]
+            return True
+        return False
+
+    def __setitem__(self, key: tuple[str, str], value: _Article) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.LIMIT:
+            self.popitem(last=False)
+
+
+_ARTICLES = _Cache()
+_COLUMNS = (Article.id, Article.sha256, Article.title, Article.tags, Article.locale, Article.intent, Article.body)
 
 
 def _score(articles: Mapping[str, _Analyzed], terms: list[str],
@@ -159,10 +197,12 @@ _MIN_PREFIX = 3         # shorter terms ("id", "ui") match whole words only
 _SNIPPET = 300
 
 
-def _candidates(s: Session, terms: list[str]) -> Select[tuple[str, str, list[str], str, str]]:
-    """Articles with any of the terms, through the engine's full-text index. The terms are words
-    (letters and digits only), so user text can never be read as FTS syntax."""
-    columns = select(Article.id, Article.title, Article.tags, Article.locale, Article.intent, Article.body)
+def _candidates(s: Session, terms: list[str]) -> Select[tuple[str, str, int]]:
+    """(id, content hash, number of articles) of the articles with any of the terms, through the
+    engine's full-text index. The terms are words (letters and digits only), so user text can
+    never be read as FTS syntax."""
+    total = select(func.count()).select_from(Article).scalar_subquery().label("total")
+    columns = select(Article.id, Article.sha256, total)
     if s.get_bind().dialect.name == "sqlite":
         match = " OR ".join(f'"{t}"*' if len(t) >= _MIN_PREFIX else f'"{t}"' for t in terms)
         ids = text("SELECT id FROM article_fts WHERE article_fts MATCH :match").columns(column("id"))

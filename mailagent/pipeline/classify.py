@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import defer
+
 from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.headers import envelope, first_address, read_headers
@@ -90,7 +92,7 @@ def process(settings: Settings, message_id: int) -> Processed | None:
     window = timedelta(days=settings.ingest.subject_window_days)
     with db.session(url) as s:
         db.lock(s, "threading")   # first: threading may update other messages' rows too
-        msg = s.get(Message, message_id, with_for_update=True)
+        msg = s.get(Message, message_id, with_for_update=True, options=[defer(Message.raw)])  # type: ignore[arg-type]
         if msg is None or msg.state != MessageState.STORED:
             return None
         _record(msg, found)

@@ -41,7 +41,6 @@ from mailagent.store.models import (
     ActionState,
     Draft,
     DraftState,
-    Message,
     SpanRecord,
     now,
 )
@@ -77,15 +76,21 @@ class Outcome:
 async def draft_reply(settings: Settings, conversation_id: int) -> Outcome:
     """Draft the reply to the conversation's newest turn and apply the policy's decision."""
     owner = _owner()
-    claimed = await _write(settings, lambda s: tickets.claim_new(s, conversation_id, owner, _lease(settings)))
-    return Outcome(Step.NOTHING) if claimed is None else await _work(settings, owner, *claimed)
+    ticket = await _write(settings, lambda s: _loaded(s, tickets.claim_new(s, conversation_id, owner,
+                                                                           _lease(settings))))
+    return Outcome(Step.NOTHING) if ticket is None else await _work(settings, owner, ticket)
 
 
 async def resume_draft(settings: Settings, draft_id: int) -> Outcome:
     """Continue a paused run once every proposal is decided; a duplicate call does nothing."""
     owner = _owner()
-    claimed = await _write(settings, lambda s: tickets.claim_resume(s, draft_id, owner, _lease(settings)))
-    return Outcome(Step.NOTHING, draft_id) if claimed is None else await _work(settings, owner, *claimed)
+    ticket = await _write(settings, lambda s: _loaded(s, tickets.claim_resume(s, draft_id, owner, _lease(settings))))
+    return Outcome(Step.NOTHING, draft_id) if ticket is None else await _work(settings, owner, ticket)
+
+
+def _loaded(s: Session, claimed: tuple[int, int] | None) -> Ticket | None:
+    """The ticket of a draft just claimed, read in the claim's transaction."""
+    return tickets.load(s, *claimed) if claimed else None
 
 
 def draft_reply_sync(settings: Settings, conversation_id: int) -> Outcome:
@@ -99,8 +104,8 @@ def resume_draft_sync(settings: Settings, draft_id: int) -> Outcome:
 
 # --- the work on a claimed draft ----------------------------------------------------------------
 
-async def _work(settings: Settings, owner: str, draft_id: int, attempts: int) -> Outcome:
-    ticket = await _read(settings, lambda s: tickets.load(s, draft_id, attempts))
+async def _work(settings: Settings, owner: str, ticket: Ticket) -> Outcome:
+    draft_id, attempts = ticket.draft_id, ticket.attempts
     if attempts > settings.worker.max_attempts:
         return await asyncio.to_thread(_give_up, settings, ticket, owner)
     async with _holding(settings, draft_id, owner):
@@ -192,9 +197,9 @@ def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer |
             _record(row, result)
         row.run_state, row.lease_owner, row.lease_until = None, None, None
         newest = tickets.newest_turn(s, ticket.conversation_id)
-        if newest is not None and newest.id != ticket.message_id:
+        if newest is not None and newest != ticket.message_id:
             row.state, row.decided_at = DraftState.SUPERSEDED, now()
-            row.reasons = [f"message {newest.id} arrived while drafting: drafting again"]
+            row.reasons = [f"message {newest} arrived while drafting: drafting again"]
             return Outcome(Step.REDRAFT, ticket.draft_id)
         facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now())
         decision = decide.verdict(policy, facts, row.text)
@@ -237,9 +242,9 @@ def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision:
     _supersede_older(s, row)
     outbound_id = None
     if row.state == DraftState.SENT:
-        turn = s.get(Message, ticket.message_id)
-        assert turn is not None
-        outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, turn, row.text,
+        parent = outbox.Parent(ticket.message_id, ticket.message_id_header, ticket.references, ticket.subject,
+                               ticket.from_addr, ticket.reply_to)
+        outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, parent, row.text,
                                          approved_by=None).id
         row.outbound_id = outbound_id
     if row.trace_id:

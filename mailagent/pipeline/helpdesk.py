@@ -19,7 +19,13 @@ from sqlmodel import Session, select
 
 from mailagent import helpdesks
 from mailagent.config import Settings
-from mailagent.helpdesks.base import Helpdesk, HelpdeskError, OutcomeUnknown, Posted, WebhookEvent
+from mailagent.helpdesks.base import (
+    Helpdesk,
+    HelpdeskError,
+    OutcomeUnknown,
+    Posted,
+    WebhookEvent,
+)
 from mailagent.helpdesks.guard import event_ignored
 from mailagent.store import db
 from mailagent.store.models import (

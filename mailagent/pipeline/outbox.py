@@ -23,7 +23,24 @@ from mailagent.store.models import Message, Outbound, OutboundState, now
 log = logging.getLogger(__name__)
 
 
-def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Message,
+@dataclass(frozen=True)
+class Parent:
+    """The message a reply answers: what threading and addressing need of it."""
+
+    id: int                           # its row
+    message_id: str | None            # its Message-ID header
+    references: tuple[str, ...]
+    subject: str
+    from_addr: str
+    reply_to: str
+
+    @classmethod
+    def of(cls, message: Message) -> Parent:
+        return cls(message.id or 0, message.message_id, tuple(message.references), message.subject,
+                   message.from_addr, message.reply_to)
+
+
+def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Parent,
                 text: str, approved_by: str | None) -> Outbound:
     """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
     if mailbox_name is None:
@@ -33,7 +50,7 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
-        references=tuple(parent.references), approved=approved_by is not None,
+        references=parent.references, approved=approved_by is not None,
         conversation_id=conversation_id,
     )
     message_id, raw = smtp.compose(reply)

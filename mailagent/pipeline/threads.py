@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col, select
 
 from mailagent.store import db
@@ -38,7 +39,8 @@ def _by_reference(s: Session, ids: list[str]) -> tuple[int | None, list[Message]
     none yet (stored but not processed: they join the same conversation)."""
     if not ids:
         return None, []
-    found = {m.message_id: m for m in s.exec(select(Message).where(col(Message.message_id).in_(ids)))}
+    found = {m.message_id: m for m in s.exec(select(Message).options(defer(Message.raw))  # type: ignore[arg-type]
+                                             .where(col(Message.message_id).in_(ids)))}
     sent = dict(s.exec(select(Outbound.message_id, Outbound.conversation_id)
                        .where(col(Outbound.message_id).in_(ids))).all())
     for ref in ids:
@@ -64,7 +66,7 @@ def assign(s: Session, msg: Message, window: timedelta) -> Conversation:
     """Put `msg` in its conversation, creating one if it starts a thread. Serialized, so two
     messages of one new thread processed at once still make one conversation."""
     db.lock(s, "threading")
-    s.refresh(msg)
+    s.refresh(msg, ["conversation_id"])      # another worker may have threaded it meanwhile
     if msg.conversation_id is not None:
         conversation = s.get(Conversation, msg.conversation_id)
         assert conversation is not None

@@ -39,8 +39,8 @@ def approve(settings: Settings, draft_id: int, reviewer: str, text: str | None =
             raise ReviewError(f"draft {draft_id} has no text to send: write the reply and send it as an edit")
         conversation, turn = s.get(Conversation, row.conversation_id), s.get(Message, row.message_id)
         assert conversation is not None and turn is not None
-        outbound = outbox.queue_reply(s, settings, row.conversation_id, conversation.mailbox, turn, final,
-                                      approved_by=reviewer)
+        outbound = outbox.queue_reply(s, settings, row.conversation_id, conversation.mailbox,
+                                      outbox.Parent.of(turn), final, approved_by=reviewer)
         edited = text is not None and text.strip() != row.text.strip()
         row.state, row.outbound_id, row.final_text = DraftState.SENT, outbound.id, final
         row.reviewed_by, row.reviewed_at = reviewer, now()
@@ -72,7 +72,7 @@ def _reviewable(s: Session, draft_id: int) -> Draft:
         who = f" (reviewed by {row.reviewed_by})" if row.reviewed_by else ""
         raise ReviewError(f"draft {draft_id} is {row.state}{who}: only held or escalated drafts can be reviewed")
     newest = tickets.newest_turn(s, row.conversation_id)
-    if newest is not None and newest.id != row.message_id:
-        raise ReviewError(f"draft {draft_id} answers an older message: message {newest.id} arrived since "
+    if newest is not None and newest != row.message_id:
+        raise ReviewError(f"draft {draft_id} answers an older message: message {newest} arrived since "
                           "and gets its own draft")
     return row

@@ -89,8 +89,10 @@ def insert(s: Session, target: type[SQLModel] | Table) -> Any:
 
 
 def lock(s: Session, name: str) -> None:
-    """Serialize a step across processes until the transaction ends (a row lock on PostgreSQL;
-    SQLite's `BEGIN IMMEDIATE` already serializes writers)."""
+    """Serialize a step across processes until the transaction ends: a row lock on PostgreSQL;
+    nothing to do on SQLite, whose `BEGIN IMMEDIATE` already serializes every writer."""
+    if s.get_bind().dialect.name == "sqlite":
+        return
     s.execute(insert(s, Mutex).values(name=name).on_conflict_do_nothing())
     s.execute(select(Mutex).where(Mutex.name == name).with_for_update())
 

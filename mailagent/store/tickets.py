@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import case, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from mailagent.store.models import (
@@ -55,7 +55,9 @@ class Ticket:
     customer_addr: str                          # the conversation's customer of record
     customer_name: str
     taken_by: str | None
-    message_id: int                             # the turn (a Message row)
+    message_id: int                             # the turn (a Message row) ...
+    message_id_header: str | None               # ... its Message-ID and References headers
+    references: tuple[str, ...]
     kind: str                                   # mail.loops kind: normal, auto_reply, bounce ...
     parse_error: str | None
     from_name: str
@@ -77,15 +79,15 @@ class Ticket:
         return self.kind == "normal" and not self.parse_error
 
 
-def newest_turn(s: Session, conversation_id: int) -> Message | None:
-    """The turn a conversation's next draft answers: its newest processed message from the
+def newest_turn(s: Session, conversation_id: int) -> int | None:
+    """The message a conversation's next draft answers: its newest processed message from the
     customer. Automated mail that shares the thread (an out-of-office, a bounce) never hides a
     customer's question; when nothing but automated mail is there, the newest of that (its draft
     is ignored, so it is never answered)."""
-    processed = (select(Message).where(Message.conversation_id == conversation_id,
-                                       Message.state == MessageState.PROCESSED)
-                 .order_by(col(Message.id).desc()))
-    return s.exec(processed.where(Message.kind == "normal")).first() or s.exec(processed).first()
+    customer_first = case((Message.kind == "normal", 0), else_=1)
+    return s.exec(select(Message.id)
+                  .where(Message.conversation_id == conversation_id, Message.state == MessageState.PROCESSED)
+                  .order_by(customer_first, col(Message.id).desc()).limit(1)).first()
 
 
 def claim_new(s: Session, conversation_id: int, owner: str, lease: timedelta) -> tuple[int, int] | None:
@@ -94,15 +96,13 @@ def claim_new(s: Session, conversation_id: int, owner: str, lease: timedelta) ->
     turn = newest_turn(s, conversation_id)
     if turn is None:
         return None
-    existing = s.exec(select(Draft.id, Draft.state, Draft.run_state)
-                      .where(Draft.conversation_id == conversation_id, Draft.message_id == turn.id)).first()
-    t = now()
+    existing = s.exec(select(Draft.id, Draft.state)
+                      .where(Draft.conversation_id == conversation_id, Draft.message_id == turn)).first()
     if existing is None:
-        draft = Draft(conversation_id=conversation_id, message_id=turn.id or 0, lease_owner=owner,
-                      lease_until=t + lease, attempts=1)
-        s.add(draft)
-        s.flush()
-        return draft.id or 0, 1
+        created = s.execute(insert(Draft).values(
+            conversation_id=conversation_id, message_id=turn, lease_owner=owner, lease_until=now() + lease,
+            attempts=1, cited=[], flags=[], reasons=[], facts={}, usage={}).returning(Draft.id)).scalar_one()
+        return created, 1
     if existing.state != DraftState.DRAFTING:
         return None
     return _take_over(s, existing.id, DraftState.DRAFTING, owner, lease)
@@ -148,35 +148,35 @@ def release(s: Session, draft_id: int, owner: str, state: DraftState) -> None:
 
 def load(s: Session, draft_id: int, attempts: int) -> Ticket:
     """The ticket of a claimed draft, read once."""
-    draft = s.get(Draft, draft_id)
-    assert draft is not None
-    conversation = s.get(Conversation, draft.conversation_id)
-    turn = s.get(Message, draft.message_id)
-    assert conversation is not None and turn is not None
-    earlier = s.exec(select(Message.id, Message.received_at, Message.reply_text, Message.text, Message.kind)
-                     .where(Message.conversation_id == conversation.id, Message.id != turn.id)).all()
-    sent = s.exec(select(Outbound.created_at, Outbound.body_text)
-                  .where(Outbound.conversation_id == conversation.id)).all()
+    d = s.exec(select(
+        Draft.run_state, Conversation.id, Conversation.mailbox, Conversation.customer_addr,
+        Conversation.customer_name, Conversation.taken_by, Message.id.label("turn"), Message.message_id,
+        Message.references, Message.kind, Message.parse_error, Message.from_name, Message.from_addr,
+        Message.reply_to, Message.subject, Message.reply_text, Message.text, Message.hidden_text,
+        Message.quoted_text, Message.attachments,
+    ).join(Conversation, Conversation.id == Draft.conversation_id).join(Message, Message.id == Draft.message_id)
+        .where(Draft.id == draft_id)).one()
+    earlier = s.exec(select(Message.received_at, Message.reply_text, Message.text, Message.kind)
+                     .where(Message.conversation_id == d.id, Message.id != d.turn)).all()
+    sent = s.exec(select(Outbound.created_at, Outbound.body_text).where(Outbound.conversation_id == d.id)).all()
     other_conversations = s.exec(select(func.count()).select_from(Conversation).where(
-        Conversation.customer_addr == conversation.customer_addr, Conversation.id != conversation.id)).one()
+        Conversation.customer_addr == d.customer_addr, Conversation.id != d.id)).one()
     history = sorted([HistoryItem("customer", m.received_at, m.reply_text or m.text) for m in earlier
                       if m.kind == "normal"] + [HistoryItem("us", o.created_at, o.body_text) for o in sent],
                      key=lambda h: h.at)
     verdicts: dict[str, Verdict] = {}
-    if draft.run_state:
-        for a in s.exec(select(Action.call_id, Action.state, Action.decided_by)
-                        .where(Action.draft_id == draft_id)):
+    if d.run_state:
+        for a in s.exec(select(Action.call_id, Action.state, Action.decided_by).where(Action.draft_id == draft_id)):
             verdicts[a.call_id] = Verdict(a.state != ActionState.REJECTED, a.decided_by or "")
     return Ticket(
-        draft_id=draft_id, attempts=attempts, conversation_id=conversation.id or 0, mailbox=conversation.mailbox,
-        customer_addr=conversation.customer_addr, customer_name=conversation.customer_name,
-        taken_by=conversation.taken_by, message_id=turn.id or 0, kind=turn.kind or "normal",
-        parse_error=turn.parse_error, from_name=turn.from_name, from_addr=turn.from_addr, reply_to=turn.reply_to,
-        subject=turn.subject, text=turn.reply_text or turn.text, hidden_text=turn.hidden_text,
-        quoted_text=turn.quoted_text,
-        attachment_names=tuple(a.get("filename") or "" for a in turn.attachments),
+        draft_id=draft_id, attempts=attempts, conversation_id=d.id, mailbox=d.mailbox,
+        customer_addr=d.customer_addr, customer_name=d.customer_name, taken_by=d.taken_by, message_id=d.turn,
+        message_id_header=d.message_id, references=tuple(d.references), kind=d.kind or "normal",
+        parse_error=d.parse_error, from_name=d.from_name, from_addr=d.from_addr, reply_to=d.reply_to,
+        subject=d.subject, text=d.reply_text or d.text, hidden_text=d.hidden_text, quoted_text=d.quoted_text,
+        attachment_names=tuple(a.get("filename") or "" for a in d.attachments),
         history=tuple(history[-HISTORY:]), first_contact=other_conversations == 0 and not earlier,
-        run_state=draft.run_state, verdicts=verdicts,
+        run_state=d.run_state, verdicts=verdicts,
     )
 
 
