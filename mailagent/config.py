@@ -80,6 +80,10 @@ class Ingest(Section):
     lease_seconds: Seconds = 120
     own_addresses: tuple[str, ...] = ()
     subject_window_days: int = Field(14, ge=0)
+    trusted_authserv_ids: tuple[str, ...] = ()
+    """Authentication-Results from these authserv-ids (our own MTA) decide who sent a message."""
+    verify_dkim: bool = False
+    """Verify DKIM signatures ourselves when no trusted Authentication-Results are present."""
 
 
 class Outbox(Section):
@@ -133,7 +137,12 @@ class HttpBackend(Section):
     secret_env: str = "MAILAGENT_ACTIONS_SECRET"
     """Environment variable with the shared HMAC-SHA256 signing secret."""
     timeout_seconds: Seconds = 10
+    """The longest wait for one read or connect."""
     max_retries: int = Field(2, ge=0, le=10)
+    deadline_seconds: Seconds = 30
+    """The whole call, retries included: a server that trickles its answer is cut off."""
+    max_response_bytes: int = Field(2_000_000, ge=1024)
+    """Larger answers are not read into memory."""
 
 
 class Actions(Section):

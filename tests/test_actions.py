@@ -47,6 +47,7 @@ from .support.actions_flow import (
     DANIEL,
     LUKAS,
     SMALL_REFUNDS_RULE,
+    Customer,
     actions,
     add_small_refunds,
     backend_data,
@@ -567,3 +568,100 @@ def test_the_audit_log_is_append_only(any_db_url: str) -> None:
             s.execute(text(statement))
     [entry] = _audit(any_db_url)
     assert (entry.actor, entry.event, entry.details) == (REP, "taken", {"note": "kept"})
+
+
+# --- a rep's refusal binds the target, across conversations -------------------------------------
+
+def test_a_reps_refusal_binds_the_order_for_the_customer_in_a_new_conversation(
+        sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
+    data, [customer] = extra_customers(tmp_path, {"maya@two-orders.example": [("XO-9201", "15.00"),
+                                                                               ("XO-9202", "12.00")]})
+    shipped = demo_settings(sqlite_url, tmp_path, smtp_server)
+    seed(sqlite_url, data)
+    _, refused = waiting_refund(shipped, refund_mail(customer, "XO-9201"))
+    decide(sqlite_url, refused, approve=False, reason="the annual term is non-refundable")
+
+    # Later, under a policy that pre-approves small refunds, the customer writes again about the
+    # same order in a new thread: it waits for a rep, with the earlier refusal as its reason.
+    small = demo_settings(sqlite_url, tmp_path, smtp_server, small_refunds=True)
+    seed(sqlite_url, data)
+    _, again = waiting_refund(small, refund_mail(customer, "XO-9201", subject="Money back please (XO-9201)"))
+    [first, second] = actions(sqlite_url)
+    assert first.conversation_id != second.conversation_id and second.id == again
+    assert second.state == ActionState.PROPOSED and second.decided_by is None
+    assert REP in second.reasons[0] and "XO-9201" in second.reasons[0] and f"action {refused}" in second.reasons[0]
+    assert order(sqlite_url, "XO-9201").refunded == 0 and effects(sqlite_url).operations == []
+    assert ("system", "awaits_rep") in [(a, e) for a, e in events(sqlite_url)]
+
+    # Another order of the same customer is not bound by it: the policy pre-approves it.
+    [other] = receive(small, refund_mail(customer, "XO-9202"))
+    assert other.step is drafting.Step.DECIDED
+    assert order(sqlite_url, "XO-9202").refunded == 12.0
+
+
+# --- a backend that lies (issue 12) -------------------------------------------------------------
+
+def _http_small_refunds(url: str, tmp_path: Path, smtp: SmtpServer, server: ActionsServer) -> Settings:
+    return synced(make_settings(
+        url, smtp={"port": smtp.port}, agent=AGENT,
+        policy={"directory": str(policies(tmp_path, small_refunds=True)), "reload_seconds": 0},
+        actions={"backend": "http", "http": {"base_url": server.base_url, "secret_env": SECRET_ENV,
+                                              "timeout_seconds": 5, "max_retries": 1, "deadline_seconds": 10}},
+    ))
+
+
+def _with_small_order(tmp_path: Path) -> tuple[Path, Customer]:
+    """The sample company and one plus customer with a 15 EUR order charged yesterday, in one file."""
+    extra, [customer] = extra_customers(tmp_path, {"maya@small-order.example": [("XO-9301", "15.00")]})
+    both = tmp_path / "backend-with-extra.toml"
+    customers = extra.read_text().replace('tier = "plus"', 'tier = "plus"\ncompany = "Small Order"\ncountry = "DE"')
+    both.write_text(backend_data(tmp_path).read_text() + "\n" + customers)
+    return both, customer
+
+
+def test_a_refund_made_then_500s_is_settled_by_the_same_key_not_refused_by_a_recheck(
+        sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    data, customer = _with_small_order(tmp_path)
+    with ActionsServer(SECRET, data=data) as server:
+        settings = _http_small_refunds(sqlite_url, tmp_path, smtp_server, server)
+        # The policy approves it; the API applies the refund, then answers 500 to it and its retry.
+        server.answer_after_next(500, b'{"error": {"code": "internal", "message": "db timeout"}}', only="/v1/refunds")
+        server.fail_next(500, only="/v1/refunds")
+        with pytest.raises(OutcomeUnknown):
+            receive(settings, refund_mail(customer, "XO-9301"))
+        assert len(server.refunds) == 1
+        [action] = actions(sqlite_url)
+        assert action.state == ActionState.APPROVED and action.decided_by == SMALL_REFUNDS_RULE
+        assert ("system", "outcome_unknown") in events(sqlite_url)
+
+        # Later the API answers again. A fresh check of the facts would find nothing left to refund
+        # and fail the action though the money moved; the same key gets the backend's record.
+        resumed = drafting.resume_draft_sync(settings, action.draft_id)
+        assert resumed.step is drafting.Step.DECIDED
+        [action] = actions(sqlite_url)
+        assert action.state == ActionState.EXECUTED and action.result and action.result["replayed"] is True
+        assert action.result["refund_id"] == server.refunds[0]["refund_id"] and len(server.refunds) == 1
+
+
+@pytest.mark.parametrize(("lie", "error"), [
+    (lambda refund: {**refund, "status": "failed"}, "'failed', not done"),
+    (lambda refund: {**refund, "order_id": "NN-1013", "amount": "500.00", "currency": "USD"},
+     "does not match the request"),
+])
+def test_a_refund_the_backend_reports_failed_or_for_something_else_is_not_executed_nor_confirmed(
+        sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,
+        lie: Any, error: str) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    data, customer = _with_small_order(tmp_path)
+    with ActionsServer(SECRET, data=data) as server:
+        settings = _http_small_refunds(sqlite_url, tmp_path, smtp_server, server)
+        server.answer_after_next(201, lie, only="/v1/refunds")
+        [outcome] = receive(settings, refund_mail(customer, "XO-9301"))
+        [action] = actions(sqlite_url)
+        assert action.state == ActionState.FAILED and error in (action.error or "")
+        assert ("system", "executed") not in events(sqlite_url)
+        row = draft(settings, outcome.draft_id)
+        assert row.state != DraftState.SENT
+        deliver_all(settings)
+        assert smtp_server.received == []

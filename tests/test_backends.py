@@ -20,6 +20,7 @@ from mailagent.actions.backends import (
     DemoBackend,
     HttpBackend,
     IdempotencyConflict,
+    Mismatch,
     NotFound,
     Order,
     Refund,
@@ -419,3 +420,81 @@ def test_make_backend_follows_the_settings_and_shares_one_backend(sqlite_url: st
     assert make_backend(make_settings(sqlite_url, actions=http_settings)) is http      # one connection pool
     with pytest.raises(ConfigError, match=r"actions\.http: backend = \"http\" needs"):
         make_backend(make_settings(sqlite_url, actions={"backend": "http"}))
+
+
+# --- a backend that lies, stalls or floods (issue 12) ----------------------------------------
+
+def _hostile_client(server: ActionsServer, monkeypatch: pytest.MonkeyPatch, **kw: object) -> HttpBackend:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    settings = config.HttpBackend(base_url=server.base_url, secret_env=SECRET_ENV, **{
+        "timeout_seconds": 5, "max_retries": 2, "deadline_seconds": 3, **kw})  # type: ignore[arg-type]
+    return HttpBackend(settings, backoff_seconds=0.01)
+
+
+def test_a_refund_reported_as_failed_is_not_executed(server: ActionsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _hostile_client(server, monkeypatch)
+    server.answer_after_next(201, lambda refund: {**refund, "status": "failed"})
+    with pytest.raises(Rejected, match="'failed', not done"):
+        client.issue_refund("NN-1017", Decimal("8.00"), "EUR", "test", idempotency_key="act-1")
+
+
+@pytest.mark.parametrize("lie", [
+    {"order_id": "NN-1013", "amount": "500.00", "currency": "USD"},
+    {"amount": "80.00"},
+    {"currency": "USD"},
+])
+def test_a_refund_answer_for_something_else_is_a_mismatch(server: ActionsServer, monkeypatch: pytest.MonkeyPatch,
+                                                          lie: dict[str, str]) -> None:
+    client = _hostile_client(server, monkeypatch)
+    server.answer_after_next(201, lambda refund: {**refund, **lie})
+    with pytest.raises(Mismatch, match="asked to refund 8.00 EUR on order NN-1017"):
+        client.issue_refund("NN-1017", Decimal("8.00"), "EUR", "test", idempotency_key="act-1")
+    assert len(server.requests) == 1            # a contradiction is not retried
+
+
+def test_a_cancellation_answered_for_another_subscription_is_a_mismatch(
+        server: ActionsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _hostile_client(server, monkeypatch)
+    server.answer_after_next(200, lambda result: {**result, "subscription_id": "sub_9999"})
+    with pytest.raises(Mismatch, match="sub_9999"):
+        client.cancel_subscription("sub_2002", idempotency_key="act-1")
+
+
+@pytest.mark.parametrize("answer", [(201, b"OK, refunded!"), (201, b'{"order_id": "NN-1017"}'), (500, None)])
+def test_an_uncertain_answer_after_the_refund_is_settled_by_the_same_key(
+        server: ActionsServer, monkeypatch: pytest.MonkeyPatch, answer: tuple[int, bytes | None]) -> None:
+    """The refund was made, then the answer was unreadable (not JSON, fields missing) or a 500:
+    the same request with the same key gets the backend's record, and nothing is paid twice."""
+    client = _hostile_client(server, monkeypatch)
+    status, body = answer
+    server.answer_after_next(status, body if body is not None else b'{"error": {"code": "boom", "message": "x"}}')
+    refund = client.issue_refund("NN-1017", Decimal("8.00"), "EUR", "test", idempotency_key="act-1")
+    assert refund.replayed and refund.refund_id == server.refunds[0]["refund_id"]
+    assert [(r.status, r.headers["idempotency-key"]) for r in server.requests] == [(status, "act-1"), (409, "act-1")]
+    assert len(server.refunds) == 1
+
+
+def test_a_trickling_answer_is_cut_off_at_the_deadline(server: ActionsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _hostile_client(server, monkeypatch, deadline_seconds=1.5, max_retries=1)
+    server.trickle_next(0.5, times=2)
+    with pytest.raises(Unavailable, match="deadline.*the outcome is unknown"):
+        client.issue_refund("NN-1017", Decimal("8.00"), "EUR", "test", idempotency_key="act-1")
+    server.trickle_next(0.5, times=2)
+    with pytest.raises(Unavailable, match="deadline"):
+        client.lookup_order("NN-1013")
+
+
+def test_a_huge_answer_is_never_read_into_memory(server: ActionsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    client = _hostile_client(server, monkeypatch, deadline_seconds=30, max_retries=0)
+    server.flood_next(150_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(Unavailable, match="more than 2000000 bytes"):
+            client.lookup_order("NN-1013")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, peak
+    assert client.lookup_order("NN-1013") is not None       # the next call is not affected

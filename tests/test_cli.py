@@ -77,8 +77,25 @@ def test_empty_input_and_missing_files_are_clear_errors(config_file: Path, tmp_p
     assert run(config_file, "ingest", "-", stdin=b"")[0] == 65
     (tmp_path / "one.eml").write_bytes(mail(1))
     code, _, err = run(config_file, "ingest", str(tmp_path / "one.eml"), str(tmp_path / "missing.eml"))
-    assert code == 66 and "cannot read" in err and "missing.eml" in err
-    assert _json(config_file, "messages", "list") == []          # nothing half-stored
+    assert code == 66 and "cannot read" in err and "missing.eml" in err and "stored 1 new" in err
+    assert len(_json(config_file, "messages", "list")) == 1       # the readable one is stored
+
+
+def test_one_bad_file_among_many_does_not_stop_the_others(config_file: Path, tmp_path: Path) -> None:
+    paths = []
+    for i in range(1, 26):
+        path = tmp_path / f"{i:02}.eml"
+        path.write_bytes(b"" if i == 7 else b"  \r\n" if i == 19 else mail(i))
+        paths.append(str(path))
+    unreadable = tmp_path / "locked.eml"
+    unreadable.mkdir()                               # a directory: read_bytes fails like an unreadable file
+    code, _, err = run(config_file, "ingest", *paths[:12], str(unreadable), *paths[12:])
+    assert code == 66, err
+    assert "07.eml: empty" in err and "19.eml: empty" in err and "cannot read" in err and "locked.eml" in err
+    assert "stored 23 new message(s), 0 already stored, 3 file(s) skipped" in err
+    assert len(_json(config_file, "messages", "list", "--limit", "100")) == 23
+    code, _, err = run(config_file, "ingest", paths[0], paths[6])
+    assert code == 65 and "stored 0 new message(s), 1 already stored, 1 file(s) skipped" in err
 
 
 def test_malformed_mail_is_stored_and_listed(config_file: Path) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mailagent.mail.html import html_to_text, parse_html, render
+from mailagent.mail.html import HtmlText, html_to_text, parse_html, render
 
 
 def text(html: str) -> str:
@@ -154,3 +154,62 @@ def test_deeply_nested_markup_is_rendered_without_recursion() -> None:
     started = time.perf_counter()
     assert text(html) == "deep"
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<span style="color:transparent">SECRET</span>',
+        '<span style="color:rgba(0,0,0,0)">SECRET</span>',
+        '<span style="color:#00000000">SECRET</span>',
+        '<span style="font-size:0.01em">SECRET</span>',
+        '<span style="font-size:.05rem">SECRET</span>',
+        '<span style="font-size:1%">SECRET</span>',
+        '<span style="opacity:0.01">SECRET</span>',
+        '<div style="position:absolute;left:-10000em">SECRET</div>',
+        '<div style="position:relative;top:-3000px">SECRET</div>',
+        '<div style="text-indent:-9999px;overflow:hidden">SECRET</div>',
+        '<div style="margin-left:-5000px">SECRET</div>',
+        '<div style="transform:scale(0)">SECRET</div>',
+        '<div style="clip:rect(0 0 0 0);position:absolute">SECRET</div>',
+        '<div style="clip-path:inset(50%)">SECRET</div>',
+        '<div style="width:1px;height:1px;overflow:hidden">SECRET</div>',
+        '<div style="background:#1a1a1a;color:#1b1b1b">SECRET</div>',
+        '<div style="background-color:#003366"><span style="color:#003367">SECRET</span></div>',
+        '<div style="color:/* x */transparent">SECRET</div>',
+        "<style>@media screen { .n { display:none } }</style><span class=\"n\">SECRET</span>",
+        "<style>@media all and (min-width: 0px) { .n { display:none } }</style><span class=\"n\">SECRET</span>",
+        "<style>div.box span { font-size: 0 }</style><div class=\"box\"><span>SECRET</span></div>",
+        "<style>span[data-x] { opacity: 0 }</style><span data-x=\"1\">SECRET</span>",
+        "<style>em.b{visibility:hidden}</style><em class=\"a b\">SECRET</em>",
+        "<style>@import url(x.css); .q{display:none}</style><b class=\"q\">SECRET</b>",
+    ],
+)
+def test_css_hiding_a_naive_renderer_would_show(element: str) -> None:
+    result = html_to_text(f"<p>Visible</p>{element}<p>After</p>")
+    assert (result.text, result.hidden) == ("Visible\nAfter", "SECRET")
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        '<div style="background:#222;color:#eee">SHOWN</div>',
+        '<div style="background:url(bg.png);color:#fff">SHOWN</div>',
+        '<span style="font-size:0.8em">SHOWN</span>',
+        '<span style="color:rgba(0,0,0,0.8)">SHOWN</span>',
+        '<div style="position:relative;left:-10px">SHOWN</div>',
+        "<style>@media print { .n { display:none } }</style><p class=\"n\">SHOWN</p>",
+        "<style>a:hover { display:none }</style><a href=\"https://x.example\">SHOWN</a>",
+        "<style>@media (max-width:600px) { .d { display:none } } .m { display:none }</style>"
+        "<p class=\"d\">SHOWN</p>",
+    ],
+)
+def test_css_that_leaves_text_readable_keeps_it_visible(element: str) -> None:
+    result = html_to_text(element)
+    assert result.text.startswith("SHOWN") and result.hidden == ""
+
+
+@pytest.mark.parametrize("style", ["margin-left:0in", "text-indent:0", "position:absolute;left:0;top:0",
+                                   "position:relative;left:0px"])
+def test_an_offset_of_zero_hides_nothing(style: str) -> None:
+    assert html_to_text(f'<p style="{style}">SHOWN</p>') == HtmlText("SHOWN", "")

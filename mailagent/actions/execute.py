@@ -19,6 +19,7 @@ from sqlmodel import select
 from mailagent.actions.backends.base import (
     Backend,
     BackendError,
+    Mismatch,
     Rejected,
     Unavailable,
 )
@@ -26,7 +27,14 @@ from mailagent.actions.proposals import action_facts, check
 from mailagent.config import Settings
 from mailagent.policy import current_policy, decide_action
 from mailagent.store import audit, db
-from mailagent.store.models import Action, ActionState, Conversation, Draft, now
+from mailagent.store.models import (
+    Action,
+    ActionState,
+    AuditEntry,
+    Conversation,
+    Draft,
+    now,
+)
 
 
 class OutcomeUnknown(RuntimeError):
@@ -55,12 +63,34 @@ def run(settings: Settings, backend: Backend | None, draft_id: int, call_id: str
     try:
         result = _call(backend, tool, arguments, action.idempotency_key)
     except Unavailable as exc:
+        _uncertain(url, action, str(exc))
         raise OutcomeUnknown(f"{tool}: {exc}") from exc
+    except Mismatch as exc:                  # the answer is about something else: a human must look
+        _finish(url, action, ActionState.FAILED, error=f"the backend's answer does not match the request: {exc}")
+        return {"executed": False, "error": f"not done as asked; a person will check it ({exc})"}
     except BackendError as exc:              # not found, rejected by a business rule, key conflict
         _finish(url, action, ActionState.FAILED, error=f"{type(exc).__name__}: {exc}")
         return {"executed": False, "error": str(exc)}
     _finish(url, action, ActionState.EXECUTED, result=result)
     return {"executed": True, **result}
+
+
+UNCERTAIN = "outcome_unknown"
+
+
+def _uncertain(url: str, action: Action, error: str) -> None:
+    """Note that a call may have reached the backend: from now on only a retry with the same key
+    settles it (the backend answers from its record), never a fresh check of the facts, which an
+    action that did run would fail (an order already refunded has nothing left to refund)."""
+    with db.session(url) as s:
+        audit.record(s, "system", UNCERTAIN, conversation_id=action.conversation_id, draft_id=action.draft_id,
+                     action_id=action.id, error=error)
+
+
+def _was_uncertain(url: str, action: Action) -> bool:
+    with db.reading(url) as s:
+        return s.exec(select(AuditEntry.id).where(AuditEntry.action_id == action.id,
+                                                  AuditEntry.event == UNCERTAIN)).first() is not None
 
 
 def _refuse(url: str, action: Action, reason: str) -> None:
@@ -99,6 +129,8 @@ def _refusal(settings: Settings, backend: Backend | None, action: Action, tool: 
         return "the call differs from the approved proposal"
     if not (action.decided_by or "").startswith("policy:"):
         return None                                    # a person approved exactly this
+    if _was_uncertain(settings.database.url, action):
+        return None                                    # it may have run: the same key settles it
     if backend is None:
         return "no actions backend is configured"
     checked = check(backend, action.customer, tool, arguments)

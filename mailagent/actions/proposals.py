@@ -146,6 +146,12 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
     if refusal:
         decide(s, action, ActionState.REJECTED, "system", [refusal])
         return action
+    if earlier := refused_for_customer(s, action):
+        # A rep said no to this target for this customer: only a rep may say yes now.
+        action.reasons = [earlier]
+        audit.record(s, "system", "awaits_rep", conversation_id=action.conversation_id, draft_id=action.draft_id,
+                     action_id=action.id, reasons=[earlier])
+        return action
     decision = decide_action(policy, action_facts(s, action, checked, draft, conversation.taken_by is not None))
     if decision.decision == "auto_approve":
         decide(s, action, ActionState.APPROVED, f"policy:{decision.rule}", list(decision.reasons))
@@ -164,6 +170,24 @@ def _repeated_or_too_many(s: Session, action: Action) -> str | None:
                                           Action.state == ActionState.REJECTED, Action.tool == action.tool)).all()
     if any(_target(r.arguments) == _target(action.arguments) for r in refused if r.decided_by != "system"):
         return "a rep rejected an action on the same target in this conversation"
+    return None
+
+
+def refused_for_customer(s: Session, action: Action) -> str | None:
+    """Why a proposal must not be auto-approved: a rep rejected the same tool on the same target
+    (order, subscription, invoice) for the same customer, in any conversation. A refusal binds
+    the target, not the thread: a new conversation about the same order is not a fresh start."""
+    if not any(_target(action.arguments)):
+        return None
+    refused = s.exec(select(Action).where(func.lower(Action.customer) == action.customer.lower(),
+                                          Action.state == ActionState.REJECTED, Action.tool == action.tool,
+                                          Action.id != action.id)).all()
+    for earlier in refused:
+        if earlier.decided_by not in (None, "system") and not earlier.decided_by.startswith("policy:") \
+                and _target(earlier.arguments) == _target(action.arguments):
+            when = f"{earlier.decided_at:%Y-%m-%d}" if earlier.decided_at else "earlier"
+            return (f"{earlier.decided_by} rejected {action.tool} on {'/'.join(t for t in _target(action.arguments) if t)} "
+                    f"for this customer on {when} (action {earlier.id}, conversation {earlier.conversation_id})")
     return None
 
 

@@ -19,15 +19,18 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Literal
-from urllib.parse import urlsplit
 
+import ada_url
+
+from mailagent.agent import injection_words as words
+from mailagent.agent.numberwords import words_to_digits
 from mailagent.redact import find_secrets, password_values
 
-Where = Literal["body", "hidden_html", "subject", "attachment", "quoted"]
+Where = Literal["body", "hidden_html", "subject", "attachment", "quoted", "display_name"]
 
 SCAN_LIMIT = 100_000
 EXCERPT = 120
@@ -70,13 +73,15 @@ class OutputIssue:
 # regex: compatibility forms (fullwidth, math letters), accents, zero-width characters inside
 # words, Cyrillic and Greek look-alikes, and quote markers or line breaks splitting a phrase.
 
-_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_INVISIBLE = ("\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+              "\ufe00\ufe01\ufe02\ufe03\ufe04\ufe05\ufe06\ufe07\ufe08\ufe09\ufe0a\ufe0b\ufe0c\ufe0d\ufe0e\ufe0f")
 _ZERO_WIDTH_RUN = re.compile(f"[{_INVISIBLE}]{{8,}}")
 _TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")
 _FLAG_TAGS = re.compile(r"[a-z0-9]{2,6}\x7f")  # the tag sequence of a subdivision flag emoji
 _BLACK_FLAG = "\U0001f3f4"
 _QUOTES = {**dict.fromkeys(map(ord, "‘’ʼ‛`"), "'"), **dict.fromkeys(map(ord, "“”„«»"), '"')}
-_TAGS = dict.fromkeys(range(0xE0000, 0xE0080))
+_TAGS = dict.fromkeys([*range(0xE0000, 0xE0080), *range(0xE0100, 0xE01F0)])  # tags, variation selectors 17-256
+_SELECTOR_RUN = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]{4,}")
 _PLAIN = str.maketrans({**_QUOTES, **_TAGS})
 _FOLD = str.maketrans({**_QUOTES, **_TAGS, **dict.fromkeys(map(ord, _INVISIBLE))})
 _HOMOGLYPHS = str.maketrans(
@@ -373,18 +378,124 @@ _HIDDEN_ONLY = _rules(
 )
 
 # In these places any instruction is the attack, whatever its kind.
-_CHANNEL = {"hidden_html": "hidden_html", "subject": "subject_instruction", "attachment": "attachment_name"}
+_CHANNEL = {"hidden_html": "hidden_html", "subject": "subject_instruction", "attachment": "attachment_name",
+            "display_name": "display_name"}
+# Places with no business addressing anyone: the stricter hidden-text rules apply there too.
+_STRICT: frozenset[Where] = frozenset({"hidden_html", "display_name"})
 _FILENAME_SEPARATORS = re.compile(r"[_.+-]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")
+_BASE32 = re.compile(r"\b[A-Z2-7]{16,}={0,6}")
+_HEXES = re.compile(r"(?<![\w\\])[0-9a-fA-F\\x: ]{24,}(?![\w\\])")
 _URL_SAFE = str.maketrans("-_", "+/")
+_ROT13 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+                       "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm")
 _MAX_BLOBS = 50
+# "the", "and", "you", "your", "all", "ignore", "please", "instructions" in rot13: text worth decoding.
+_ROT13_WORDS = re.compile(r"\b(?:gur|naq|lbh|lbhe|nyy|vtaber|cyrnfr|vafgehpgvbaf|ehyrf|nffvfgnag)\b", re.IGNORECASE)
+TAIL_LIMIT = 20_000
+_MIDDLE_LIMIT = 50_000
+
+# --- fences: what the run input uses to tell customer text from ours --------------------------
+
+FENCE_TAG = "customer_message"
+LATEST_MARKER = "Latest customer message (answer this one):"
+_FENCE = re.compile(r"<\s*/?\s*(?:customer_message|earlier_turn|our_reply)\b|latest customer message \(answer this one\)",
+                    re.IGNORECASE)
+
+
+def defuse_fences(text: str) -> str:
+    """Customer text with our fence tags and markers made inert (`<` becomes `‹`), so it cannot
+    close the fence it is put in and speak as us."""
+    return _FENCE.sub(lambda m: m.group().replace("<", "‹").replace("(", "[").replace(")", "]"), text)
+
+
+# --- multilingual co-occurrence -----------------------------------------------------------------
+
+
+def _lexicon(terms: Sequence[str]) -> re.Pattern[str]:
+    """Terms as whole words (anywhere, for scripts written without spaces), after the folding the
+    text gets. One lookaround around the whole alternation keeps the search fast."""
+    spaced, unspaced = set(), set()
+    for term in terms:
+        folded = _normalise(term).strip().lower()
+        escaped = re.escape(folded).replace(r"\ ", r"\s")  # the text has one space between words
+        (unspaced if _UNSPACED.search(folded) else spaced).add(escaped)
+    by_length = sorted(spaced, key=len, reverse=True)
+    pattern = rf"(?<![\w'-])(?:{'|'.join(by_length)})(?![\w-])"
+    if unspaced:
+        pattern += "|" + "|".join(sorted(unspaced, key=len, reverse=True))
+    return re.compile(pattern, re.IGNORECASE)
+
+
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u9fff\u1100-\u11ff\uac00-\ud7af\u3130-\u318f]")
+_OVERRIDE_WORDS = _lexicon(words.OVERRIDE)
+_RULE_WORDS = _lexicon(words.RULES)
+_EARLIER_WORDS = _lexicon(words.EARLIER)
+_MACHINE_WORDS = _lexicon(words.MACHINE)
+_PRIVILEGE_WORDS = _lexicon(words.PRIVILEGE)
+_OWN_WORDS = _lexicon(words.OWN)
+_STAFF_WORDS = _lexicon(words.STAFF)
+_APPROVAL_WORDS = _lexicon(words.APPROVAL)
+_VOCATIVE = re.compile(rf"^\W*(?:(?:{_lexicon(words.VOCATIVE).pattern})\s)?(?:(?:the|an|a)\s)?(?:{_lexicon((*words.MACHINE, *words.SYSTEM)).pattern})"
+                       r"[^:,!\n]{0,30}?(?:[:,!]|\s(?:reading|processing|handling)\b)", re.IGNORECASE)
+_SENTENCES = re.compile(r"(?<=[.!?;。！？])\s+|\n+")
+_NOTE_HEAD = re.compile(
+    r"(?:^|[\[(]|-{2,}\s*)(?:internal|staff|rep|agent|support(?:\steam)?|admin|supervisor|billing|team|moderator)"
+    r"(?:'s)?\s(?:note|comment|memo|remark)\b|\bnote\s(?:from|by)\s(?:the\s)?(?:agent|rep|support|billing"
+    r"|supervisor|manager|team)\b|\bnota\sinterna\b|\binterne\snotiz\b|\bnote\sinterne\b|\binterne\snotitie\b",
+    re.IGNORECASE | re.MULTILINE)
+_FORWARD_HEAD = re.compile(
+    r"-{3,}\s*(?:forwarded message|original message|weitergeleitete nachricht|ursprungliche nachricht"
+    r"|mensaje reenviado|mensaje original|message transfere|message d'origine|messaggio inoltrato"
+    r"|mensagem encaminhada|doorgestuurd bericht)\s*-*|^begin forwarded message", re.IGNORECASE | re.MULTILINE)
+_FROM_LINE = re.compile(r"^(?:from|von|de|da|van|od|от)\s*:[^\n]*", re.IGNORECASE | re.MULTILINE)
+_ACT = re.compile(r"\b(?:please|bitte|por favor|merci de|per favore)\s[^.\n]{0,40}?\b(?:issue|process|pay|refund"
+                  r"|confirm|auszahlen|erstatten|reembolsar|rembourser)|\bshould\s+(?:confirm|process|issue|approve)\b"
+                  r"|\bprocess\s+the\s+payout\b|\bwithout\s+further\s+review\b|\bohne\s+weitere\s+prufung\b",
+                  re.IGNORECASE)
+
+
+def _paraphrases(text: str) -> Iterator[str]:
+    """Sentences that set instructions aside (whoever's they are not the customer's own), or that
+    address the machine and ask it for something only a rep may grant."""
+    sentences = [s for s in _SENTENCES.split(text) if s.strip()]
+    for i, sentence in enumerate(sentences):
+        window = sentence + " " + (sentences[i + 1] if i + 1 < len(sentences) else "")
+        override = _OVERRIDE_WORDS.search(sentence)
+        if override and (rule := _RULE_WORDS.search(sentence)):
+            own = _OWN_WORDS.search(" ".join(sentence[:rule.start()].split()[-3:]))
+            if not own and (_EARLIER_WORDS.search(sentence) or _MACHINE_WORDS.search(window)
+                            or _PRIVILEGE_WORDS.search(window)):
+                yield sentence
+                continue
+        if _VOCATIVE.search(sentence) and (_OVERRIDE_WORDS.search(window) or _PRIVILEGE_WORDS.search(window)):
+            yield sentence
+
+
+def _staff_claims(text: str) -> Iterator[Finding]:
+    """Notes and forwards in the customer's mail that pretend to come from our side."""
+    for head in _NOTE_HEAD.finditer(text):
+        after = text[head.start():head.end() + 300]
+        if _APPROVAL_WORDS.search(after) or _PRIVILEGE_WORDS.search(after):
+            yield Finding("fake_rep_note", "body", _excerpt(after))
+            break
+    for head in _FORWARD_HEAD.finditer(text):
+        forwarded = text[head.end():head.end() + 2000]
+        sender = _FROM_LINE.search(forwarded)
+        staff = sender is not None and _STAFF_WORDS.search(sender.group())
+        approval = _APPROVAL_WORDS.search(forwarded)
+        if approval and (staff or _ACT.search(forwarded)) or _VOCATIVE.search(forwarded) or (
+                _MACHINE_WORDS.search(forwarded) and _ACT.search(forwarded)):
+            yield Finding("fake_forward", "body", _excerpt(forwarded))
+            break
 
 
 def check_injection(*, body: str, subject: str = "", hidden_html: str = "",
-                    attachment_names: Sequence[str] = (), quoted: str = "") -> InjectionVerdict:
+                    attachment_names: Sequence[str] = (), quoted: str = "",
+                    display_name: str = "") -> InjectionVerdict:
     """Find instruction-like text aimed at the assistant anywhere the customer controls."""
     fields: list[tuple[Where, str]] = [("body", body), ("quoted", quoted), ("subject", subject),
-                                       ("hidden_html", hidden_html)]
+                                       ("hidden_html", hidden_html), ("display_name", display_name)]
     fields += [("attachment", name) for name in attachment_names]
     findings: dict[tuple[str, str], Finding] = {}
     for where, text in fields:
@@ -393,16 +504,43 @@ def check_injection(*, body: str, subject: str = "", hidden_html: str = "",
     return InjectionVerdict(flagged=bool(findings), findings=tuple(findings.values()))
 
 
+def _scanned_part(text: str) -> str:
+    """What the patterns read: all of a normal message; of a huge one (a pasted log) the head, the
+    tail, and every line between them that has a word of instruction in it, so the cost stays
+    bounded and an instruction buried in the middle is still read."""
+    if len(text) <= SCAN_LIMIT + TAIL_LIMIT:
+        return text
+    middle = text[SCAN_LIMIT:-TAIL_LIMIT]
+    picked, size, pos = [], 0, 0
+    while size < _MIDDLE_LIMIT and (match := _TRIGGER.search(middle, pos)) is not None:
+        start = max(middle.rfind("\n", 0, match.start()) + 1, match.start() - 1000)
+        end = middle.find("\n", match.end())
+        end = min(len(middle) if end == -1 else end, match.end() + 1000)
+        picked.append(middle[start:end])
+        size += end - start
+        pos = end + 1
+    return "\n".join([text[:SCAN_LIMIT], *picked, text[-TAIL_LIMIT:]])
+
+
+# Cheap stems of instruction words: lines of a huge message's middle that have one are read.
+_TRIGGER = re.compile(
+    r"ignor|disregard|forget|instruc|rules|assistant|system|approv|prompt|overrid|bypass|guidance|anweisung|vergiss"
+    r"|vorgabe|olvid|oubli|consigne|dimentic|esquec|negeer|vergeet|zapomnij|игнор|забудь|инструкц|правил|talimat"
+    r"|yok say|glom|無視|忽略|무시|指示|指令|지시|customer_message|\[/?inst\]|<\|", re.IGNORECASE)
+
+
 def _scan(text: str, where: Where) -> Iterator[Finding]:
     """Findings in one field; a match that only appears once look-alikes are folded is also reported as such."""
     if not text or text.isspace():
         return
     yield from _hidden_characters(text, where)
-    head = text[:SCAN_LIMIT]
+    head = _scanned_part(text)
     scanned = _normalise(head)
     if where == "attachment":
         scanned += "\n" + _FILENAME_SEPARATORS.sub(" ", scanned)
-    rules = _INSTRUCTIONS + _HIDDEN_ONLY if where == "hidden_html" else _INSTRUCTIONS
+    if fence := _FENCE.search(head):
+        yield Finding("fence_escape", where, _excerpt(head[fence.start():fence.start() + EXCERPT]))
+    rules = _INSTRUCTIONS + _HIDDEN_ONLY if where in _STRICT else _INSTRUCTIONS
     plain: str | None = None
     for rule in rules:
         match = rule.pattern.search(scanned)
@@ -414,6 +552,10 @@ def _scan(text: str, where: Where) -> Iterator[Finding]:
             if not rule.pattern.search(plain):
                 trick = "zero_width" if any(c in _INVISIBLE for c in head) else "homoglyph"
                 yield Finding(trick, where, _excerpt(match.group()))
+    for sentence in islice(_paraphrases(scanned), 1):
+        yield Finding(_CHANNEL.get(where, "paraphrase"), where, _excerpt(sentence))
+    if where in ("body", "quoted"):
+        yield from (Finding(f.technique, where, f.excerpt) for f in _staff_claims(scanned))
     yield from _encoded(scanned, where)
 
 
@@ -427,32 +569,65 @@ def _hidden_characters(text: str, where: Where) -> Iterator[Finding]:
         if not is_flag and any(c.isalpha() for c in decoded):
             yield Finding("unicode_tags", where, _excerpt(decoded))
             break
+    for match in _SELECTOR_RUN.finditer(text):
+        data = bytes(ord(c) - 0xFE00 if ord(c) < 0xFE10 else ord(c) - 0xE0100 + 16 for c in match.group())
+        decoded = data.decode("utf-8", "replace")
+        if sum(c.isalpha() for c in decoded) >= 3:
+            yield Finding("variation_selectors", where, _excerpt(decoded))
+            break
     # Marketing preheaders pad hidden HTML with runs of zero-width joiners: only visible text counts.
     if where != "hidden_html" and (run := _ZERO_WIDTH_RUN.search(text)):
         yield Finding("zero_width", where, f"{len(run.group())} zero-width characters in a row")
 
 
 def _encoded(scanned: str, where: Where) -> Iterator[Finding]:
-    """Base64 blobs that decode to instructions."""
-    for match in islice(_BASE64.finditer(scanned), _MAX_BLOBS):
-        decoded = _decode_base64(match.group())
+    """Base64, base32, hex and rot13 text that decodes to instructions."""
+    candidates = [_decode_base64(m.group()) for m in islice(_BASE64.finditer(scanned), _MAX_BLOBS)]
+    candidates += [_decode_base32(m.group()) for m in islice(_BASE32.finditer(scanned), _MAX_BLOBS)]
+    candidates += [_decode_hex(m.group()) for m in islice(_HEXES.finditer(scanned), _MAX_BLOBS)]
+    if len(_ROT13_WORDS.findall(scanned, 0, SCAN_LIMIT)) >= 2:
+        candidates.append(scanned.translate(_ROT13))
+    for decoded in candidates:
         if decoded is None:
             continue
         text = _normalise(decoded)
-        if any(rule.pattern.search(text) for rule in _INSTRUCTIONS + _HIDDEN_ONLY):
+        if any(rule.pattern.search(text) for rule in _INSTRUCTIONS + _HIDDEN_ONLY) or next(_paraphrases(text), None):
             yield Finding("encoded_payload", where, _excerpt(decoded))
             return
+
+
+def _printable(data: bytes) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(c.isprintable() or c.isspace() for c in text)
+    return text if text and printable >= 0.95 * len(text) else None
 
 
 def _decode_base64(blob: str) -> str | None:
     blob = blob.rstrip("=").translate(_URL_SAFE)
     blob = blob[: len(blob) - len(blob) % 4] if len(blob) % 4 == 1 else blob + "=" * (-len(blob) % 4)
     try:
-        text = base64.b64decode(blob, validate=True).decode("utf-8")
+        return _printable(base64.b64decode(blob, validate=True))
     except (binascii.Error, ValueError):
         return None
-    printable = sum(c.isprintable() or c.isspace() for c in text)
-    return text if text and printable >= 0.95 * len(text) else None
+
+
+def _decode_base32(blob: str) -> str | None:
+    blob = blob.rstrip("=")
+    try:
+        return _printable(base64.b32decode(blob + "=" * (-len(blob) % 8)))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_hex(blob: str) -> str | None:
+    digits = re.sub(r"\\x|[ :]", "", blob)
+    try:
+        return _printable(bytes.fromhex(digits[: len(digits) - len(digits) % 2]))
+    except ValueError:
+        return None
 
 
 def _excerpt(text: str) -> str:
@@ -534,6 +709,39 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         rf"{_I} reversed (?:the|your|this) (?:chargeback|charge|payment|transaction|debit)\b",
         rf"\b(?:chargeback|charge|payment|transaction|debit){_BEEN} reversed\b",
     ), ("chargeback", "reverse", "refund")),
+    # Promises as well as claims: only a tool can grant these, and none did.
+    "pause": (_claims(
+        rf"{_I} (?:paused|suspended|frozen|froze|put on hold|put) (?:your|the) (?:subscription|plan|account"
+        r"|membership|billing|renewal)\b",
+        r"\b(?:i|we)(?:'ll| will) (?:pause|suspend|freeze|hold) (?:your|the) (?:subscription|plan|account"
+        r"|membership|billing|renewal)\b",
+        rf"\b(?:subscription|plan|membership|account|billing){_BEEN} (?:paused|suspended|frozen|put on hold)\b",
+        r"\b(?:abo|abonnement|vertrag|konto) (?:wurde|ist) (?:jetzt )?(?:pausiert|ausgesetzt|eingefroren)\b",
+        r"\b(?:ich|wir) ha(?:be|ben) (?:ihr|dein|das) (?:abo|abonnement|konto)[^\n.]{0,20}?\bpausiert\b",
+        r"\b(?:he|hemos) pausado (?:su|tu|la|el) (?:suscripcion|plan|cuenta)\b",
+        r"\b(?:j'ai|nous avons) (?:mis en pause|suspendu) (?:votre|ton) (?:abonnement|compte)\b",
+    ), ("pause", "suspend")),
+    "compensation": (_claims(
+        r"\b(?:a|an|one|two|three|four|five|six|\d+) (?:months?|weeks?|years?) (?:for )?(?:free|of free|at no"
+        r" (?:cost|charge))\b",
+        r"\b(?:monate?|wochen?) (?:gratis|kostenlos|umsonst)\b",
+        r"\b(?:meses?|semanas?) (?:gratis|gratuitos?)\b",
+        r"\bmois (?:gratuits?|offerts?)\b",
+        rf"{_I} (?:waived|removed|cancell?ed|written off|wrote off) (?:the|your|this) (?:fee|charge|late fee"
+        r"|penalty|cancellation fee)\b",
+        rf"\b(?:fee|charge|penalty){_BEEN} (?:waived|removed|written off)\b",
+        rf"{_I} (?:applied|added|given you|granted) (?:a |an )?[^\n.]{{0,12}}?(?:discount|coupon|voucher)\b",
+        r"\b(?:you(?:'ll| will) (?:get|receive|have)|we(?:'ll| will) (?:give|add|apply|send) you) (?:a |an )?"
+        r"(?:AMOUNT )?(?:credit|discount|voucher|coupon|gift card|refund|compensation)\b",
+        r"\b(?:a|an|your) (?:credit|gutschrift|credito|avoir) (?:of|von|de) AMOUNT\b",
+        r"\b(?:i|we)(?:'ll| will) (?:refund|reimburse|credit|compensate) you\b",
+        r"\byou(?:'ll| will) be (?:refunded|reimbursed|credited|compensated)\b",
+    ), ("credit", "discount", "coupon", "waive", "compensat", "refund")),
+    "plan change": (_claims(
+        rf"{_I} (?:upgraded|downgraded|switched|moved|changed|extended) (?:you|your (?:plan|subscription|account"
+        r"|trial|tier))\b",
+        rf"\b(?:plan|subscription|trial|tier){_BEEN} (?:upgraded|downgraded|extended|switched)\b",
+    ), ("plan", "upgrade", "downgrade", "extend", "trial")),
 }
 _CONDITIONAL = re.compile(
     r"\b(?:once|when|whenever|after|if|as soon as|until|before|unless|whether|sobald|wenn|nachdem|falls|bevor"
@@ -542,6 +750,7 @@ _CONDITIONAL = re.compile(
 )
 _SENTENCE_END = ".!?\n"
 _CLAUSE_START = ".!?\n,;:"
+_FUTURE = re.compile(r"\bwill\b|'ll\b", re.IGNORECASE)
 
 _MONEY = re.compile(
     r"(?:(?P<cur_a>[€$£]|\b(?:EUR|USD|GBP|CHF|CAD|AUD|SEK|NOK|DKK|PLN)\b) ?(?P<num_a>\d[\d.,']{0,14})"
@@ -564,12 +773,24 @@ _BARE_DOMAIN = re.compile(
 
 
 def check_output(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
-                 allowed_domains: Collection[str] = (), customer_text: str = "") -> tuple[OutputIssue, ...]:
-    """What is wrong with a draft reply, before the policy decides whether it may go out."""
-    text = _normalise(reply[:SCAN_LIMIT])
-    return (*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
-            *_amount_mismatches(text, executed_actions),
-            *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains))
+                 allowed_domains: Collection[str] = (), customer_text: str = "", subject: str = "",
+                 headers: Mapping[str, str] | None = None) -> tuple[OutputIssue, ...]:
+    """What is wrong with a draft reply, before the policy decides whether it may go out.
+
+    `subject` and `headers` are the outgoing Subject and any other header values we write: they
+    carry customer text too ("Re: ..."), so links and secrets are checked there as well as in
+    the body; what the reply claims is read in the subject and the body.
+    """
+    fields = {"subject": subject, **{name.lower(): value for name, value in (headers or {}).items()}}
+    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
+    issues = [*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
+              *_amount_mismatches(text, executed_actions),
+              *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains)]
+    for name, value in fields.items():
+        if value:
+            issues += [OutputIssue(i.check, i.detail.replace("the reply", f"the {name}", 1))
+                       for i in (*_secret_echoes(value, customer_text), *_links(value, allowed_domains))]
+    return tuple(dict.fromkeys(issues))
 
 
 def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
@@ -578,7 +799,10 @@ def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[Ou
         if any(word in action.tool.lower() for action in executed for word in tool_words):
             continue
         for match in claim.finditer(text):
-            clause = max(text.rfind(c, 0, match.start()) for c in _CLAUSE_START) + 1
+            # A past claim is conditional only within its clause ("After reviewing, I have refunded"
+            # is not); a promise is conditional anywhere in its sentence ("Once approved, we will ...").
+            starts = _SENTENCE_END if _FUTURE.search(match.group()) else _CLAUSE_START
+            clause = max(text.rfind(c, 0, match.start()) for c in starts) + 1
             ends = [i for i in (text.find(c, match.end()) for c in _SENTENCE_END) if i != -1]
             is_question = bool(ends) and text[min(ends)] == "?"
             if not is_question and not _CONDITIONAL.search(text, max(clause, match.start() - 200), match.start()):
@@ -638,7 +862,47 @@ def _links(reply: str, allowed_domains: Collection[str]) -> Iterator[OutputIssue
 
 
 def _host(url: str) -> str:
+    """The host a browser would open (WHATWG URL parsing, as browsers do: a backslash ends the host,
+    userinfo is dropped, IDNs are punycoded, numeric hosts are normalised); "" if it does not parse."""
     try:
-        return (urlsplit(url).hostname or "").rstrip(".")
+        return (ada_url.URL(url).hostname or "").lower().rstrip(".")
     except ValueError:
         return ""
+
+
+# --- display names ------------------------------------------------------------------------------
+
+_NAME_MAX = 40
+_NAME_WORDS_MAX = 4
+_NAME_CHARS = re.compile(r"[^\w ,.'-]")
+_NAME_NOISE = re.compile(
+    r"\d{3}|@|https?:|www\.|\.(?:com|net|org|io|example)\b|\b(?:urgent|account|locked|suspended|verify|password"
+    r"|call|click|refund|support|assistant|ai|bot|system|admin|security|billing|team|service|noreply|no-reply"
+    r"|winner|prize|invoice|payment)\b", re.IGNORECASE)
+
+
+def safe_display_name(name: str) -> str:
+    """The sender's display name as a greeting may use it, or "" when it is not plainly a name.
+
+    A display name is written by the sender: "URGENT your account is locked call +1-900-..." must
+    never become "Hi URGENT ...". A name is kept only when it looks like a person's name: a few
+    words of letters (any script), no digits, links, shouting or words of a pitch or an instruction.
+    """
+    shown = " ".join(unicodedata.normalize("NFKC", name).translate(_FOLD).replace('"', " ").split())
+    cleaned = _normalise(shown, fold=False)
+    if not cleaned or len(cleaned) > _NAME_MAX or len(cleaned.split()) > _NAME_WORDS_MAX:
+        return ""
+    if _NAME_CHARS.search(cleaned) or _NAME_NOISE.search(cleaned) or "_" in cleaned or _mixed_scripts(shown):
+        return ""
+    if sum(w.isupper() and len(w) > 2 for w in cleaned.split()) >= 1 or check_injection(body="", display_name=cleaned).flagged:
+        return ""
+    return shown
+
+
+def _mixed_scripts(text: str) -> bool:
+    """A word that mixes alphabets (Latin with Cyrillic look-alikes): spoofing, not a name."""
+    for word in text.split():
+        scripts = {unicodedata.name(c, "?").split()[0] for c in word if c.isalpha()}
+        if len(scripts) > 1:
+            return True
+    return False

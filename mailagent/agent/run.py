@@ -40,6 +40,7 @@ from mailagent.agent.input import Turn, compose_input
 from mailagent.agent.providers import model_for_run, model_name
 from mailagent.agent.support import ReplyDraft, build
 from mailagent.config import Settings
+from mailagent.mail.smtp import reply_subject
 from mailagent.store import db, tickets
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ async def _draft(settings: Settings, request: DraftRequest) -> DraftResult:
         verdict = guardrails.check_injection(
             body=request.latest, subject=request.subject, hidden_html=request.hidden_text,
             attachment_names=request.attachment_names, quoted=request.quoted_text,
+            display_name=request.customer_name,
         )
         with custom_span("input_check", data={"flagged": verdict.flagged, "reason": verdict.reason}):
             pass
@@ -242,7 +244,8 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
     # A fresh run pauses before any side effect runs; only a resumed run can have executed some.
     executed = [] if isinstance(start, str) else executed_actions(settings, request.draft_id)
     issues = guardrails.check_output(output.reply, executed_actions=executed,
-                                     allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest)
+                                     allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest,
+                                     subject=reply_subject(request.subject), headers={"To": request.customer_addr})
     with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
         pass
     return result(output, tuple(f"output:{i.check}" for i in issues), tuple(f"{i.check}: {i.detail}" for i in issues),

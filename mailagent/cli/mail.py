@@ -25,37 +25,47 @@ from mailagent.config import Settings
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    """Store messages from files or stdin. An MTA pipe gets 75 (try again later) when storage is
-    down, so the MTA keeps the message rather than bouncing it."""
+    """Store messages from files or stdin. A file that cannot be read or is empty is reported and
+    skipped; the others are stored all the same. Exit codes: 0 all stored; 66 some file could not
+    be read, 65 some file was empty (66 wins), the rest stored either way; 75 storage is down and
+    nothing was stored (an MTA pipe keeps the message and tries again later)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from mailagent.pipeline import ingest
     from mailagent.worker import dispatch
 
     paths: list[str] = args.files or ["-"]
-    items = []
+    items, bad = [], []
     for path in paths:
+        name = "standard input" if path == "-" else path
         try:
             raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         except OSError as exc:
-            raise Fail(f"cannot read {path}: {exc.strerror or exc}", EX_NOINPUT) from None
+            bad.append(EX_NOINPUT)
+            print(f"mailagent: cannot read {name}: {exc.strerror or exc}; skipped", file=sys.stderr)
+            continue
         if not raw.strip():
-            raise Fail(f"{'standard input' if path == '-' else path}: empty, no message to store", EX_DATAERR)
+            bad.append(EX_DATAERR)
+            print(f"mailagent: {name}: empty, no message to store; skipped", file=sys.stderr)
+            continue
         items.append(ingest.Inbound(raw, "pipe" if path == "-" else "file", args.mailbox))
     if args.mailbox:
         settings.mailbox(args.mailbox)
-    try:
-        ids = ingest.store_many(store(settings), items)
-    except SQLAlchemyError as exc:
-        raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {exc}", EX_TEMPFAIL) from None
+    ids: list[int | None] = []
+    if items:
+        try:
+            ids = ingest.store_many(store(settings), items)
+        except SQLAlchemyError as exc:
+            raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {exc}", EX_TEMPFAIL) from None
     new = [i for i in ids if i is not None]
     try:
         dispatch.stored(settings, new)
     except Exception as exc:  # noqa: BLE001 - stored is what matters; the sweeper enqueues later
         print(f"mailagent: stored, but could not hand over to the workers ({exc}): the sweeper will",
               file=sys.stderr)
-    print(f"stored {len(new)} new message(s), {len(ids) - len(new)} already stored", file=sys.stderr)
-    return 0
+    skipped = f", {len(bad)} file(s) skipped" if bad else ""
+    print(f"stored {len(new)} new message(s), {len(ids) - len(new)} already stored{skipped}", file=sys.stderr)
+    return max(bad, default=0)
 
 
 def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:

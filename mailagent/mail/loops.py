@@ -174,6 +174,7 @@ def classify(
     return Verdict(Kind.NORMAL, "no sign of automated mail")
 
 
+
 @dataclass(frozen=True)
 class _Mail:
     """The facts that the rules share, read once; body facts only when a rule asks."""

@@ -11,6 +11,7 @@ raw 8-bit headers, mislabelled bodies) is done here, more leniently than the std
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ from email.policy import Compat32
 
 from mailagent.mail.charsets import clean, decode
 from mailagent.mail.headers import addresses, decode_words, msgids, parse_date
-from mailagent.mail.html import Rendering, parse_html, render
+from mailagent.mail.html import (
+    Rendering,
+    parse_html,
+    render,
+    stripped_text,
+    too_many_tags,
+)
 from mailagent.mail.quotes import Reply, history_start, split_rendering, split_reply
 
 
@@ -107,9 +114,10 @@ def parse_tree(raw: bytes) -> tuple[ParsedMail, Message]:
     if not raw.strip():
         raise ParseError("empty message")
     defects: list[str] = []
-    message = _read(raw, defects)
+    elided, sizes = elide_large_parts(raw)
+    message = _read(elided, defects)
     headers = _Headers(message, defects)
-    body = _Body(message, defects)
+    body = _Body(message, defects, sizes)
     from_name, from_addr = next(iter(headers.addresses("from")), ("", ""))
     reply = body.reply(sender=from_name or from_addr)
     return ParsedMail(
@@ -132,6 +140,43 @@ def parse_tree(raw: bytes) -> tuple[ParsedMail, Message]:
         attachments=tuple(body.attachments),
         defects=tuple(dict.fromkeys(defects)),
     ), message
+
+
+# --- bounded cost -------------------------------------------------------------------------------
+# The stdlib parser keeps every line of a body and joins them (a 50 MB attachment cost 450 MB and
+# 16 s); what we need of an attachment is its size. Base64 runs of `ELIDE_AT` bytes or more are
+# replaced, before parsing, by a short token whose decoded size is kept aside.
+
+ELIDE_AT = 1_000_000
+_B64_LINE = re.compile(rb"^[A-Za-z0-9+/]+={0,2}\r?$", re.MULTILINE)
+_ELIDED = b"mailagent-elided-"
+
+
+def elide_large_parts(raw: bytes) -> tuple[bytes, dict[bytes, int]]:
+    """`raw` with every run of base64 lines of `ELIDE_AT` bytes or more replaced by a token (itself
+    base64), and the decoded size behind each token. Linear in the size of `raw`."""
+    if len(raw) < ELIDE_AT:
+        return raw, {}
+    runs: list[tuple[int, int]] = []
+    start = end = -2
+    for line in _B64_LINE.finditer(raw):
+        if line.start() == end + 1:
+            end = line.end()
+            continue
+        if end - start >= ELIDE_AT:
+            runs.append((start, end))
+        start, end = line.start(), line.end()
+    if end - start >= ELIDE_AT:
+        runs.append((start, end))
+    pieces, sizes, pos = [], {}, 0
+    for i, (a, b) in enumerate(runs):
+        token = _ELIDED + str(i).encode()
+        chars = (b - a) - raw.count(b"\n", a, b) - raw.count(b"\r", a, b)
+        padding = raw.count(b"=", max(a, b - 4), b)
+        sizes[token] = chars * 3 // 4 - padding
+        pieces += [raw[pos:a], base64.b64encode(token)]
+        pos = b
+    return b"".join([*pieces, raw[pos:]]), sizes
 
 
 def _read(raw: bytes, defects: list[str]) -> Message:
@@ -184,8 +229,9 @@ class _Headers:
 class _Body:
     """The readable text and HTML of a message, and its attachments."""
 
-    def __init__(self, message: Message, defects: list[str]) -> None:
+    def __init__(self, message: Message, defects: list[str], elided: dict[bytes, int]) -> None:
         self.defects = defects
+        self.elided = elided
         self.attachments: list[Attachment] = []
         self.plain: str | None = None
         self.html: str | None = None
@@ -199,7 +245,12 @@ class _Body:
             self.html = None
         self.rendering: Rendering | None = None
         self.text = self.plain or ""
-        if self.html is not None:
+        if self.html is not None and (tags := too_many_tags(self.html)):
+            # Rendering cost grows with the tags; what is hidden cannot be told without it, so
+            # none of this text is shown as the customer's words.
+            defects.append(f"text/html: {tags} tags, too many to render; its text is kept apart as hidden")
+            self.hidden = stripped_text(self.html)
+        elif self.html is not None:
             # The HTML is read even when the plain part is the text: it can hide text that the
             # plain part does not show, and that must be known.
             soup = parse_html(self.html)
@@ -225,7 +276,7 @@ class _Body:
             or filename is not None
             or content_type not in _BODY_TYPES
         ):
-            self.attachments.append(Attachment(filename, content_type, _size(part)))
+            self.attachments.append(Attachment(filename, content_type, _size(part, self.elided)))
         elif content_type == "text/plain" and self.plain is None:
             self.plain = self.decode_text(part, content_type)
         elif content_type == "text/html" and self.html is None:
@@ -233,6 +284,9 @@ class _Body:
 
     def decode_text(self, part: Message, content_type: str) -> str:
         data = part.get_payload(decode=True) or b""
+        if data in self.elided:
+            self.defects.append(f"{content_type}: a body of {self.elided[data]} bytes, too large to read")
+            return ""
         charset = part.get_content_charset()
         if charset is None and content_type == "text/html":
             declared = _META_CHARSET.search(data[:4096])
@@ -263,10 +317,10 @@ def _is_container(part: Message) -> bool:
     return part.is_multipart() and part.get_content_maintype() != "message"
 
 
-def _size(part: Message) -> int:
+def _size(part: Message, elided: dict[bytes, int]) -> int:
     payload = part.get_payload(decode=True)
     if payload is not None:
-        return len(payload)
+        return elided.get(payload, len(payload))
     # An attached message, which the parser split up. Writing it back out to measure it is slow
     # and, for malformed messages, fails in the stdlib: add up its fields and contents instead,
     # with CRLF line ends (its MIME framing is left out).
@@ -277,7 +331,8 @@ def _size(part: Message) -> int:
         if sub.is_multipart():
             stack.extend(sub.get_payload())
         else:
-            size += len(sub.get_payload(decode=True) or b"")
+            data = sub.get_payload(decode=True) or b""
+            size += elided.get(data, len(data))
     return size
 
 

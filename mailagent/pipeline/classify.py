@@ -20,7 +20,7 @@ from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.headers import envelope, first_address, read_headers
 from mailagent.mail.parse import ParsedMail, parse_tree
-from mailagent.pipeline import threads
+from mailagent.pipeline import sender, threads
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, now
 
@@ -89,6 +89,7 @@ def process(settings: Settings, message_id: int) -> Processed | None:
                     mailboxes={m.address: name for name, m in settings.mailboxes.items()})
     if found.parse_error:
         log.warning("message %s could not be parsed: %s", message_id, found.parse_error)
+    verdict = sender.check(settings, raw)          # may look up DKIM keys: outside the transaction
     window = timedelta(days=settings.ingest.subject_window_days)
     with db.session(url) as s:
         db.lock(s, "threading")   # first: threading may update other messages' rows too
@@ -96,6 +97,7 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         if msg is None or msg.state != MessageState.STORED:
             return None
         _record(msg, found)
+        sender.record(msg, verdict)
         conversation = threads.assign(s, msg, window)
         msg.state, msg.processed_at = MessageState.PROCESSED, now()
         return Processed(msg, conversation)

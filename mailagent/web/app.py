@@ -13,19 +13,25 @@ from mailagent.config import Settings
 from mailagent.store import db
 from mailagent.store.models import Message, Outbound
 from mailagent.web import hooks
+from mailagent.worker import watch
 
 
 def create_app(settings: Settings) -> Starlette:
     url = settings.database.url
 
     async def health(_request: Request) -> Response:
-        """Ready when the database answers: everything else can wait, storage cannot."""
+        """Ready when the database answers and every IDLE watcher the configuration asks for is
+        running (a dead watcher leaves new mail waiting for the next poll)."""
         try:
             with db.engine(url).connect() as conn:
                 conn.execute(text("SELECT 1"))
+            watchers = watch.status(settings)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return JSONResponse({"ok": False, "database": type(exc).__name__}, status_code=503)
-        return JSONResponse({"ok": True})
+        if not watchers:
+            return JSONResponse({"ok": True})
+        ok = all(w["ok"] for w in watchers.values())
+        return JSONResponse({"ok": ok, "watchers": watchers}, status_code=200 if ok else 503)
 
     async def metrics(_request: Request) -> Response:
         """Counts by state in the Prometheus text format."""

@@ -9,12 +9,22 @@ idempotency (409 replays, 422 on a reused key), and failures on demand.
         assert [r.status for r in server.requests] == [None, 409]
 
 Injected failures apply to the next requests, one request each, in the order they were queued,
-before the signature is checked (as a proxy in front of the API would fail):
+before the signature is checked (as a proxy in front of the API would fail); with `only=PATH`, only
+to requests whose path starts with it:
 - `fail_next(status, times=n, code=...)`: answer an error without handling the request;
 - `delay_next(seconds)`: wait, then handle the request as usual (a client with a shorter timeout
   has given up and retried by then); a server that stops meanwhile drops it unhandled;
 - `drop_response_next()`: handle the request, side effect included, then send nothing until the
   client gives up: the case that idempotency keys exist for.
+
+Hostile answers (a backend that lies, stalls or floods), also one request each:
+- `answer_after_next(status, body)`: handle the request, side effect included, then answer
+  `status` with `body` instead: raw bytes (not JSON), or a function of the real result (a dict)
+  returning the dict to send ("201 for another order", `"status": "failed"` after a refund);
+- `trickle_next(seconds_per_byte)`: handle the request, then send the real answer one byte at a
+  time, `seconds_per_byte` apart;
+- `flood_next(size)`: answer `200` with a JSON-looking body of `size` bytes (streamed, never held
+  in memory here either).
 
 The server handles one request at a time on its event loop, so a key is never seen in flight;
 `fail_next(409, code="in_progress")` plays that answer.
@@ -34,7 +44,7 @@ import threading
 import time
 import tomllib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -44,7 +54,7 @@ from typing import Any, Literal, Self
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mailagent.config import DATA
@@ -73,10 +83,13 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class _Fault:
-    kind: Literal["fail", "delay", "drop"]
+    kind: Literal["fail", "delay", "drop", "after", "trickle", "flood"]
     status: int = 0
     code: str = ""
     seconds: float = 0.0
+    body: bytes | Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    size: int = 0
+    only: str | None = None         # a path prefix: requests to other paths pass this fault by
 
 
 @dataclass(frozen=True)
@@ -167,14 +180,25 @@ class ActionsServer:
 
     # failure injection and inspection
 
-    def fail_next(self, status: int = 500, *, times: int = 1, code: str = "injected_failure") -> None:
-        self._queue(_Fault("fail", status=status, code=code), times)
+    def fail_next(self, status: int = 500, *, times: int = 1, code: str = "injected_failure",
+                  only: str | None = None) -> None:
+        self._queue(_Fault("fail", status=status, code=code, only=only), times)
 
     def delay_next(self, seconds: float, *, times: int = 1) -> None:
         self._queue(_Fault("delay", seconds=seconds), times)
 
     def drop_response_next(self, *, times: int = 1) -> None:
         self._queue(_Fault("drop"), times)
+
+    def answer_after_next(self, status: int, body: bytes | Callable[[dict[str, Any]], dict[str, Any]], *,
+                          times: int = 1, only: str | None = None) -> None:
+        self._queue(_Fault("after", status=status, body=body, only=only), times)
+
+    def trickle_next(self, seconds_per_byte: float, *, times: int = 1) -> None:
+        self._queue(_Fault("trickle", seconds=seconds_per_byte), times)
+
+    def flood_next(self, size: int, *, times: int = 1) -> None:
+        self._queue(_Fault("flood", size=size), times)
 
     def _queue(self, fault: _Fault, times: int) -> None:
         with self._lock:
@@ -216,16 +240,33 @@ class ActionsServer:
         )
         with self._lock:
             self._requests.append(recorded)
-            fault = self._faults.popleft() if self._faults else None
+            fault = next((f for f in self._faults if f.only is None or recorded.path.startswith(f.only)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if fault is not None and fault.kind == "fail":
             return _answer(recorded, _error(fault.status, fault.code, "injected failure"))
         if fault is not None and fault.kind == "delay" and await self._stopped_within(fault.seconds):
             return _error(503, "unavailable", "the server is stopping")
+        if fault is not None and fault.kind == "flood":
+            return _answer(recorded, StreamingResponse(_flood(fault.size), 200, media_type="application/json"))
         response = self._handle(request, recorded, handler, effect)
         if fault is not None and fault.kind == "drop":
             await self._until_client_leaves(request)
             return response         # uvicorn discards it: the client is gone
+        if fault is not None and fault.kind == "after":
+            body = fault.body if isinstance(fault.body, bytes) else json.dumps(
+                fault.body(json.loads(response.body))).encode()  # type: ignore[misc]
+            return _answer(recorded, Response(body, fault.status, media_type="application/json"))
+        if fault is not None and fault.kind == "trickle":
+            return _answer(recorded, StreamingResponse(self._trickle(bytes(response.body), fault.seconds),
+                                                       response.status_code, media_type="application/json"))
         return _answer(recorded, response)
+
+    async def _trickle(self, body: bytes, seconds: float) -> AsyncIterator[bytes]:
+        for i in range(len(body)):
+            yield body[i:i + 1]
+            if await self._stopped_within(seconds):
+                return
 
     def _handle(self, request: Request, recorded: RecordedRequest, handler: Handler, effect: bool) -> Response:
         try:
@@ -380,6 +421,14 @@ class ActionsServer:
 
     def _unknown(self, request: Request, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise _not_found("endpoint")
+
+
+async def _flood(size: int) -> AsyncIterator[bytes]:
+    chunk = b" " * 65536
+    yield b'{"padding": "'
+    for _ in range(size // len(chunk)):
+        yield chunk
+    yield b'"}'
 
 
 def _answer(recorded: RecordedRequest, response: Response) -> Response:

@@ -11,6 +11,7 @@ from mailagent.actions.backends.base import (
     IdempotencyConflict,
     Incident,
     Invoice,
+    Mismatch,
     NotFound,
     Operation,
     Order,
@@ -26,7 +27,7 @@ from mailagent.tomlfile import Problem
 
 __all__ = [
     "Backend", "BackendError", "Customer", "DemoBackend", "HttpBackend", "IdempotencyConflict", "Incident",
-    "Invoice", "NotFound", "Operation", "Order", "Refund", "Rejected", "Subscription", "Unavailable",
+    "Invoice", "Mismatch", "NotFound", "Operation", "Order", "Refund", "Rejected", "Subscription", "Unavailable",
     "make_backend",
 ]
 

@@ -237,6 +237,15 @@ class IdempotencyConflict(BackendError):
         super().__init__(message, retryable=False)
 
 
+class Mismatch(BackendError):
+    """The backend's answer contradicts the request: another order, amount, currency or target.
+    Something may have happened that nobody asked for, so nothing is recorded as done and a human
+    must look; never retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class Unavailable(BackendError):
     """The backend did not answer usefully (timeout, connection refused, 5xx). For a side effect
     the outcome is unknown: it may have been applied. Calling again with the same idempotency key
@@ -244,6 +253,34 @@ class Unavailable(BackendError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+# --- checking answers against requests ----------------------------------------------------
+
+REFUND_DONE = frozenset({"succeeded", "pending"})
+
+
+def check_refund(refund: Refund, order_id: str, amount: Decimal, currency: str) -> Refund:
+    """The refund the backend reports, if it is the one asked for and it went through."""
+    asked = (order_id, money(amount), currency.strip().upper())
+    got = (refund.order_id, refund.amount, refund.currency.strip().upper())
+    if got != asked:
+        raise Mismatch(f"asked to refund {asked[1]} {asked[2]} on order {asked[0]}, the backend answered "
+                       f"{got[1]} {got[2]} on order {got[0]} ({refund.refund_id or 'no refund id'})")
+    if refund.status not in REFUND_DONE:
+        raise Rejected(f"the backend answered that refund {refund.refund_id or '?'} on order {order_id} is "
+                       f"{refund.status!r}, not done")
+    return refund
+
+
+def check_operation(operation: Operation, field_name: str, target: str, status: str | None = None) -> Operation:
+    """An operation's answer names the target asked for (and the state it should leave)."""
+    got = str(operation.details.get(field_name, ""))
+    if got != target:
+        raise Mismatch(f"asked for {operation.operation} of {target}, the backend answered for {got or 'nothing'}")
+    if status is not None and str(operation.details.get("status", "")) != status:
+        raise Rejected(f"the backend answered that {target} is {operation.details.get('status')!r}, not {status}")
+    return operation
 
 
 # --- the interface --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from mailagent.store.models.drafts import (
     TraceRecord,
 )
 from mailagent.store.models.evals import EvalCase, EvalResult, EvalRun, QualityDaily
+from mailagent.store.models.health import WatcherHealth
 from mailagent.store.models.helpdesks import (
     HelpdeskEvent,
     HelpdeskEventState,
@@ -43,5 +44,5 @@ __all__ = [
     "DemoInvoice", "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalCase", "EvalResult",
     "EvalRun", "Feedback", "HelpdeskEvent", "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState",
     "KnowledgeSuggestion", "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound", "OutboundState",
-    "QualityDaily", "SpanRecord", "TraceRecord", "now",
+    "QualityDaily", "SpanRecord", "TraceRecord", "WatcherHealth", "now",
 ]

@@ -71,6 +71,11 @@ class Message(SQLModel, table=True):
     signature: str = Field(default="", sa_column_kwargs={"server_default": ""})
     attachments: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     defects: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    # Who sent it (mail.auth): None until checked; a From header alone proves nothing.
+    sender_authenticated: bool | None = None
+    sender_auth_method: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    sender_auth_domain: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    sender_auth_reason: str = Field(default="", sa_column_kwargs={"server_default": ""})
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     processed_at: datetime | None = None
 

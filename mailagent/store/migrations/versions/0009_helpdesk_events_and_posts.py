@@ -4,7 +4,7 @@ helpdesk_event keeps every verified webhook delivery (raw body, dedup key from t
 helpdesk_post is the ledger that posts each note or reply to a helpdesk once (a marker per post).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-06 13:41:47.281032
 """
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0009'
-down_revision: str | None = '0006'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
