@@ -123,7 +123,7 @@ def sample(reply: str, **more: object) -> Sample:
     (CitesArticle(articles=["dark-mode.en"]), sample(FINAL, cited=("dark-mode.en",)), sample(FINAL, cited=("x.en",))),
     (Language(), sample(FINAL), sample("Hallo Bob,\n\nÖffnen Sie die Einstellungen und wählen Sie das dunkle Design "
                                        "für die App aus.\n\nViele Grüße")),
-    (NoUnfulfilledPromise(), sample("We will refund you once a colleague approved it."),
+    (NoUnfulfilledPromise(), sample("A colleague will look at your refund request and reply within two days."),
      sample("I have refunded 20 EUR to your card.")),
     (NoSecrets(), sample("Write to help@example.com or reply to bob@customer.example."),
      sample("Your card 4111 1111 1111 1111 is on file; also cc carol@other.example.")),
