@@ -155,6 +155,19 @@ class Actions(Section):
     http: HttpBackend | None = None
 
 
+class Evals(Section):
+    sets: str = str(DATA / "evals")
+    """Eval set files, `NAME.toml` (relative to the config file); the default is the bundled sets."""
+    classifiers: str = str(DATA / "classifiers")
+    """Classifier files, kept next to the policies (relative to the config file)."""
+    concurrency: int = Field(8, ge=1, le=256)
+    """Cases `eval run` replays and judges at once: keep it within the model's rate limits."""
+    case_interval_seconds: Seconds = 30
+    """How often the clock turns new reps' finals into eval cases and suggestions."""
+    quality_interval_seconds: Seconds = 300
+    """How often the clock recomputes today's live quality figures."""
+
+
 class Tracing(Section):
     export_to_openai: bool = False
     """Also send traces to OpenAI's dashboard (off: traces stay in this database)."""
@@ -358,6 +371,7 @@ class Settings(Section):
     actions: Actions = Actions()
     web: Web = Web()
     report: Report = Report()
+    evals: Evals = Evals()
     mailboxes: dict[str, Mailbox] = {}
     helpdesks: dict[str, Helpdesk] = {}
 
@@ -480,8 +494,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         url = prefix + str(base / url[len(prefix):])
     instructions = settings.agent.instructions
     actions = settings.actions.model_copy(update={"demo_data": str(base / settings.actions.demo_data)})
+    evals = settings.evals.model_copy(update={"sets": str(base / settings.evals.sets),
+                                              "classifiers": str(base / settings.evals.classifiers)})
     return settings.model_copy(update={
         "actions": actions,
+        "evals": evals,
         "database": settings.database.model_copy(update={"url": url}),
         "knowledge": settings.knowledge.model_copy(update={"directory": str(base / settings.knowledge.directory)}),
         "policy": settings.policy.model_copy(update={"directory": str(base / settings.policy.directory)}),

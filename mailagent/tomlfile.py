@@ -115,6 +115,6 @@ def problems_from(file: str, text: str, exc: ValidationError, *, prefix: Loc = (
     lines = key_lines(text)
     out = []
     for error in exc.errors():
-        loc = (*prefix, *(part for part in error["loc"] if not str(part).startswith("function-")))
+        loc = (*prefix, *(part for part in error["loc"] if not str(part).startswith("function-") and part != "[key]"))
         out.append(Problem(file, line_of(lines, loc), dotted(loc), _describe(error)))
     return out

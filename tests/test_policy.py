@@ -107,6 +107,8 @@ CONDITIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("in_business_hours = true", {"at": MONDAY_10_BERLIN}, {"at": SATURDAY_10_BERLIN}),
     ("auto_sends_customer_today_at_least = 2", {"auto_sends_customer_today": 2}, {"auto_sends_customer_today": 1}),
     ("auto_sends_conversation_at_least = 1", {"auto_sends_conversation": 1}, {"auto_sends_conversation": 0}),
+    ('grade.tone = "< 0.6"', {"grades": {"tone": 0.59}}, {"grades": {"tone": 0.6}}),
+    ('label.rudeness = "rude"', {"labels": {"rudeness": "rude", "topic": "billing"}}, {"labels": {"topic": "rude"}}),
 ]
 
 
@@ -121,7 +123,20 @@ def test_each_condition_matches_and_does_not(tmp_path: Path, when: str, yes: dic
 
 
 def test_every_condition_of_the_grammar_is_tested() -> None:
-    assert {when.split(" ")[0] for when, _, _ in CONDITIONS} == set(When.model_fields)
+    assert {when.split(" ")[0].split(".")[0] for when, _, _ in CONDITIONS} == set(When.model_fields)
+
+
+@pytest.mark.parametrize(("when", "matches"), [
+    ('grade.tone = "<= 0.6"', True), ('grade.tone = ">= 0.61"', False), ('grade.tone = "> 0.5"', True),
+    ('grade.tone = "= 0.6"', True), ('grade.safety = "< 1"', False),
+    ('grade.tone = "< 0.7", grade.safety = "= 1"', True), ('grade.tone = "< 0.7", grade.language = "= 1"', False),
+    ('label.tone = "rude"', False),
+])
+def test_grade_and_label_conditions_compare_each_named_fact(tmp_path: Path, when: str, matches: bool) -> None:
+    """A draft the gate did not grade by that name (or no classifier labelled) never matches."""
+    policy = one_rule(tmp_path, when)
+    facts = Facts(grades={"tone": 0.6, "safety": 1.0}, labels={"topic": "billing"})
+    assert (decide(policy, facts).rule == "r") is matches
 
 
 def test_all_conditions_of_a_rule_must_hold(tmp_path: Path) -> None:
@@ -455,6 +470,16 @@ GOOD_RULE = '[[rules]]\nname = "how-tos"\nwhen = { intent = "how_to" }\nthen = "
      ":4: business_hours.end: must be later than start, got '09:00'"),
     ('[business_hours]\ntimezone = "UTC"\nstart = 9\n',
      ':3: business_hours.start: expected a time of day such as "09:00", got 9'),
+    ('[[rules]]\nname = "a"\nwhen = { grade.tones = "< 0.5" }\nthen = "hold"\n',
+     ":3: rules[0].when.grade.tones: input should be 'tone', 'safety', 'language' or 'promises', got 'tones' (in rule 'a')"),
+    ('[[rules]]\nname = "a"\nwhen = { grade.tone = "below 0.5" }\nthen = "hold"\n',
+     ':3: rules[0].when.grade.tone: expected a comparison with a score 0..1 such as "< 0.6" or ">= 0.8", '
+     "got 'below 0.5' (in rule 'a')"),
+    ('[[rules]]\nname = "a"\nwhen = { grade.tone = "< 5" }\nthen = "hold"\n',
+     ':3: rules[0].when.grade.tone: expected a comparison with a score 0..1 such as "< 0.6" or ">= 0.8", '
+     "got '< 5' (in rule 'a')"),
+    ('[[rules]]\nname = "a"\nwhen = { label.Tone = "rude" }\nthen = "hold"\n',
+     ':3: rules[0].when.label.Tone: expected a classifier name such as "tone", got \'Tone\' (in rule \'a\')'),
     ('[[rules]]\nname = "a"\nwhen = { in_business_hours = false }\nthen = "hold"\n',
      ":3: rules[0].when.in_business_hours: needs a [business_hours] table in one of the policy files (in rule 'a')"),
 ])
@@ -496,7 +521,7 @@ def test_the_readme_examples_are_valid(tmp_path: Path) -> None:
         write(tmp_path, f"{number:02}.toml", block)
     write(tmp_path, "tests/readme.toml", "\n".join(fixtures))
     policy = load_policy(tmp_path)
-    assert len(policy.rules) == 6 and len(policy.action_rules) == 1 and policy.business_hours is not None
+    assert len(policy.rules) == 8 and len(policy.action_rules) == 1 and policy.business_hours is not None
     assert len(run_fixtures(policy, tmp_path / "tests")) == 3
 
 

@@ -11,6 +11,7 @@ from freezegun import freeze_time
 from sqlalchemy import update
 from sqlmodel import select
 
+from mailagent import config
 from mailagent.pipeline import drafting, sweeper
 from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.review import ReviewError, drafts
@@ -307,3 +308,31 @@ def test_traces_are_stored_with_secrets_redacted(sqlite_url, tmp_path, smtp_serv
     text = views.trace_detail(sqlite_url, row.conversation_id)
     assert "function: search_knowledge" in text and "policy:" in text and "input_check" in text
     assert "4111 1111 1111 1111" not in text and "hunter2secret" not in text
+
+
+def test_live_drafts_are_graded_labelled_and_snapshotted_before_the_policy_decides(sqlite_url, tmp_path,
+                                                                                   smtp_server) -> None:
+    """The pre-send gate's grades and the classifiers' labels are policy facts of every live draft:
+    a rule on a label holds what the policy would otherwise send; the request is kept for evals."""
+    rule = ('\n[[rules]]\nname = "hold rude drafts"\nwhen = { label.rudeness = "rude" }\nthen = "hold"\n'
+            '\n[[rules]]\nname = "send when sure"\nwhen = { confidence_at_least = 0.5, needs_human = false }\n'
+            'then = "send"\n')
+    settings = _settings(sqlite_url, tmp_path, smtp_server, '[defaults]\ndecision = "hold"\nmin_confidence = 0.5\n' + rule)
+    [outcome] = receive(settings, password_mail(1))
+    row = draft(settings, outcome.draft_id)
+    assert row.state == DraftState.SENT and row.rule == "send when sure"
+    assert set(row.facts["grades"]) == {"tone", "safety", "language", "promises"}
+    assert row.facts["labels"]["rudeness"] == "ok" and 0.0 <= row.facts["grades"]["tone"] <= 1.0
+    assert row.request is not None and row.request["draft_id"] == row.id and row.request["subject"]
+
+    classifiers = tmp_path / "classifiers"
+    classifiers.mkdir()
+    (classifiers / "everything.toml").write_text(
+        'description = "labels every draft rude, to show the rule acts"\non = "draft"\nlabels = ["rude", "ok"]\n'
+        'default = "ok"\nenabled = true\nsample = 1.0\nmin_accuracy = 0.5\nname = "rudeness"\n'
+        '[[patterns]]\nlabel = "rude"\nany = ["."]\n[[examples]]\ntext = "anything"\nlabel = "rude"\n')
+    settings = config.use(settings.model_copy(update={"evals": settings.evals.model_copy(
+        update={"classifiers": str(classifiers)})}))
+    [second] = receive(settings, password_mail(2))
+    held = draft(settings, second.draft_id)
+    assert held.state == DraftState.HELD and held.rule == "hold rude drafts" and held.facts["labels"]["rudeness"] == "rude"

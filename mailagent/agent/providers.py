@@ -52,23 +52,32 @@ def _client(cfg: ModelConfig) -> AsyncOpenAI:
 
 
 @asynccontextmanager
+async def openai_client(settings: Settings) -> AsyncIterator[AsyncOpenAI]:
+    """A client for the configured OpenAI-compatible endpoint (for runs, judges, classifiers and
+    exports): the loop's shared one, or one closed when the block ends."""
+    cfg = settings.model
+    shared = _shared.get(asyncio.get_running_loop())
+    if shared is not None:
+        if cfg not in shared:
+            shared[cfg] = _client(cfg)
+        yield shared[cfg]
+        return
+    client = _client(cfg)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
 async def model_for_run(settings: Settings) -> AsyncIterator[Model]:
     cfg = settings.model
     if cfg.provider == "offline":
         yield OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url,
                            status_page=settings.agent.status_page)
         return
-    shared = _shared.get(asyncio.get_running_loop())
-    if shared is not None:
-        if cfg not in shared:
-            shared[cfg] = _client(cfg)
-        yield _model(cfg, shared[cfg])
-        return
-    client = _client(cfg)
-    try:
+    async with openai_client(settings) as client:
         yield _model(cfg, client)
-    finally:
-        await client.close()
 
 
 def _model(cfg: ModelConfig, client: AsyncOpenAI) -> Model:

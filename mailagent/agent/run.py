@@ -92,6 +92,7 @@ class DraftResult:
     proposals: tuple[Proposal, ...] = ()          # the run paused on these
     run_state: str | None = None                  # the paused run, to resume
     escalations: tuple[str, ...] = ()
+    executed: tuple[guardrails.ExecutedAction, ...] = ()   # what really ran for this draft, as checked
 
 
 class InjectionCheck(BaseModel):
@@ -242,14 +243,25 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
         return result(None, usage=counts, proposals=proposals, run_state=saved)
     output: ReplyDraft = run.final_output.normalized()
     # A fresh run pauses before any side effect runs; only a resumed run can have executed some.
-    executed = [] if isinstance(start, str) else executed_actions(settings, request.draft_id)
+    executed = () if isinstance(start, str) else tuple(executed_actions(settings, request.draft_id))
     issues = guardrails.check_output(output.reply, executed_actions=executed,
                                      allowed_domains=settings.agent.allowed_link_domains, customer_text=request.latest,
                                      subject=reply_subject(request.subject), headers={"To": request.customer_addr})
     with custom_span("output_check", data={"issues": [f"{i.check}: {i.detail}" for i in issues]}):
         pass
     return result(output, tuple(f"output:{i.check}" for i in issues), tuple(f"{i.check}: {i.detail}" for i in issues),
-                  usage=counts)
+                  usage=counts, executed=executed)
+
+
+def result_facts(result: DraftResult | None) -> dict[str, Any]:
+    """The policy facts a run's result gives (the rest come from the ticket): what the agent
+    says of the draft, and what the checks flagged. No result means a person must answer."""
+    output = result.draft if result else None
+    flags = [*(result.flags if result else ()), *(["agent_escalated"] if result and result.escalations else [])]
+    return {"intent": output.intent if output else "other", "language": output.language if output else "",
+            "confidence": output.confidence if output else 0.0,
+            "needs_human": (output.needs_human if output else True) or bool(result and result.escalations),
+            "flags": tuple(flags)}
 
 
 def executed_actions(settings: Settings, draft_id: int) -> list[guardrails.ExecutedAction]:

@@ -12,18 +12,22 @@ from collections.abc import Sequence
 from mailagent.cli import (
     actions,
     admin,
+    classifiers,
     drafts,
+    evals,
     helpdesk,
     knowledge,
     mail,
     policy,
     processes,
+    replay,
     report,
     users,
 )
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, admin, users, report)
+GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, evals, classifiers, replay, admin, users,
+          report)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -46,7 +46,7 @@ def cmd_clock(settings: Settings, _args: argparse.Namespace) -> int:
     store(settings)
     scheduler = BlockingScheduler(timezone="UTC")
     clock.schedule(scheduler, settings, lambda name: broker.send(settings, "poll_mailbox", name),
-                   lambda: broker.send(settings, "sweep"))
+                   lambda: broker.send(settings, "sweep"), lambda actor: broker.send(settings, actor))
     _stop_on_signals(lambda: scheduler.shutdown(wait=False))
     scheduler.start()
     return 0

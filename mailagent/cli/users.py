@@ -7,7 +7,16 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from mailagent.cli.common import EX_DATAERR, Fail, Subparsers, command, group, json_flag, print_json, store
+from mailagent.cli.common import (
+    EX_DATAERR,
+    Fail,
+    Subparsers,
+    command,
+    group,
+    json_flag,
+    print_json,
+    store,
+)
 from mailagent.config import Settings
 
 if TYPE_CHECKING:

@@ -37,6 +37,7 @@ from sqlalchemy import column, func, text
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
+from mailagent.knowledge import versions
 from mailagent.knowledge.articles import ArticleFile, read_articles
 from mailagent.store import db
 from mailagent.store.models import Article
@@ -48,31 +49,46 @@ class SyncResult:
     updated: int
     removed: int
     unchanged: int
+    kept: int = 0               # accepted suggestions that stand over their (unchanged or absent) file
 
 
 def sync(url: str, directory: Path) -> SyncResult:
     """Make the `article` table match the files, in one transaction (the files are the source, so
-    articles whose file is gone are removed). Nothing is written if any file is invalid."""
+    articles whose file is gone are removed), except where an accepted suggestion stands (see
+    `versions`). Every change is kept in the article's history. Nothing is written if any file is
+    invalid."""
     files = {article.id: article for article in read_articles(directory)}
-    added = updated = removed = unchanged = 0
+    added = updated = removed = unchanged = kept = 0
     with db.session(url) as s:
         db.lock(s, "knowledge-sync")
         rows = {row.id: row for row in s.exec(select(Article))}
+        latest = versions.latest(s)
         for row in rows.values():
             if row.id not in files:
-                s.delete(row)
-                removed += 1
+                if versions.stands(latest.get(row.id), None):
+                    kept += 1
+                else:
+                    s.delete(row)
+                    removed += 1
         for file in files.values():
-            row = rows.get(file.id)
+            row, last = rows.get(file.id), latest.get(file.id)
+            if versions.stands(last, file.sha256):
+                kept += 1
+                continue
             if row is None:
-                s.add(Article(id=file.id, **_columns(file)))
+                row = Article(id=file.id, **_columns(file))
+                s.add(row)
                 added += 1
             elif (row.sha256, row.path) != (file.sha256, str(file.path)):
                 row.sqlmodel_update(_columns(file))
                 updated += 1
             else:
                 unchanged += 1
-    return SyncResult(added=added, updated=updated, removed=removed, unchanged=unchanged)
+                if last is not None:
+                    continue
+            s.flush()
+            versions.record(s, row, versions.FILE, file_sha256=file.sha256)
+    return SyncResult(added=added, updated=updated, removed=removed, unchanged=unchanged, kept=kept)
 
 
 def _columns(file: ArticleFile) -> dict[str, Any]:

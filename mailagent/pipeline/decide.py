@@ -4,10 +4,11 @@ the invariants no policy file can change. No I/O here (tested directly)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from mailagent.actions.backends import Customer
-from mailagent.agent.run import DraftResult
+from mailagent.agent.run import DraftResult, result_facts
 from mailagent.policy import Decision, Policy, decide
 from mailagent.policy.facts import Facts, ProposedAction
 from mailagent.store.models import ActionState, DraftState
@@ -23,29 +24,23 @@ def by_rep(decided_by: str | None) -> bool:
     return bool(decided_by) and not (decided_by or "").startswith(("policy:", "system"))
 
 
-def flags(ticket: Ticket, result: DraftResult | None) -> tuple[str, ...]:
-    found = list(result.flags if result else ())
+def facts(ticket: Ticket, customer: Customer | None, result: DraftResult | None, counts: Counts, at: datetime,
+          *, grades: Mapping[str, float] | None = None, labels: Mapping[str, str] | None = None) -> Facts:
+    """Everything the policy looks at for this draft: the ticket's, the run's, the counts read in
+    the decision's transaction, and the pre-send gate's grades and classifiers' labels."""
+    from_result = result_facts(result)
     if ticket.parse_error:
-        found.append("parse_error")
-    if result and result.escalations:
-        found.append("agent_escalated")
-    return tuple(found)
-
-
-def facts(ticket: Ticket, customer: Customer | None, result: DraftResult | None, counts: Counts, at: datetime) -> Facts:
-    output = result.draft if result else None
+        from_result["flags"] = (*from_result["flags"], "parse_error")
     return Facts(
-        channel=ticket.channel, mailbox=ticket.mailbox, kind=ticket.kind,   # helpdesk hook (issue 9): ticket.channel
-        intent=output.intent if output else "other", language=output.language if output else "",
-        confidence=output.confidence if output else 0.0,
-        needs_human=(output.needs_human if output else True) or bool(result and result.escalations),
+        channel=ticket.channel, mailbox=ticket.mailbox, kind=ticket.kind, **from_result,  # helpdesk hook (issue 9): channel
         actions=tuple(ProposedAction(a.tool, a.arguments, a.amount, a.currency, approved_by_rep=by_rep(a.decided_by),
                                      executed=a.state == ActionState.EXECUTED) for a in counts.actions),
         customer_tier=customer.tier if customer else None, customer_domain=ticket.customer_addr.rpartition("@")[2],
         has_attachments=bool(ticket.attachment_names), first_contact=ticket.first_contact,
-        flags=flags(ticket, result), taken_over=ticket.taken_by is not None, at=at,
+        taken_over=ticket.taken_by is not None, at=at,
         auto_sends_customer_today=counts.auto_sends_customer_today,
         auto_sends_conversation=counts.auto_sends_conversation,
+        grades=dict(grades or {}), labels=dict(labels or {}),
     )
 
 

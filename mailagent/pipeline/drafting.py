@@ -28,11 +28,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailagent.actions import proposals
-from mailagent.actions.backends import BackendError, Customer, make_backend
+from mailagent.actions.backends import Customer, customer_of, make_backend
 from mailagent.actions.execute import OutcomeUnknown
 from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
+from mailagent.evals import classifiers, gate, snapshot
 from mailagent.pipeline import decide, helpdesk_drafts, outbox
 from mailagent.policy import Decision, current_policy
 from mailagent.store import audit, db, tickets
@@ -109,16 +110,16 @@ async def _work(settings: Settings, owner: str, ticket: Ticket) -> Outcome:
     if attempts > settings.worker.max_attempts:
         return await asyncio.to_thread(_give_up, settings, ticket, owner)
     async with _holding(settings, draft_id, owner):
-        customer = await asyncio.to_thread(find_customer, settings, ticket.customer_addr)
+        customer = await asyncio.to_thread(customer_of, settings, ticket.customer_addr)
         request = build_request(settings, ticket, customer)
         result = await _run(settings, ticket, request, owner)
         while result is not None and result.proposals:
-            if not await asyncio.to_thread(_pause, settings, ticket, owner, customer, result):
+            if not await asyncio.to_thread(_pause, settings, ticket, owner, customer, request, result):
                 return Outcome(Step.WAITING, draft_id)
             # The policy decided every proposal: continue at once, with the verdicts just stored.
             ticket = await _read(settings, lambda s: tickets.load(s, draft_id, attempts))
             result = await _run(settings, ticket, request, owner)
-        return await asyncio.to_thread(_decide, settings, ticket, owner, customer, result)
+        return await asyncio.to_thread(_decide, settings, ticket, owner, customer, request, result)
 
 
 async def _run(settings: Settings, ticket: Ticket, request: DraftRequest, owner: str) -> DraftResult | None:
@@ -137,32 +138,20 @@ async def _run(settings: Settings, ticket: Ticket, request: DraftRequest, owner:
     return await draft(settings, request)
 
 
-def find_customer(settings: Settings, address: str) -> Customer | None:
-    """What the backend knows of the customer of record (plan, tier), once per ticket."""
-    try:
-        return make_backend(settings).lookup_customer(address)
-    except BackendError as exc:
-        log.warning("customer lookup failed: %s", exc)
-        return None
-
-
 def build_request(settings: Settings, ticket: Ticket, customer: Customer | None) -> DraftRequest:
     mailbox = settings.mailboxes.get(ticket.mailbox or "")
-    details = {}
-    if customer is not None:
-        details = {"tier": customer.tier, "name": customer.name, "company": customer.company,
-                   "plans": ", ".join(f"{sub.plan} ({sub.status})" for sub in customer.subscriptions)}
     return DraftRequest(
         conversation_id=ticket.conversation_id, draft_id=ticket.draft_id,
         mailbox_address=mailbox.address if mailbox else "", customer_name=ticket.from_name,
         customer_addr=ticket.customer_addr, subject=ticket.subject, latest=ticket.text,
         hidden_text=ticket.hidden_text, quoted_text=ticket.quoted_text, attachment_names=ticket.attachment_names,
         history=tuple(Turn(h.who, h.at, h.text) for h in ticket.history),
-        customer_details={k: v for k, v in details.items() if v},
+        customer_details=customer.details() if customer else {},
     )
 
 
-def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None, result: DraftResult) -> bool:
+def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None, request: DraftRequest,
+           result: DraftResult) -> bool:
     """Store the proposals and the paused run; True when the policy already decided all of them.
     The facts are checked with the backend first, outside the transaction."""
     policy = current_policy(settings)
@@ -173,7 +162,7 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
         row = _locked(s, ticket, owner)
         if row is None:
             return False                                    # another worker took the draft over
-        _record(row, result)
+        _record(row, request, result)
         actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts)
                    for p, facts in zip(result.proposals, checked, strict=True)]
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
@@ -188,22 +177,23 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
         return True
 
 
-def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None,
+def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer | None, request: DraftRequest,
             result: DraftResult | None) -> Outcome:
     policy = current_policy(settings)
+    grades, labels = _graded(settings, ticket, request, result)
     with db.session(settings.database.url) as s:
         row = _locked(s, ticket, owner)
         if row is None:
             return Outcome(Step.NOTHING, ticket.draft_id)      # decided by another worker meanwhile
         if result is not None:
-            _record(row, result)
+            _record(row, request, result)
         row.run_state, row.lease_owner, row.lease_until = None, None, None
         newest = tickets.newest_turn(s, ticket.conversation_id)
         if newest is not None and newest != ticket.message_id:
             row.state, row.decided_at = DraftState.SUPERSEDED, now()
             row.reasons = [f"message {newest} arrived while drafting: drafting again"]
             return Outcome(Step.REDRAFT, ticket.draft_id)
-        facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now())
+        facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now(), grades=grades, labels=labels)
         decision = decide.verdict(policy, facts, row.text)
         outbound_id = _apply(s, settings, row, ticket, decision, facts.to_dict(), policy.version)
         return Outcome(Step.DECIDED, ticket.draft_id, outbound_id, f"{row.state} ({decision.rule})")
@@ -260,7 +250,23 @@ def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision:
     return outbound_id
 
 
-def _record(row: Draft, result: DraftResult) -> None:
+def _graded(settings: Settings, ticket: Ticket, request: DraftRequest,
+            result: DraftResult | None) -> tuple[dict[str, float], dict[str, str]]:
+    """The pre-send gate's grades and the classifiers' labels of the draft (policy facts), computed
+    before the decision's transaction."""
+    reply = result.draft.reply if result and result.draft else ""
+    if not reply:
+        return {}, {}
+    ours = tuple(d for d in (request.mailbox_address.rpartition("@")[2], *settings.agent.allowed_link_domains) if d)
+    grades = gate.grades(reply, customer_text=f"{ticket.subject}\n{ticket.text}", customer_addr=ticket.customer_addr,
+                         our_domains=ours, executed=result.executed if result else ())
+    labels = classifiers.labels(classifiers.live(settings), draft=reply, customer=ticket.text, key=str(ticket.draft_id))
+    return grades, labels
+
+
+def _record(row: Draft, request: DraftRequest, result: DraftResult) -> None:
+    """What the run produced, and the request it answered (the snapshot the learning loop keeps)."""
+    row.request = snapshot.dump(request)
     output = result.draft
     row.model, row.prompt_version, row.trace_id, row.usage = result.model, result.prompt_version, result.trace_id, result.usage
     row.error = result.error

@@ -28,6 +28,7 @@ from mailagent.policy.model import (
     Policy,
     Rule,
     When,
+    compare,
 )
 
 AUTOMATED = "invariant: automated mail is never answered"
@@ -202,6 +203,22 @@ _ACTION_CONDITIONS: dict[str, Condition] = {
 }
 
 
+def _grade(name: str, want: str, facts: Facts) -> Check:
+    have = facts.grades.get(name)
+    return Check(f"grade.{name} = {_toml(want)}", f"grade.{name}: {_toml(have)}",
+                 have is not None and math.isfinite(have) and compare(have, want))
+
+
+def _label(name: str, want: str, facts: Facts) -> Check:
+    have = facts.labels.get(name)
+    return Check(f"label.{name} = {_toml(want)}", f"label.{name}: {_toml(have)}", have == want)
+
+
+# Conditions on one named fact each, written `grade.tone = "< 0.6"`: a check per name. A draft
+# that was not graded (or not classified) by that name never matches.
+_EACH: dict[str, Callable[[str, str, Facts], Check]] = {"grade": _grade, "label": _label}
+
+
 def _business_hours(want: bool, at: datetime, hours: BusinessHours | None) -> Check:
     condition = f"in_business_hours = {_toml(want)}"
     if hours is None:
@@ -220,6 +237,12 @@ def _checks(when: When | ActionWhen, facts: Any, table: dict[str, Condition],
     for key in type(when).model_fields:
         want = getattr(when, key)
         if want is None:
+            continue
+        if key in _EACH:
+            for name, value in want.items():
+                out.append(_EACH[key](name, value, facts))
+                if not out[-1].holds:
+                    return tuple(out)
             continue
         if key == "in_business_hours":
             check = _business_hours(want, facts.at, hours)

@@ -74,6 +74,8 @@ class Facts:
     at: datetime = field(default_factory=_now)  # when the decision is made (aware; naive means UTC)
     auto_sends_customer_today: int = 0          # replies auto-sent to this customer in the last 24 h
     auto_sends_conversation: int = 0            # replies auto-sent in this conversation so far
+    grades: Mapping[str, float] = field(default_factory=dict)   # the pre-send gate's scores (evals.gate)
+    labels: Mapping[str, str] = field(default_factory=dict)     # classifiers' labels (evals.classifiers)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", _aware(self.at))

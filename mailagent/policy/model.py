@@ -33,6 +33,9 @@ Tier = Literal["free", "plus", "business", "enterprise", "unknown"]   # "unknown
 Then = Literal["send", "hold", "escalate", "ignore"]
 ActionThen = Literal["auto_approve", "rep"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+# The pre-send gate's scores (`evals.gate`): graders that need no reference, 0 (bad) to 1 (good).
+GradeName = Literal["tone", "safety", "language", "promises"]
+GRADES: tuple[str, ...] = get_args(GradeName)
 DAYS: tuple[str, ...] = get_args(Day)
 
 # Ceilings the code enforces whatever a file says (loop protection, DESIGN invariant 3).
@@ -59,6 +62,26 @@ Domain = Annotated[str, Strict(), _shaped(r"(?i)[a-z0-9-]+(\.[a-z0-9-]+)+", 'a d
                    AfterValidator(str.lower)]
 Currency = Annotated[str, Strict(), _shaped(r"[A-Z]{3}", 'a currency code such as "EUR"')]
 Probability = Annotated[float, Strict(), Field(ge=0, le=1)]
+_COMPARISON = re.compile(r"\s*(<=|>=|<|>|=)\s*(\d+(?:\.\d+)?|\.\d+)\s*")
+
+
+def _comparison(value: str) -> str:
+    """"< 0.6", ">= 0.8", "= 1": an operator and a score 0..1, normalised to "< 0.6"."""
+    match = _COMPARISON.fullmatch(value)
+    if not match or not 0 <= float(match.group(2)) <= 1:
+        raise PydanticCustomError("comparison", 'expected a comparison with a score 0..1 such as "< 0.6" or ">= 0.8"')
+    return f"{match.group(1)} {float(match.group(2)):g}"
+
+
+def compare(have: float, comparison: str) -> bool:
+    """Whether a score satisfies a normalised comparison."""
+    operator, _, number = comparison.partition(" ")
+    want = float(number)
+    return {"<": have < want, "<=": have <= want, ">": have > want, ">=": have >= want, "=": have == want}[operator]
+
+
+Comparison = Annotated[str, Strict(), AfterValidator(_comparison)]
+LabelName = Annotated[str, Strict(), _shaped(r"[a-z][a-z0-9_]*", 'a classifier name such as "tone"')]
 Amount = Annotated[float, Strict(), Field(ge=0)]
 Count = Annotated[int, Strict(), Field(ge=0)]
 Flag = Annotated[bool, Strict()]
@@ -113,6 +136,8 @@ class When(Table):
     in_business_hours: Flag | None = None
     auto_sends_customer_today_at_least: Count | None = None
     auto_sends_conversation_at_least: Count | None = None
+    grade: Annotated[dict[GradeName, Comparison], Field(min_length=1)] | None = None
+    label: Annotated[dict[LabelName, Text], Field(min_length=1)] | None = None
 
 
 class Rule(Table):

@@ -56,11 +56,12 @@ def _make_engine(url: str) -> Engine:
     return eng
 
 
-def dispose() -> None:
-    """Close every pool (tests, and forked worker processes)."""
-    for eng in _engines.values():
-        eng.dispose()
-    _engines.clear()
+def dispose(url: str | None = None) -> None:
+    """Close every pool (tests, and forked worker processes), or only the one of `url` (a
+    scratch database that is about to be deleted)."""
+    for key in [url] if url is not None else list(_engines):
+        if key in _engines:
+            _engines.pop(key).dispose()
 
 
 @contextmanager

@@ -12,7 +12,14 @@ from typing import Literal
 from sqlmodel import col, select
 
 from mailagent.store import db
-from mailagent.store.models import Action, ActionState, Conversation, Draft, DraftState, Message
+from mailagent.store.models import (
+    Action,
+    ActionState,
+    Conversation,
+    Draft,
+    DraftState,
+    Message,
+)
 
 WAITING_DRAFTS = (DraftState.HELD, DraftState.ESCALATED)
 Kind = Literal["draft", "action"]

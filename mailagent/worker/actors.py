@@ -16,6 +16,7 @@ from datetime import timedelta
 import dramatiq
 
 from mailagent.config import current
+from mailagent.evals import learning, quality
 from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
 from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
@@ -137,6 +138,21 @@ def sweep() -> None:
     """Re-enqueue work stuck in a non-final state (see `sweeper`)."""
     settings = current()
     enqueue_due(sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
+
+
+@_actor(max_retries=3, min_backoff=5_000)
+def build_eval_cases() -> None:
+    """Reps' new finals become eval cases, and those that add knowledge, suggestions (idempotent:
+    the clock enqueues this every [evals] case_interval_seconds)."""
+    built = learning.build(current())
+    if built.cases or built.suggestions:
+        log.info("learning loop: %d new eval case(s), %d new knowledge suggestion(s)", built.cases, built.suggestions)
+
+
+@_actor(max_retries=0)
+def record_quality() -> None:
+    """Recompute today's and yesterday's live quality figures (the review page plots them)."""
+    quality.refresh(current())
 
 
 def enqueue_due(due: sweeper.Due) -> int:

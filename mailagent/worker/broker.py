@@ -21,7 +21,7 @@ QUEUES: dict[str, str] = {
     "poll_mailbox": "ingest", "fan_out": "ingest", "process_message": "ingest",
     "draft_reply": "draft", "resume_draft": "draft",
     "deliver": "outbox", "save_to_sent": "outbox",
-    "sweep": "default",
+    "sweep": "default", "build_eval_cases": "default", "record_quality": "default",
     "helpdesk_event": "helpdesk", "helpdesk_post": "helpdesk",
 }
 

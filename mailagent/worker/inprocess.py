@@ -80,7 +80,8 @@ class InProcess:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         scheduler = BackgroundScheduler(timezone="UTC")
-        clock.schedule(scheduler, self.settings, self.actors.poll_mailbox.send, self.actors.sweep.send)
+        clock.schedule(scheduler, self.settings, self.actors.poll_mailbox.send, self.actors.sweep.send,
+                       lambda actor: getattr(self.actors, actor).send())
         scheduler.start()
         watchers = watch.start(self.settings, self.actors.poll_mailbox.send, stop)
         stop.wait()

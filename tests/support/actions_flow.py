@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from mailagent.actions import proposals
-from mailagent.actions.backends import make_backend
+from mailagent.actions.backends import customer_of, make_backend
 from mailagent.agent.run import DraftResult
 from mailagent.agent.run import draft as run_agent
 from mailagent.config import DATA
@@ -185,7 +185,7 @@ def paused_run(settings: Any, raw: bytes) -> tuple[int, DraftResult]:
     assert claimed is not None
     with db.reading(settings.database.url) as s:
         ticket = tickets.load(s, *claimed)
-    request = drafting.build_request(settings, ticket, drafting.find_customer(settings, ticket.customer_addr))
+    request = drafting.build_request(settings, ticket, customer_of(settings, ticket.customer_addr))
     result = asyncio.run(run_agent(settings, request))
     assert result.proposals, (result.flags, result.notes, result.error)
     return ticket.draft_id, result

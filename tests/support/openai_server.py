@@ -8,8 +8,13 @@ The real `openai` client and the real Agents SDK talk to it over loopback:
         assert server.requests[1].tool_results[0].output == "..."
 
 Endpoints: `POST /v1/chat/completions` and `POST /v1/responses` (plain JSON, or SSE when the body
-has `"stream": true`), `GET /v1/models`, `GET /v1/models/{id}`. Anything else answers 404 in the
-OpenAI error format. Every request is recorded (`server.requests`).
+has `"stream": true`), `GET /v1/models`, `GET /v1/models/{id}`, and the Evals API the client's
+`evals.create / retrieve` and `evals.runs.create / retrieve` call (`POST /v1/evals`, `GET
+/v1/evals/{id}`, `POST /v1/evals/{id}/runs`, `GET /v1/evals/{id}/runs/{run_id}`): request bodies
+are validated against the `openai` package's own parameter types (`valid_params`), a run's rows
+against the eval's item schema, and the answers have the documented shapes (kept in
+`server.evals` and `server.eval_runs`). Anything else answers 404 in the OpenAI error format.
+Every request is recorded (`server.requests`).
 
 What each model call answers is a `Step`, chosen by the server's responder:
 - `script=[...]`: one FIFO list for the whole server;
@@ -58,6 +63,7 @@ from starlette.routing import Route
 # the standard library module; import it by name.
 __all__ = [
     "ApiError",
+    "valid_params",
     "OpenAIServer",
     "RecordedRequest",
     "Responder",
@@ -651,6 +657,46 @@ def _harness_error(message: str, status: int = 500) -> JSONResponse:
                                     {"x-should-retry": "false"}))
 
 
+# --- the Evals API ---------------------------------------------------------------------------
+
+def _materialize(value: Any) -> Any:
+    """pydantic validates `Iterable[...]` fields lazily: walk them so every item is validated."""
+    if isinstance(value, Mapping):
+        return {k: _materialize(v) for k, v in value.items()}
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, Iterable):
+        return [_materialize(v) for v in value]
+    return value
+
+
+def valid_params(params_type: Any, body: Any) -> list[str]:
+    """What is wrong with a request body for an `openai` parameter type (a TypedDict such as
+    `openai.types.EvalCreateParams`), as the client's own types define it; [] when it is valid."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        _materialize(TypeAdapter(params_type).validate_python(body))
+    except ValidationError as exc:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    return []
+
+
+_JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict, "array": list}
+
+
+def _schema_problems(schema: Mapping[str, Any], item: Any) -> list[str]:
+    """The slice of JSON Schema an item schema uses: required keys and property types."""
+    if not isinstance(item, dict):
+        return ["the item is not an object"]
+    problems = [f"missing {key!r}" for key in schema.get("required", []) if key not in item]
+    for key, spec in (schema.get("properties") or {}).items():
+        expected = _JSON_TYPES.get(spec.get("type", ""))
+        if key in item and expected and not isinstance(item[key], expected):
+            problems.append(f"{key!r} is not of type {spec['type']}")
+    return problems
+
+
 # --- the server -----------------------------------------------------------------------------
 
 def _responder(script: Script | Sequence[Step] | Mapping[str, Sequence[Step]] | None,
@@ -704,6 +750,8 @@ class OpenAIServer:
         self.chunk_size = max(1, chunk_size)
         self.chunk_delay = chunk_delay
         self.errors: list[str] = []                 # harness problems (script exhausted, responder raised)
+        self.evals: dict[str, dict[str, Any]] = {}          # created evals, by id
+        self.eval_runs: dict[str, dict[str, Any]] = {}      # created eval runs, by id
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
@@ -801,6 +849,10 @@ class OpenAIServer:
             Route("/v1/responses", self._model_call, methods=["POST"]),
             Route("/v1/models", self._list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
+            Route("/v1/evals", self._create_eval, methods=["POST"]),
+            Route("/v1/evals/{eval_id}", self._get_eval, methods=["GET"]),
+            Route("/v1/evals/{eval_id}/runs", self._create_eval_run, methods=["POST"]),
+            Route("/v1/evals/{eval_id}/runs/{run_id}", self._get_eval_run, methods=["GET"]),
             Route("/{path:path}", self._not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ])
 
@@ -904,6 +956,68 @@ class OpenAIServer:
         await self._record(request)
         return _error_response(ApiError(404, f"Invalid URL ({request.method} {request.url.path})",
                                         "invalid_request_error", None))
+
+    async def _create_eval(self, request: Request) -> Response:
+        from openai.types import EvalCreateParams
+
+        recorded = await self._record(request)
+        if isinstance(recorded, Response):
+            return recorded
+        if problems := valid_params(EvalCreateParams, recorded.body):
+            return _error_response(ApiError(400, "Invalid eval: " + "; ".join(problems), "invalid_request_error", None))
+        body = recorded.json
+        config = body["data_source_config"]
+        schema = {"type": "object", "properties": {"item": config.get("item_schema", {})}, "required": ["item"]}
+        if config.get("include_sample_schema"):
+            schema["properties"]["sample"] = {"type": "object", "properties": {"output_text": {"type": "string"}}}
+            schema["required"].append("sample")
+        created = {"id": _new_id("eval_"), "object": "eval", "created_at": int(time.time()),
+                   "name": body.get("name", ""), "metadata": body.get("metadata"),
+                   "data_source_config": {"type": "custom", "schema": schema},
+                   "testing_criteria": body["testing_criteria"]}
+        self.evals[created["id"]] = created
+        return JSONResponse(created)
+
+    async def _get_eval(self, request: Request) -> Response:
+        await self._record(request)
+        found = self.evals.get(request.path_params["eval_id"])
+        return JSONResponse(found) if found else _error_response(
+            ApiError(404, "Eval not found", "invalid_request_error", None))
+
+    async def _create_eval_run(self, request: Request) -> Response:
+        from openai.types.evals import RunCreateParams
+
+        recorded = await self._record(request)
+        if isinstance(recorded, Response):
+            return recorded
+        found = self.evals.get(request.path_params["eval_id"])
+        if found is None:
+            return _error_response(ApiError(404, "Eval not found", "invalid_request_error", None))
+        if problems := valid_params(RunCreateParams, recorded.body):
+            return _error_response(ApiError(400, "Invalid run: " + "; ".join(problems), "invalid_request_error", None))
+        source = recorded.json["data_source"]
+        rows = (source.get("source") or {}).get("content") or []
+        item_schema = found["data_source_config"]["schema"]["properties"]["item"]
+        for index, row in enumerate(rows):
+            if problems := _schema_problems(item_schema, row.get("item")):
+                return _error_response(ApiError(400, f"content[{index}].item: {'; '.join(problems)}",
+                                                "invalid_request_error", None))
+        run_id = _new_id("evalrun_")
+        created = {"id": run_id, "object": "eval.run", "eval_id": found["id"], "name": recorded.json.get("name", ""),
+                   "created_at": int(time.time()), "status": "queued", "model": "", "data_source": source,
+                   "error": {"code": "", "message": ""}, "metadata": recorded.json.get("metadata"),
+                   "per_model_usage": [], "per_testing_criteria_results": [],
+                   "report_url": f"http://127.0.0.1:{self.port}/evals/{found['id']}?run_id={run_id}",
+                   "result_counts": {"total": len(rows), "passed": 0, "failed": 0, "errored": 0}}
+        self.eval_runs[run_id] = created
+        return JSONResponse(created)
+
+    async def _get_eval_run(self, request: Request) -> Response:
+        await self._record(request)
+        found = self.eval_runs.get(request.path_params["run_id"])
+        if found is None or found["eval_id"] != request.path_params["eval_id"]:
+            return _error_response(ApiError(404, "Eval run not found", "invalid_request_error", None))
+        return JSONResponse(found)
 
     @staticmethod
     def _model(name: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 from mailagent.actions.backends.base import (
     Backend,
@@ -25,10 +26,12 @@ from mailagent.actions.backends.http import HttpBackend
 from mailagent.config import Actions, ConfigError, Settings
 from mailagent.tomlfile import Problem
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "Backend", "BackendError", "Customer", "DemoBackend", "HttpBackend", "IdempotencyConflict", "Incident",
     "Invoice", "Mismatch", "NotFound", "Operation", "Order", "Refund", "Rejected", "Subscription", "Unavailable",
-    "make_backend",
+    "customer_of", "make_backend",
 ]
 
 
@@ -36,6 +39,16 @@ def make_backend(settings: Settings) -> Backend:
     """The backend `[actions] backend` names: one per configuration per process, shared (the HTTP
     one holds a connection pool, like `db.engine`), so callers need not keep or close it."""
     return _backend(settings.source, settings.database.url, settings.actions)
+
+
+def customer_of(settings: Settings, address: str) -> Customer | None:
+    """What the backend knows of a customer (plan, tier); None when unknown or the backend did
+    not answer (a draft can be written without it)."""
+    try:
+        return make_backend(settings).lookup_customer(address)
+    except BackendError as exc:
+        log.warning("customer lookup failed: %s", exc)
+        return None
 
 
 @functools.cache

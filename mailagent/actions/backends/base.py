@@ -88,6 +88,12 @@ class Customer:
                 "company": self.company, "country": self.country,
                 "subscriptions": [s.to_dict() for s in self.subscriptions]}
 
+    def details(self) -> dict[str, str]:
+        """What the agent is told of the customer: tier, name, company, plans (the empty ones left out)."""
+        found = {"tier": self.tier, "name": self.name, "company": self.company,
+                 "plans": ", ".join(f"{sub.plan} ({sub.status})" for sub in self.subscriptions)}
+        return {k: v for k, v in found.items() if v}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Customer:
         return cls(str(data["id"]), str(data["email"]), str(data["name"]), str(data["tier"]),

@@ -21,14 +21,16 @@ from mailagent.store.models.drafts import (
     SpanRecord,
     TraceRecord,
 )
-from mailagent.store.models.health import WatcherHealth
 from mailagent.store.models.evalflags import EvalFlag
+from mailagent.store.models.evals import EvalCase, EvalResult, EvalRun, QualityDaily
+from mailagent.store.models.health import WatcherHealth
 from mailagent.store.models.helpdesks import (
     HelpdeskEvent,
     HelpdeskEventState,
     HelpdeskPost,
     HelpdeskPostState,
 )
+from mailagent.store.models.knowledge import ArticleVersion, KnowledgeSuggestion
 from mailagent.store.models.mail import (
     Conversation,
     MailboxCursor,
@@ -40,9 +42,9 @@ from mailagent.store.models.mail import (
 )
 
 __all__ = [
-    "Action", "ActionState", "Article", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident", "DemoInvoice",
-    "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalFlag", "Feedback", "HelpdeskEvent",
-    "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState", "LoginFailure", "MailboxCursor", "Message",
-    "MessageState", "Mutex", "Outbound", "OutboundState", "Role", "SpanRecord", "TraceRecord", "User",
-    "WatcherHealth", "WebSession", "now",
+    "Action", "ActionState", "Article", "ArticleVersion", "AuditEntry", "Conversation", "DemoCustomer", "DemoIncident",
+    "DemoInvoice", "DemoOperation", "DemoOrder", "DemoSubscription", "Draft", "DraftState", "EvalCase", "EvalFlag",
+    "EvalResult", "EvalRun", "Feedback", "HelpdeskEvent", "HelpdeskEventState", "HelpdeskPost", "HelpdeskPostState",
+    "KnowledgeSuggestion", "LoginFailure", "MailboxCursor", "Message", "MessageState", "Mutex", "Outbound",
+    "OutboundState", "QualityDaily", "Role", "SpanRecord", "TraceRecord", "User", "WatcherHealth", "WebSession", "now",
 ]

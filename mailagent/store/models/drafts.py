@@ -66,6 +66,8 @@ class Draft(SQLModel, table=True):
     trace_id: str | None = Field(default=None, index=True)
     error: str | None = None
     run_state: str | None = None                    # a paused agent run (RunState JSON), kept server-side
+    request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """What the agent saw (`evals.snapshot.dump` of the DraftRequest, redacted): eval cases copy it."""
     outbound_id: int | None = Field(default=None, foreign_key="outbound.id")
     reviewed_by: str | None = None
     final_text: str | None = None                   # what was sent after a rep's edit

@@ -7,7 +7,7 @@ and the tags it removes (a rep's decision tags, once acted on). Events and posts
 for a while carry when to try them next, so the sweeper does not retry them at once.
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 """
 from collections.abc import Sequence
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0013'
-down_revision: str | None = '0010'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
