@@ -18,11 +18,12 @@ import pytest
 
 from mailagent import helpdesks
 from mailagent.cli.main import main
+from mailagent.evals import learning
 from mailagent.helpdesks.notes import reply_html
 from mailagent.pipeline import helpdesk
 from mailagent.review import helpdesk as review_helpdesk
 from mailagent.store import db
-from mailagent.store.models import DraftState, HelpdeskEvent, HelpdeskEventState, HelpdeskPost, HelpdeskPostState, now
+from mailagent.store.models import DraftState, EvalCase, HelpdeskEvent, HelpdeskEventState, HelpdeskPost, HelpdeskPostState, now
 
 from .support import helpdesk_flow as hf
 from .support.helpscout_server import HelpScoutServer
@@ -155,6 +156,9 @@ def test_zendesk_a_reply_written_from_scratch_is_a_rep_written_final(sqlite_url:
     [fb] = hf.feedback(sqlite_url, draft_id)
     assert (fb.verdict, fb.final_text, fb.reviewer) == ("rep-written", own, f"zd:{zd.rep}")
     assert f"+{own}" in hf.diff(fb)
+    learning.build(desk.settings)                              # the learning loop reads it as such
+    [case] = hf.rows(sqlite_url, EvalCase)
+    assert (case.source, case.reference) == ("rep-written", own)
 
 
 def test_zendesk_reject_by_tag_keeps_the_reps_note_as_the_reason_and_posts_nothing_public(
