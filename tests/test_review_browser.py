@@ -27,6 +27,7 @@ from mailagent.store.models import (
     Conversation,
     DemoOrder,
     Draft,
+    EvalCase,
     EvalFlag,
     Feedback,
     Role,
@@ -437,7 +438,11 @@ def test_a_flag_for_the_eval_set_is_stored_and_listed(site: Site, browser: Brows
     assert "flagged for the eval set" in flash(page)
     with db.reading(site.url) as s:
         [row] = s.exec(select(EvalFlag).where(EvalFlag.conversation_id == draft.conversation_id)).all()
-    assert (row.flagged_by, row.draft_id, row.handled_at) == ("ben", draft.id, None) and "Editor role" in row.note
+    assert (row.flagged_by, row.draft_id) == ("ben", draft.id) and "Editor role" in row.note
+    assert row.handled_at is not None and row.eval_case_id is not None        # the case is made at once
+    with db.reading(site.url) as s:
+        case = s.get(EvalCase, row.eval_case_id)
+    assert case is not None and case.source == "flag" and case.draft_id == draft.id
     assert ("ben", "eval_flagged") in audit(site, conversation_id=draft.conversation_id)
 
     lead = sign_in(browser, contexts, site, "lea")
