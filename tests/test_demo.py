@@ -29,8 +29,8 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
     assert demo.returncode == 0, demo.stderr
     out = demo.stdout
     # 08 (adding seats) and its sender's out-of-office share a conversation: the question gets its draft.
-    assert "Received 34 messages: 28 turns from customers, 3 automated" in out and "[5/5] done" in out, out
-    for section in ("AUTO-SENT", "WAITING", "HELD", "ESCALATED", "IGNORED (3)"):
+    assert "Received 34 messages: 28 turns from customers, 4 automated" in out and "[5/5] done" in out, out
+    for section in ("AUTO-SENT", "WAITING", "HELD", "ESCALATED", "IGNORED (4)"):
         assert section in out
     assert "incident_status" in out and "lookup_order" in out          # lookups from the demo backend
     config = tmp_path / "demo" / "config.toml"

@@ -114,19 +114,24 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
     groups: dict[str, list[str]] = defaultdict(list)
     for d in drafts:
         m = messages[d.message_id]
+        if d.state == "ignored":
+            continue      # automated mail is listed from its messages: whether it got a draft of its own
+                          # depends on what shares its conversation and on timing
         label = "auto-sent" if d.state == "sent" and d.outbound_id and sent[d.outbound_id].approved_by is None else d.state
         why = d.reasons[-1] if d.reasons else ""
-        if d.state == "ignored":
-            why = f"{m.kind}: {m.kind_reason}"
-        elif d.flags:
+        if d.flags:
             why = f"flagged {', '.join(d.flags)}: {d.needs_human_reason}"
         elif d.state == "waiting":
             why = "; ".join(f"action {a.id}: {a.tool} {a.amount or ''} {a.currency or ''}".rstrip()
                             for a in actions if a.draft_id == d.id and a.state == "proposed")
         groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
+    for m in messages.values():
+        if m.kind != "normal":
+            groups["ignored"].append(f"m{m.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {m.kind}: {m.kind_reason}")
     superseded = len(groups.pop("superseded", []))
-    automated = len(groups.get("ignored", []))
-    _say(f"\nReceived {len(messages)} messages: {len(drafts) - superseded - automated} turns from customers, "
+    automated = len(groups["ignored"])
+    turns = sum(len(rows) for label, rows in groups.items() if label != "ignored")
+    _say(f"\nReceived {len(messages)} messages: {turns} turns from customers, "
          f"{automated} automated (never answered); {superseded} drafts superseded by a later message.")
     for label in ("auto-sent", "waiting", "held", "escalated", "ignored"):
         rows = groups.get(label, [])
