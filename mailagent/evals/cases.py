@@ -28,11 +28,10 @@ from sqlmodel import Session, col, select
 from mailagent.config import Settings
 from mailagent.evals import diff, snapshot
 from mailagent.redact import password_values, redact
-from mailagent.store import db
+from mailagent.store import casefile, db
 from mailagent.store.models import (
     Action,
     Draft,
-    DraftState,
     EvalCase,
     Feedback,
     Message,
@@ -152,11 +151,7 @@ def flag(settings: Settings, conversation_id: int, rep: str, note: str, *, refer
         raise CaseError("a flag needs a note: what should this case check?")
     url = settings.database.url
     with db.reading(url) as s:
-        query = select(Draft).where(Draft.conversation_id == conversation_id,
-                                    col(Draft.state).not_in([DraftState.DRAFTING, DraftState.SUPERSEDED]))
-        if draft_id is not None:
-            query = query.where(Draft.id == draft_id)
-        draft = s.exec(query.order_by(col(Draft.id).desc())).first()
+        draft = casefile.decided_draft(s, conversation_id, draft_id)
         if draft is None:
             raise CaseError(f"conversation {conversation_id} has no decided draft"
                             + (f" with id {draft_id}" if draft_id is not None else ""))

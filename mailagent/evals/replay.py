@@ -34,8 +34,8 @@ from mailagent.policy import (
     decide,
     load_policy,
 )
-from mailagent.store import db
-from mailagent.store.models import Action, Draft, DraftState, SpanRecord
+from mailagent.store import casefile, db
+from mailagent.store.models import Action, SpanRecord
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,7 @@ def conversation(live: Settings, conversation_id: int, *, draft_id: int | None =
     named) with the live config or a candidate; the old draft and the new one, side by side."""
     url = live.database.url
     with db.reading(url) as s:
-        query = select(Draft).where(Draft.conversation_id == conversation_id,
-                                    col(Draft.state).not_in([DraftState.DRAFTING, DraftState.SUPERSEDED]))
-        if draft_id is not None:
-            query = query.where(Draft.id == draft_id)
-        row = s.exec(query.order_by(col(Draft.id).desc())).first()
+        row = casefile.decided_draft(s, conversation_id, draft_id)
         if row is None:
             raise LookupError(f"conversation {conversation_id} has no decided draft"
                               + (f" with id {draft_id}" if draft_id is not None else ""))

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -135,3 +136,18 @@ def retry_after(value: str | None) -> float:
     if seconds != seconds:      # NaN
         seconds = 60.0
     return min(max(seconds, 1.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def numeric_id(value: str, helpdesk: str) -> str:
+    """An id that goes into an API path: digits only, so nothing a webhook claims can change the path."""
+    if not str(value).isdigit():
+        raise HelpdeskError(f"not a {helpdesk} id: {value!r}", retryable=False)
+    return str(value)
+
+
+def timestamp(value: Any) -> datetime:
+    """An API's ISO 8601 time; the epoch when it is missing or malformed (ordering only)."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)

@@ -24,14 +24,13 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from mailagent import config
 from mailagent.config import Helpdesk as HelpdeskSettings
-from mailagent.helpdesks.api import Api, Auth, Cost
+from mailagent.helpdesks.api import Api, Auth, Cost, numeric_id, timestamp
 from mailagent.helpdesks.base import (
     EventKind,
     HelpdeskError,
@@ -45,6 +44,7 @@ from mailagent.helpdesks.base import (
 )
 from mailagent.helpdesks.budget import Budget
 
+NAME = "Help Scout"
 SIGNATURE = "x-helpscout-signature"
 EVENT = "x-helpscout-event"
 EVENTS = {
@@ -180,7 +180,7 @@ class HelpScout:
         return f"user {user.get('id')} ({user.get('email')})"
 
     def conversation(self, ticket_id: str) -> dict[str, Any]:
-        return dict(self._get(f"/v2/conversations/{_id(ticket_id)}", f"conversation {ticket_id}"))
+        return dict(self._get(f"/v2/conversations/{numeric_id(ticket_id, NAME)}", f"conversation {ticket_id}"))
 
     def ticket(self, ticket_id: str) -> Ticket:
         convo = self.conversation(ticket_id)
@@ -201,7 +201,7 @@ class HelpScout:
             # customer who pastes one into their mail does not make it ours.
             turns.append(Turn.from_html(id=str(t["id"]), author_id=author_id, role=role, html=html, draft=draft,
                                         public=t.get("type") != "note" and not draft,
-                                        created_at=_when(t.get("createdAt")),
+                                        created_at=timestamp(t.get("createdAt")),
                                         markers=tuple(_MARKER.findall(html)) if role is not Role.CUSTOMER else (),
                                         author_name=_name(author), author_email=str(author.get("email") or ""),
                                         raw=json.dumps(t, ensure_ascii=False).encode()))
@@ -213,7 +213,7 @@ class HelpScout:
                       scope=str(mailbox) if mailbox is not None else None)
 
     def user(self, user_id: str) -> Person:
-        user = self._get(f"/v2/users/{_id(user_id)}", f"user {user_id}")
+        user = self._get(f"/v2/users/{numeric_id(user_id, NAME)}", f"user {user_id}")
         name = " ".join(filter(None, (str(user.get("firstName") or ""), str(user.get("lastName") or ""))))
         return Person(id=str(user.get("id")), name=name, email=str(user.get("email") or ""),
                       agent=str(user.get("type", "user")) == "user")
@@ -250,12 +250,12 @@ class HelpScout:
         current = _tag_names(self.conversation(ticket_id).get("tags"))
         wanted = [t for t in current if t not in remove] + [t for t in add if t not in current]
         if wanted != current:
-            response = self.api.request("PUT", f"/v2/conversations/{_id(ticket_id)}/tags", self._write, write=True,
+            response = self.api.request("PUT", f"/v2/conversations/{numeric_id(ticket_id, NAME)}/tags", self._write, write=True,
                                         json={"tags": wanted})
             self.api.json(response, f"tags of conversation {ticket_id}")
 
     def _create(self, ticket_id: str, what: str, payload: dict[str, Any]) -> Posted:
-        response = self.api.request("POST", f"/v2/conversations/{_id(ticket_id)}/{what}", self._write, write=True,
+        response = self.api.request("POST", f"/v2/conversations/{numeric_id(ticket_id, NAME)}/{what}", self._write, write=True,
                                     json=payload)
         self.api.json(response, f"{what} on conversation {ticket_id}")
         thread = response.headers.get("Resource-ID")
@@ -277,7 +277,7 @@ class HelpScout:
         threads: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self._get(f"/v2/conversations/{_id(ticket_id)}/threads", f"threads of {ticket_id}", {"page": page})
+            body = self._get(f"/v2/conversations/{numeric_id(ticket_id, NAME)}/threads", f"threads of {ticket_id}", {"page": page})
             threads += [t for t in (body.get("_embedded") or {}).get("threads") or [] if isinstance(t, dict) and "id" in t]
             total = int((body.get("page") or {}).get("totalPages") or 1)
             if page >= total:
@@ -308,19 +308,6 @@ def _name(person: dict[str, Any]) -> str:
 
 def _tag_names(tags: Any) -> list[str]:
     return [str(t.get("tag") if isinstance(t, dict) else t) for t in tags or [] if isinstance(t, dict | str)]
-
-
-def _id(ticket_id: str) -> str:
-    if not str(ticket_id).isdigit():
-        raise HelpdeskError(f"not a Help Scout id: {ticket_id!r}", retryable=False)
-    return str(ticket_id)
-
-
-def _when(value: Any) -> datetime:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
 
 
 def setup(settings: HelpdeskSettings, name: str, hook_url: str) -> str:

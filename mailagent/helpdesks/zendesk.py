@@ -24,7 +24,7 @@ from typing import Any
 
 from mailagent import config
 from mailagent.config import Helpdesk as HelpdeskSettings
-from mailagent.helpdesks.api import Api, Auth, Cost
+from mailagent.helpdesks.api import Api, Auth, Cost, numeric_id, timestamp
 from mailagent.helpdesks.base import (
     EventKind,
     HelpdeskError,
@@ -38,6 +38,7 @@ from mailagent.helpdesks.base import (
 )
 from mailagent.helpdesks.budget import Budget
 
+NAME = "Zendesk"
 SIGNATURE = "x-zendesk-webhook-signature"
 TIMESTAMP = "x-zendesk-webhook-signature-timestamp"
 MARKER_KEY = "mailagent_marker"
@@ -133,9 +134,9 @@ class Zendesk:
         return f"user {user.get('id')} ({user.get('email')}, role {user.get('role')})"
 
     def ticket(self, ticket_id: str) -> Ticket:
-        ticket = self._get(f"/api/v2/tickets/{_id(ticket_id)}.json", f"ticket {ticket_id}")["ticket"]
+        ticket = self._get(f"/api/v2/tickets/{numeric_id(ticket_id, NAME)}.json", f"ticket {ticket_id}")["ticket"]
         requester = str(ticket.get("requester_id") or "")
-        comments, users = self._pages(f"/api/v2/tickets/{_id(ticket_id)}/comments.json", "comments",
+        comments, users = self._pages(f"/api/v2/tickets/{numeric_id(ticket_id, NAME)}/comments.json", "comments",
                                       {"page[size]": PAGE_SIZE, "include": "users"})
         people = {str(u.get("id")): u for u in users}
         bot = str(self.settings.bot_user_id)
@@ -148,7 +149,7 @@ class Zendesk:
             role = (Role.US if author == bot else
                     Role.CUSTOMER if author == requester or person.get("role") == "end-user" else Role.AGENT)
             turns.append(Turn.from_html(id=str(c["id"]), author_id=author, role=role, public=bool(c.get("public")),
-                                        html=str(c.get("html_body") or ""), created_at=_when(c.get("created_at")),
+                                        html=str(c.get("html_body") or ""), created_at=timestamp(c.get("created_at")),
                                         author_name=str(person.get("name") or ""),
                                         author_email=str(person.get("email") or ""),
                                         raw=json.dumps(c, ensure_ascii=False).encode()))
@@ -159,12 +160,12 @@ class Zendesk:
                       turns=tuple(sorted(turns, key=lambda t: (t.created_at, int(t.id) if t.id.isdigit() else 0))))
 
     def user(self, user_id: str) -> Person:
-        user = self._get(f"/api/v2/users/{_id(user_id)}.json", f"user {user_id}")["user"]
+        user = self._get(f"/api/v2/users/{numeric_id(user_id, NAME)}.json", f"user {user_id}")["user"]
         return Person(id=str(user.get("id")), name=str(user.get("name") or ""), email=str(user.get("email") or ""),
                       agent=user.get("role") in ("agent", "admin"))
 
     def find_marker(self, ticket_id: str, marker: str) -> str | None:
-        audits, _ = self._pages(f"/api/v2/tickets/{_id(ticket_id)}/audits.json", "audits", {"page[size]": PAGE_SIZE})
+        audits, _ = self._pages(f"/api/v2/tickets/{numeric_id(ticket_id, NAME)}/audits.json", "audits", {"page[size]": PAGE_SIZE})
         for audit in audits:
             custom = (audit.get("metadata") or {}).get("custom") or {}
             if isinstance(custom, dict) and custom.get(MARKER_KEY) == marker:
@@ -219,7 +220,7 @@ class Zendesk:
         return self.api.json(self.api.request("GET", url, self._read, params=params), what)
 
     def _put(self, ticket_id: str, payload: dict[str, Any], *, write_what: str) -> Any:
-        response = self.api.request("PUT", f"/api/v2/tickets/{_id(ticket_id)}.json", self._update, write=True,
+        response = self.api.request("PUT", f"/api/v2/tickets/{numeric_id(ticket_id, NAME)}.json", self._update, write=True,
                                     json=payload)
         return self.api.json(response, write_what)
 
@@ -251,19 +252,6 @@ def _comment_id(audit: dict[str, Any]) -> str | None:
         if isinstance(event, dict) and event.get("type") == "Comment" and event.get("id") is not None:
             return str(event["id"])
     return None
-
-
-def _id(ticket_id: str) -> str:
-    if not str(ticket_id).isdigit():
-        raise HelpdeskError(f"not a Zendesk id: {ticket_id!r}", retryable=False)
-    return str(ticket_id)
-
-
-def _when(value: Any) -> datetime:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
 
 
 def setup(settings: HelpdeskSettings, name: str, hook_url: str) -> str:

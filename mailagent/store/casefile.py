@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from mailagent.store import db
 from mailagent.store.models import (
@@ -18,6 +18,7 @@ from mailagent.store.models import (
     AuditEntry,
     Conversation,
     Draft,
+    DraftState,
     EvalFlag,
     Message,
     Outbound,
@@ -26,6 +27,16 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
+
+
+def decided_draft(s: Session, conversation_id: int, draft_id: int | None = None) -> Draft | None:
+    """A conversation's newest draft that was decided (or the one named, if it was): the turn an
+    eval case or a replay is made from."""
+    query = select(Draft).where(Draft.conversation_id == conversation_id,
+                                col(Draft.state).not_in([DraftState.DRAFTING, DraftState.SUPERSEDED]))
+    if draft_id is not None:
+        query = query.where(Draft.id == draft_id)
+    return s.exec(query.order_by(col(Draft.id).desc())).first()
 
 
 @dataclass(frozen=True)
