@@ -459,8 +459,9 @@ def test_the_quality_page_shows_what_the_report_prints(site: Site, browser: Brow
                                                       contexts: list[BrowserContext]) -> None:
     page = sign_in(browser, contexts, site, "lea")
     page.goto(site.base + "/quality")
-    assert page.locator("svg.chart").count() == 2 * len(metrics.PIPELINE.charts)
-    assert page.locator("svg.chart polyline").count() >= 2 * len(metrics.PIPELINE.charts)   # every chart has a line
+    periods = page.locator("section.panel:not(#eval-runs):not(#stored-daily)")
+    assert periods.locator("svg.chart").count() == 2 * len(metrics.PIPELINE.charts)
+    assert periods.locator("svg.chart polyline").count() >= 2 * len(metrics.PIPELINE.charts)   # every chart has a line
     rows = json.loads(site.cli("report", "--json").stdout)
     for granularity in ("day", "week"):
         periods = [r for r in rows if r["granularity"] == granularity]
@@ -652,12 +653,17 @@ def test_the_quality_page_plots_eval_runs_and_daily_figures(site: Site, browser:
     answered(site, "julia.novak@tessera-design.example")
     cases = json.loads(site.cli("evals", "list", "--json").stdout)
     site.cli("evals", "accept", *[str(c["id"]) for c in cases if c["state"] == "new"], "--as", "lea")
-    for extra in ((), ("--baseline", "last"), ("--baseline", "last")):
+    empty = site.config.with_name("no-articles")
+    empty.mkdir(exist_ok=True)
+    without = site.config.with_name("candidate-without-articles.toml")     # a knowledge change that hurts
+    without.write_text(f'[knowledge]\ndirectory = "{empty}"\n')
+    for extra in ((), ("--config", str(without), "--baseline", "last"), ("--baseline", "last")):
         run = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(site.config), "eval", "run", *extra],
                              capture_output=True, text=True, timeout=300)
         assert run.returncode in (0, 1) and "gate:" in run.stdout, run.stderr      # 1: the gate failed, stored too
     runs = json.loads(site.cli("eval", "runs", "--set", "default", "--json").stdout)
     assert len(runs) >= 3 and all(r["state"] == "done" for r in runs)
+    assert runs[-2]["score"] < runs[-1]["score"] and runs[-2]["gate_passed"] is False    # the dip, and its gate
     settings = config.load(site.config)
     today = datetime.now(UTC).date()
     assert quality.refresh(settings, [today - timedelta(days=n) for n in range(14)]) > 0   # what record_quality does

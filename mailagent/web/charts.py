@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 from mailagent.store.metrics import Unit, show
 
 WIDTH, HEIGHT = 520, 210
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 30
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 12, 30
 
 
 @dataclass(frozen=True)
