@@ -138,6 +138,9 @@ def test_a_lead_curates_eval_cases(desk_web: tuple[Settings, TestClient]) -> Non
     assert accepted.headers["location"] == "/review/evals?state=new"
     assert flash(c, accepted) == "ok: accepted by lea: case(s) 1, 2"
     assert c.get(f"{BASE}/evals", params={"state": "accepted"}).text.count('<tr data-id="') == 2
+    counts = c.get(f"{BASE}/evals").text
+    assert ">new (0)</option>" in counts and ">accepted (2)</option>" in counts
+    assert '<option value="language:en" >language:en</option>' in counts                # the tags in use
     dropped = c.post(f"{BASE}/evals/drop", data={"csrf": token, "id": "2", "back": "/evals/2"})
     assert flash(c, dropped) == "ok: dropped by lea: case(s) 2"
     assert (case(url, 2).state, case(url, 2).curated_by) == ("dropped", "lea")

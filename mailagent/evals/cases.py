@@ -190,6 +190,17 @@ def select_cases(s: Session, which: Filter, limit: int | None = None) -> list[Ev
     return rows[-limit:] if limit else rows
 
 
+def summary(s: Session) -> tuple[dict[str, int], list[str]]:
+    """How many cases each state holds, and every tag in use (for the review page's filters),
+    without loading the snapshots."""
+    counts = dict.fromkeys(STATES, 0)
+    tags: set[str] = set()
+    for state, row_tags in s.exec(select(EvalCase.state, EvalCase.tags)):
+        counts[state] = counts.get(state, 0) + 1
+        tags.update(row_tags)
+    return counts, sorted(tags)
+
+
 def get(url: str, case_id: int) -> EvalCase:
     with db.reading(url) as s:
         case = s.get(EvalCase, case_id)

@@ -93,10 +93,8 @@ def case_list(site: Site, request: Request, visitor: Visitor, _form: FormData | 
                          tuple(v for v in q.getlist("source") if v in cases.SOURCES),
                          tuple(v for v in q.getlist("tag") if v))
     with db.reading(site.url) as s:
-        everything = cases.select_cases(s, cases.Filter())
+        counts, tags = cases.summary(s)
         shown = cases.select_cases(s, which, limit=500)
-    tags = sorted({t for c in everything for t in c.tags})
-    counts = {state: sum(c.state == state for c in everything) for state in cases.STATES}
     back = request.url.path.removeprefix(request.scope.get("root_path", "")) + (f"?{request.url.query}" if request.url.query else "")
     return site.render(request, visitor, "evalcases.html", rows=list(reversed(shown)), which=which, tags=tags,
                        counts=counts, states=cases.STATES, sources=cases.SOURCES, back=back)
