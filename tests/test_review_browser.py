@@ -555,10 +555,12 @@ def test_a_lead_accepts_a_knowledge_suggestion(site: Site, browser: Browser, con
     assert IMPORT_EXTRA in page.locator("#article-body").inner_text()
     newest = page.locator("#versions tbody tr").first.inner_text()
     assert newest.startswith("2") and f"suggestion {edit.id}" in newest and "lea" in newest
+    shot(page, site, "article")
     page.click("header nav a:has-text('Knowledge')")
     page.fill("#q", "notion linked database views plain links")
     submit(page, "button:has-text('Search')")
     assert page.locator("#hits tbody tr").first.locator("code").inner_text() == "import-from-other-tools.en"
+    shot(page, site, "knowledge-search")
     [hit, *_] = json.loads(site.cli("kb", "search", "linked", "database", "views", "--json").stdout)
     assert hit["id"] == "import-from-other-tools.en"                          # the CLI, another process, too
     assert ("lea", "suggestion_accepted") in audit(site)
