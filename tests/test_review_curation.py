@@ -212,6 +212,21 @@ def test_the_quality_page_plots_stored_eval_runs_and_daily_figures(desk_web: tup
         assert f'<td data-key="{row["name"]}">{metrics.show(row["value"], unit)}</td>' in plotted, row
 
 
+def test_customer_text_in_cases_and_suggestions_is_shown_as_text(desk_web: tuple[Settings, TestClient]) -> None:
+    settings, c = desk_web
+    hostile = '<script>window.__x = 1</script><img src=x onerror="window.__y = 1">'
+    draft = ask(settings, f"Sync {hostile}", f"Does sync work offline? {hostile}", sender="mallory@hostile.example")
+    answer(settings, draft, "Hi,\n\nYes: offline edits sync when the device reconnects, within a minute.\n\nBest,\nAna")
+    loop.build(settings)
+    with db.reading(settings.database.url) as s:
+        case_id = s.exec(select(EvalCase.id).where(EvalCase.draft_id == draft)).one()
+        [suggested] = [k.id for k in s.exec(select(KnowledgeSuggestion)) if case_id in k.case_ids]
+    for path in (f"/evals/{case_id}", "/evals", f"/suggestions/{suggested}", "/suggestions"):
+        text = c.get(BASE + path).text
+        assert "<script>window" not in text and "<img src=x" not in text, path
+        assert "&lt;script&gt;window.__x = 1&lt;/script&gt;" in text, path
+
+
 # --- pure parts ---------------------------------------------------------------------------------
 
 def test_word_diff_keeps_whitespace_and_marks_changes() -> None:
