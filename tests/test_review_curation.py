@@ -23,6 +23,7 @@ from mailagent.store import db, metrics
 from mailagent.store.models import AuditEntry, EvalCase, EvalRun, KnowledgeSuggestion
 from mailagent.store.quality import daily
 from mailagent.web import learning
+from mailagent.web.charts import Series, bar_chart
 from mailagent.web.textdiff import Piece, word_diff
 
 from .support.learning import answer, ask, desk
@@ -246,6 +247,9 @@ def test_run_charts_mark_failed_gates_and_stack_cases() -> None:
     assert str(score.svg).count("<circle") == 4 and 'class="gate-fail"' in str(score.svg)
     assert ">#3<" in str(score.svg) and str(bars.svg).count("<rect") == 4       # none for an empty run
     assert "failed, #3: 3" in str(bars.svg) and "passed, #2" not in str(bars.svg)
+    hostile = str(bar_chart("<b>t</b>", ["<i>"], [Series("<s>", [1.0])], "count"))
+    assert "<b>" not in hostile and "<i>" not in hostile and "&lt;s&gt;" in hostile
+    assert "no data yet" in str(bar_chart("t", ["a"], [Series("s", [0.0])], "count"))
 
 
 def test_daily_charts_draw_what_is_stored() -> None:

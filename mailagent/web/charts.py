@@ -1,5 +1,6 @@
-"""Line charts as inline SVG, drawn on the server: no JavaScript, nothing to download. Every text
-in the drawing is escaped here; colours come from the stylesheet (classes `series-N`)."""
+"""Line and stacked bar charts as inline SVG, drawn on the server: no JavaScript, nothing to
+download. Every text in the drawing is escaped here; colours come from the stylesheet (classes
+`series-N`)."""
 
 from __future__ import annotations
 
