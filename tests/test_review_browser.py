@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,12 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from sqlmodel import col, select
 
+from mailagent import config
+from mailagent.evals import quality
 from mailagent.store import accounts, db, metrics
 from mailagent.store.models import (
     Action,
+    Article,
     AuditEntry,
     Conversation,
     DemoOrder,
@@ -30,8 +33,10 @@ from mailagent.store.models import (
     EvalCase,
     EvalFlag,
     Feedback,
+    KnowledgeSuggestion,
     Role,
 )
+from mailagent.store.quality import daily
 from mailagent.web.passwords import hash_password
 
 from .support import history
@@ -454,8 +459,9 @@ def test_the_quality_page_shows_what_the_report_prints(site: Site, browser: Brow
                                                       contexts: list[BrowserContext]) -> None:
     page = sign_in(browser, contexts, site, "lea")
     page.goto(site.base + "/quality")
-    assert page.locator("svg.chart").count() == 2 * len(metrics.PIPELINE.charts)
-    assert page.locator("svg.chart polyline").count() >= 2 * len(metrics.PIPELINE.charts)   # every chart has a line
+    periods = page.locator("section.panel:not(#eval-runs):not(#stored-daily)")
+    assert periods.locator("svg.chart").count() == 2 * len(metrics.PIPELINE.charts)
+    assert periods.locator("svg.chart polyline").count() >= 2 * len(metrics.PIPELINE.charts)   # every chart has a line
     rows = json.loads(site.cli("report", "--json").stdout)
     for granularity in ("day", "week"):
         periods = [r for r in rows if r["granularity"] == granularity]
@@ -484,3 +490,209 @@ def test_signing_out_ends_the_session(site: Site, browser: Browser, contexts: li
     again = replay.new_page()
     again.goto(site.base + "/queue")
     assert again.url.startswith(site.base + "/login")
+
+
+# --- leads: the learning loop -------------------------------------------------------------------
+
+IMPORT_EXTRA = "Notion databases become tables, and linked database views are imported as plain links."
+ANDROID_FINAL = ("Hi Ben,\n\nthe Android app signs you out when the system stops it in the background. Open Android "
+                 "Settings → Apps → Nimbus Notes → Battery and choose Unrestricted, then sign in once more.\n\n"
+                 "Best regards,\nCara")
+
+
+def answered(site: Site, customer: str, final: str | None = None, edit: bool = True) -> Draft:
+    """A rep has sent a reply to this customer (from the command line, as `drafts approve` does),
+    and the learning step (`evals build`, what the clock runs) has made its case."""
+    draft = draft_of(site, customer)
+    if draft.state in ("held", "escalated"):
+        text = final if final is not None else draft.text.replace(
+            "If anything is still unclear", f"{IMPORT_EXTRA}\n\nIf anything is still unclear")
+        assert text != draft.text
+        path = site.config.with_name(f"final-{draft.id}.txt")
+        path.write_text(text)
+        site.cli("drafts", "approve", str(draft.id), "--edit", str(path), "--as", "cara")
+    site.cli("evals", "build")
+    return reload(site, Draft, draft.id)
+
+
+def suggestion_for(site: Site, article_id: str) -> KnowledgeSuggestion:
+    with db.reading(site.url) as s:
+        found = s.exec(select(KnowledgeSuggestion).where(KnowledgeSuggestion.article_id == article_id)).first()
+    assert found is not None, article_id
+    return found
+
+
+def test_a_lead_accepts_a_knowledge_suggestion(site: Site, browser: Browser, contexts: list[BrowserContext]) -> None:
+    julia = answered(site, "julia.novak@tessera-design.example")
+    answered(site, "ben.schneider@mailbox.example", ANDROID_FINAL)
+    edit = suggestion_for(site, "import-from-other-tools.en")
+    assert edit.kind == "edit" and edit.state == "open" and julia.conversation_id in edit.conversation_ids
+
+    page = sign_in(browser, contexts, site, "lea")
+    page.click("header nav a:has-text('Suggestions')")
+    page.wait_for_url(site.base + "/suggestions")
+    rows = page.locator("#suggestions tbody tr[data-id]")
+    assert rows.count() >= 2
+    shot(page, site, "suggestions")
+    page.click(f"#suggestions tr[data-id='{edit.id}'] a")
+    page.wait_for_url(f"{site.base}/suggestions/{edit.id}")
+    assert page.locator("[data-test=article-diff] .added").first.inner_text().strip().startswith("##")
+    assert IMPORT_EXTRA in page.locator("[data-test=article-diff] .added").all_inner_texts()[-1]
+    assert page.locator("[data-test=article-diff] .removed").count() == 0      # an edit adds a section
+    source = page.locator(f"#sources a[href$='/conversations/{julia.conversation_id}']")
+    assert "Notion import fails" in source.inner_text()
+    assert IMPORT_EXTRA in page.locator("#sources").inner_text()               # the rep's final it came from
+    shot(page, site, "suggestion")
+
+    page.select_option("#intent", "how_to")
+    submit(page, "#accept")
+    assert f"suggestion {edit.id} accepted by lea: article import-from-other-tools.en is now version 2" in flash(page)
+    assert "Accepted by lea" in page.locator("#decided").inner_text()
+    assert page.locator("#accept").count() == 0
+
+    page.click("#decided a")                                                   # the article as the agent reads it
+    page.wait_for_url(f"{site.base}/knowledge/import-from-other-tools.en")
+    assert IMPORT_EXTRA in page.locator("#article-body").inner_text()
+    newest = page.locator("#versions tbody tr").first.inner_text()
+    assert newest.startswith("2") and f"suggestion {edit.id}" in newest and "lea" in newest
+    shot(page, site, "article")
+    page.click("header nav a:has-text('Knowledge')")
+    page.fill("#q", "notion linked database views plain links")
+    submit(page, "button:has-text('Search')")
+    assert page.locator("#hits tbody tr").first.locator("code").inner_text() == "import-from-other-tools.en"
+    shot(page, site, "knowledge-search")
+    [hit, *_] = json.loads(site.cli("kb", "search", "linked", "database", "views", "--json").stdout)
+    assert hit["id"] == "import-from-other-tools.en"                          # the CLI, another process, too
+    assert ("lea", "suggestion_accepted") in audit(site)
+
+
+def test_a_lead_curates_eval_cases(site: Site, browser: Browser, contexts: list[BrowserContext]) -> None:
+    julia = answered(site, "julia.novak@tessera-design.example")
+    with db.reading(site.url) as s:
+        case = s.exec(select(EvalCase).where(EvalCase.draft_id == julia.id)).one()
+    assert case.source == "edit"
+    page = sign_in(browser, contexts, site, "lea")
+    page.goto(site.base + "/evals")
+    page.select_option("#case-filters select[name=source]", "edit")
+    submit(page, "#case-filters button")
+    chips = page.locator("#cases tbody td:nth-child(3)").all_inner_texts()
+    assert chips and set(chips) == {"edit"}
+    assert page.locator(f"#cases tr[data-id='{case.id}']").count() == 1
+    shot(page, site, "eval-cases")
+
+    page.click(f"#cases tr[data-id='{case.id}'] a")
+    page.wait_for_url(f"{site.base}/evals/{case.id}")
+    assert "Notion import fails" in page.locator("h1").inner_text()
+    assert "Notion" in page.locator("[data-test=latest]").inner_text()           # the snapshot: what the agent saw
+    assert IMPORT_EXTRA not in page.locator("#draft").inner_text() and IMPORT_EXTRA in page.locator("#reference").inner_text()
+    assert IMPORT_EXTRA in " ".join(page.locator("[data-test=case-diff] .added").all_inner_texts())
+    shot(page, site, "eval-case")
+
+    page.fill("#tag-add", "topic:import")
+    submit(page, "#tag")
+    assert f"case {case.id} tagged by lea" in flash(page)
+    assert "topic:import" in page.locator("#tags").inner_text()
+    submit(page, "#drop")
+    assert f"dropped by lea: case(s) {case.id}" in flash(page)
+    assert page.locator("#state").inner_text() == "dropped"
+    done = reload(site, EvalCase, case.id)
+    assert (done.state, done.curated_by) == ("dropped", "lea") and "topic:import" in done.tags
+    with db.reading(site.url) as s:
+        events = [(e.actor, e.event) for e in s.exec(select(AuditEntry)) if e.details.get("case_id") == case.id]
+    assert events == [("lea", "eval_case_tagged"), ("lea", "eval_case_dropped")]
+
+    page.goto(site.base + "/evals?tag=topic:import")                          # filter by tag and state
+    assert page.locator("#cases tbody tr[data-id]").count() == 1
+    page.goto(site.base + "/evals?state=new")
+    waiting = page.locator("#cases tbody tr[data-id]")
+    ids = [waiting.nth(i).get_attribute("data-id") for i in range(min(2, waiting.count()))]
+    assert ids
+    for ident in ids:
+        page.check(f"#cases tr[data-id='{ident}'] input[type=checkbox]")
+    submit(page, "#accept-selected")
+    assert f"accepted by lea: case(s) {', '.join(ids)}" in flash(page)
+    assert page.url == site.base + "/evals?state=new"                          # back to the same filters
+    assert all(reload(site, EvalCase, int(i)).state == "accepted" for i in ids)
+
+
+def test_leads_pages_refuse_reps_and_forged_forms(site: Site, browser: Browser,
+                                                  contexts: list[BrowserContext]) -> None:
+    android = answered(site, "ben.schneider@mailbox.example", ANDROID_FINAL)
+    with db.reading(site.url) as s:
+        [new] = [k for k in s.exec(select(KnowledgeSuggestion)) if android.conversation_id in k.conversation_ids]
+        case = s.exec(select(EvalCase).where(EvalCase.draft_id == android.id)).one()
+    assert new.kind == "new" and new.state == "open" and case.source == "rep-written"
+    state = case.state                                                      # another test may have curated it
+
+    rep = sign_in(browser, contexts, site, "ben")
+    for path in ("/suggestions", f"/suggestions/{new.id}", "/evals", f"/evals/{case.id}", "/knowledge"):
+        response = rep.goto(site.base + path)
+        assert response is not None and response.status == 403, path
+        assert "this page is for the lead role" in rep.locator(".error-page").inner_text()
+    token = rep.locator("form[action$='/logout'] input[name=csrf]").get_attribute("value")
+    for path, form in ((f"/suggestions/{new.id}/accept", {}), (f"/suggestions/{new.id}/reject", {"reason": "r"}),
+                       ("/evals/drop", {"id": str(case.id)}), (f"/evals/{case.id}/tag", {"add": "x"})):
+        refused = rep.request.post(site.base + path, form={"csrf": token or "", **form}, max_redirects=0)
+        assert refused.status == 403, path                                    # a rep's own valid token
+
+    lead = sign_in(browser, contexts, site, "lea")
+    lead.goto(f"{site.base}/suggestions/{new.id}")
+    bare = lead.request.post(f"{site.base}/suggestions/{new.id}/accept", form={"intent": "how_to"}, max_redirects=0)
+    assert bare.status == 403 and "security token is missing or wrong" in bare.text()
+    lead.evaluate("document.querySelector('#accept-form input[name=csrf]').remove()")   # the real form, no token
+    submit(lead, "#accept")
+    assert "security token is missing or wrong" in lead.locator(".error-page").inner_text()
+    forged = lead.request.post(f"{site.base}/evals/drop", form={"csrf": "forged", "id": str(case.id)}, max_redirects=0)
+    assert forged.status == 403
+    assert reload(site, KnowledgeSuggestion, new.id).state == "open" and reload(site, EvalCase, case.id).state == state
+    with db.reading(site.url) as s:
+        assert s.get(Article, new.article_id) is None                         # no article written
+        assert not [e for e in s.exec(select(AuditEntry)) if e.details.get("suggestion_id") == new.id]
+
+
+def test_the_quality_page_plots_eval_runs_and_daily_figures(site: Site, browser: Browser,
+                                                            contexts: list[BrowserContext]) -> None:
+    answered(site, "julia.novak@tessera-design.example")
+    cases = json.loads(site.cli("evals", "list", "--json").stdout)
+    site.cli("evals", "accept", *[str(c["id"]) for c in cases if c["state"] == "new"], "--as", "lea")
+    empty = site.config.with_name("no-articles")
+    empty.mkdir(exist_ok=True)
+    without = site.config.with_name("candidate-without-articles.toml")     # a knowledge change that hurts
+    without.write_text(f'[knowledge]\ndirectory = "{empty}"\n')
+    for extra in ((), ("--config", str(without), "--baseline", "last"), ("--baseline", "last")):
+        run = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(site.config), "eval", "run", *extra],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode in (0, 1) and "gate:" in run.stdout, run.stderr      # 1: the gate failed, stored too
+    runs = json.loads(site.cli("eval", "runs", "--set", "default", "--json").stdout)
+    assert len(runs) >= 3 and all(r["state"] == "done" for r in runs)
+    assert runs[-2]["score"] < runs[-1]["score"] and runs[-2]["gate_passed"] is False    # the dip, and its gate
+    settings = config.load(site.config)
+    today = datetime.now(UTC).date()
+    assert quality.refresh(settings, [today - timedelta(days=n) for n in range(14)]) > 0   # what record_quality does
+    stored = daily(site.url, since=today - timedelta(days=13))
+
+    page = sign_in(browser, contexts, site, "lea")
+    page.goto(site.base + "/quality")
+    chart = page.locator("[data-test=chart-runs] svg.chart")
+    assert chart.locator("circle").count() == 2 * len(runs)                  # score and pass rate, one point per run
+    assert chart.locator("circle.gate-fail").count() == sum(r["gate_passed"] is False for r in runs)
+    assert chart.locator("text.tick").last.text_content() == f"#{runs[-1]['id']}"
+    bars = page.locator("[data-test=chart-passfail] rect")
+    assert bars.count() == sum((r["passed"] > 0) + (r["cases"] > r["passed"]) for r in runs)
+    table = page.locator("[data-test=eval-runs] tbody tr")
+    assert table.count() == len(runs)
+    assert table.first.locator("td[data-key=score]").inner_text() == f"{runs[-1]['score']:.3f}"
+    names = {r["name"] for r in stored}
+    assert {"auto_send_rate", "approved_unedited_rate", "edit_distance"} <= names
+    assert any(n.startswith("grade:") for n in names)
+    daily_charts = page.locator("[data-test=daily-chart]")
+    titles = daily_charts.locator("figcaption").all_inner_texts()
+    assert any(t.startswith("Auto-sent and approved without edit") for t in titles)
+    assert any(t.startswith("Pre-send grader scores") for t in titles)
+    grades = daily_charts.filter(has_text="Pre-send grader scores").locator("circle")
+    assert grades.count() == sum(r["name"].startswith("grade:") for r in stored)      # a point per stored day and grade
+    page.locator("#eval-runs").scroll_into_view_if_needed()
+    shot(page, site, "quality-loop")
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.evaluate("document.getElementById('eval-runs').scrollIntoView()")
+    page.screenshot(path=str(site.shots / "quality-runs.png"))

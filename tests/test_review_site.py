@@ -216,7 +216,8 @@ def test_every_form_refuses_a_post_without_its_token(sqlite_url: str, secret: st
     paths = _post_routes(settings)
     assert {"/logout", "/drafts/{id:int}/approve", "/drafts/{id:int}/reject", "/actions/{id:int}/approve",
             "/actions/{id:int}/reject", "/conversations/{id:int}/take", "/conversations/{id:int}/release",
-            "/conversations/{id:int}/flag"} == set(paths)
+            "/conversations/{id:int}/flag", "/suggestions/{id:int}/accept", "/suggestions/{id:int}/reject",
+            "/evals/accept", "/evals/drop", "/evals/{id:int}/tag"} == set(paths)
     for path in paths:
         target = BASE + path.replace("{id:int}", str(conversation.id if "conversations" in path else outcome.draft_id))
         for form in ({}, {"csrf": "forged"}, {"csrf": ""}):
@@ -230,12 +231,12 @@ def test_every_form_refuses_a_post_without_its_token(sqlite_url: str, secret: st
 
 def test_roles_decide_which_pages_open(web: tuple[Settings, TestClient]) -> None:
     settings, _ = web
-    allowed = {"ben": {"/queue", "/actions"}, "lea": {"/queue", "/actions", "/quality", "/flags"},
-               "ana": {"/queue", "/actions", "/quality", "/flags", "/ops"}}
+    lead = {"/queue", "/actions", "/quality", "/flags", "/evals", "/suggestions", "/knowledge"}
+    allowed = {"ben": {"/queue", "/actions"}, "lea": lead, "ana": lead | {"/ops"}}
     for name, pages in allowed.items():
         c = client(settings)
         sign_in(c, name)
-        for page in ("/queue", "/actions", "/quality", "/flags", "/ops"):
+        for page in sorted(allowed["ana"]):
             response = c.get(BASE + page)
             assert response.status_code == (200 if page in pages else 403), (name, page)
 

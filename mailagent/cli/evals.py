@@ -122,10 +122,8 @@ def cmd_drop(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tag(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.evals.cases import CaseError, retag
 
-    if not args.add and not args.remove:
-        raise Fail("say what to change: --add TAG and/or --remove TAG")
     try:
-        row = retag(store(settings), args.id, args.add or [], args.remove or [])
+        row = retag(store(settings), args.id, args.add or [], args.remove or [], reviewer(args))
     except CaseError as exc:
         raise Fail(str(exc)) from None
     print(f"case {row.id}: {' '.join(row.tags)}")
@@ -319,6 +317,7 @@ def register(sub: Subparsers) -> None:
     c.add_argument("id", type=int)
     c.add_argument("--add", action="append", metavar="TAG", help="a tag to add, e.g. topic:billing (repeatable)")
     c.add_argument("--remove", action="append", metavar="TAG", help="a tag to remove (repeatable)")
+    reviewer_flag(c)
     c = command(ev, "flag", cmd_flag, help="make a conversation's newest decided draft a case")
     c.add_argument("conversation", type=int, help="a conversation id")
     c.add_argument("--note", required=True, help="what the case should check")

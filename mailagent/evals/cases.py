@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from mailagent.config import Settings
 from mailagent.evals import diff, snapshot
 from mailagent.redact import password_values, redact
-from mailagent.store import casefile, db
+from mailagent.store import audit, casefile, db
 from mailagent.store.models import (
     Action,
     Draft,
@@ -185,6 +185,17 @@ def select_cases(s: Session, which: Filter, limit: int | None = None) -> list[Ev
     return rows[-limit:] if limit else rows
 
 
+def summary(s: Session) -> tuple[dict[str, int], list[str]]:
+    """How many cases each state holds, and every tag in use (for the review page's filters),
+    without loading the snapshots."""
+    counts = dict.fromkeys(STATES, 0)
+    tags: set[str] = set()
+    for state, row_tags in s.exec(select(EvalCase.state, EvalCase.tags)):
+        counts[state] = counts.get(state, 0) + 1
+        tags.update(row_tags)
+    return counts, sorted(tags)
+
+
 def get(url: str, case_id: int) -> EvalCase:
     with db.reading(url) as s:
         case = s.get(EvalCase, case_id)
@@ -194,7 +205,7 @@ def get(url: str, case_id: int) -> EvalCase:
 
 
 def curate(url: str, case_ids: Sequence[int], state: str, lead: str) -> list[EvalCase]:
-    """Accept cases into the regression sets, or drop them; all or nothing."""
+    """Accept cases into the regression sets, or drop them; all or nothing, audited."""
     if state not in ("accepted", "dropped"):
         raise CaseError(f"a case can be accepted or dropped, not {state!r}")
     with db.session(url) as s:
@@ -204,11 +215,15 @@ def curate(url: str, case_ids: Sequence[int], state: str, lead: str) -> list[Eva
         for row in rows:
             assert row is not None
             row.state, row.curated_by, row.curated_at = state, lead, now()
+            audit.record(s, lead, f"eval_case_{state}", conversation_id=row.conversation_id, draft_id=row.draft_id,
+                         case_id=row.id)
         return [row for row in rows if row is not None]
 
 
-def retag(url: str, case_id: int, add: Sequence[str], remove: Sequence[str]) -> EvalCase:
-    """Add and remove tags (sets select cases by tag)."""
+def retag(url: str, case_id: int, add: Sequence[str], remove: Sequence[str], lead: str) -> EvalCase:
+    """Add and remove tags (sets select cases by tag), audited."""
+    if not any(t.strip() for t in [*add, *remove]):
+        raise CaseError("say what to change: a tag to add and/or one to remove")
     if bad := [t for t in add if not t.strip() or any(c.isspace() for c in t)]:
         raise CaseError(f"a tag is one word, e.g. topic:billing (got {bad[0]!r})")
     with db.session(url) as s:
@@ -217,4 +232,6 @@ def retag(url: str, case_id: int, add: Sequence[str], remove: Sequence[str]) -> 
             raise CaseError(f"no eval case with id {case_id}")
         tags = [t for t in row.tags if t not in remove]
         row.tags = tags + [t for t in add if t not in tags]
+        audit.record(s, lead, "eval_case_tagged", conversation_id=row.conversation_id, draft_id=row.draft_id,
+                     case_id=row.id, added=list(add), removed=list(remove))
         return row

@@ -25,8 +25,15 @@ from mailagent.evals import facts
 from mailagent.intents import INTENTS
 from mailagent.knowledge import versions
 from mailagent.knowledge.articles import LOCALES
-from mailagent.store import db
-from mailagent.store.models import Article, EvalCase, KnowledgeSuggestion, now
+from mailagent.store import audit, db
+from mailagent.store.models import (
+    Article,
+    ArticleVersion,
+    Conversation,
+    EvalCase,
+    KnowledgeSuggestion,
+    now,
+)
 
 SOURCES = ("edit", "rep-written", "flag")
 PERSONAL = ("id", "email", "money")
@@ -200,6 +207,34 @@ def get(url: str, suggestion_id: int) -> KnowledgeSuggestion:
     return found
 
 
+@dataclass(frozen=True)
+class Detail:
+    """A suggestion with what a lead needs to judge it (`kb suggestions show`, the review page)."""
+
+    suggestion: KnowledgeSuggestion
+    before: str                                 # the article it was written against ("" for a new one)
+    cases: list[EvalCase]                       # where it came from: the customer's turn and the rep's final
+    conversations: dict[int, Conversation]      # those still stored
+    history: list[ArticleVersion]               # the article's versions, oldest first
+
+
+def detail(url: str, suggestion_id: int) -> Detail:
+    with db.reading(url) as s:
+        found = s.get(KnowledgeSuggestion, suggestion_id)
+        if found is None:
+            raise SuggestionError(f"no knowledge suggestion with id {suggestion_id}")
+        before = ""
+        if found.kind == "edit":
+            base = s.exec(select(ArticleVersion).where(ArticleVersion.article_id == found.article_id,
+                                                       ArticleVersion.version == found.base_version)).first()
+            article = s.get(Article, found.article_id)
+            before = base.body if base is not None else article.body if article is not None else ""
+        cases = [c for c in (s.get(EvalCase, i) for i in found.case_ids) if c is not None]
+        conversations = {c.id: c for c in (s.get(Conversation, i) for i in found.conversation_ids)
+                         if c is not None and c.id is not None}
+        return Detail(found, before, cases, conversations, versions.history(s, found.article_id))
+
+
 def as_file(k: KnowledgeSuggestion) -> str:
     """The suggested article as a knowledge file (front matter and body), for ops to commit."""
     front = [f"title: {k.title}", f"tags: [{', '.join(k.tags)}]", f"locale: {k.locale}",
@@ -244,6 +279,8 @@ def accept(settings: Settings, suggestion_id: int, lead: str, *, intent: str | N
                                    body=found.body, author=lead, suggestion_id=suggestion_id)
         found.state, found.decided_by, found.decided_at, found.version = "accepted", lead, now(), version.version
         found.title, found.intent = version.title, version.intent
+        audit.record(s, lead, "suggestion_accepted", suggestion_id=suggestion_id, article_id=found.article_id,
+                     version=version.version)
         return Accepted(found, version.version)
 
 
@@ -253,4 +290,6 @@ def reject(settings: Settings, suggestion_id: int, lead: str, reason: str) -> Kn
     with db.session(settings.database.url) as s:
         found = _open(s, suggestion_id)
         found.state, found.decided_by, found.decided_at, found.reason = "rejected", lead, now(), reason
+        audit.record(s, lead, "suggestion_rejected", suggestion_id=suggestion_id, article_id=found.article_id,
+                     reason=reason)
         return found

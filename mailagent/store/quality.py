@@ -56,3 +56,10 @@ def eval_runs(url: str, *, set_name: str | None = None, limit: int = 100) -> lis
         if set_name:
             query = query.where(EvalRun.set_name == set_name)
         return [run_row(r) for r in reversed(s.exec(query).all())]
+
+
+def run_sets(url: str) -> list[str]:
+    """The sets that have eval runs, the one run last first."""
+    with db.reading(url) as s:
+        rows = s.exec(select(EvalRun.set_name).order_by(col(EvalRun.id).desc())).all()
+    return list(dict.fromkeys(rows))

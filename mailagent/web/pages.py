@@ -13,10 +13,12 @@ from starlette.responses import Response
 
 from mailagent.policy import check, current_policy, explain_recorded
 from mailagent.store import accounts, evalflags, metrics
+from mailagent.store import quality as stored
 from mailagent.store.casefile import casefile
 from mailagent.store.queue import Filters, Kind
 from mailagent.store.queue import actions as action_views
 from mailagent.store.queue import queue as read_queue
+from mailagent.web import learning
 from mailagent.web.auth import Visitor
 from mailagent.web.charts import Series, line_chart
 
@@ -67,8 +69,15 @@ def quality(site: Site, request: Request, visitor: Visitor, _form: FormData | No
     panels = [(title, spans, _charts(report, spans)) for title, spans in (("Per day", report.days),
                                                                           ("Per week", report.weeks))]
     figures = [f for source in report.sources for f in source.figures]
+    sets = stored.run_sets(site.url)
+    chosen = request.query_params.get("set") or (sets[0] if sets else "")
+    runs = stored.eval_runs(site.url, set_name=chosen, limit=60) if chosen in sets else []
+    day_labels = [period.label for period, _ in report.days]
+    daily = learning.by_name(stored.daily(site.url, since=report.days[0][0].start.date()))
     return site.render(request, visitor, "quality.html", report=report, panels=panels, figures=figures,
-                       days=days, weeks=weeks)
+                       days=days, weeks=weeks, sets=sets, chosen=chosen, runs=runs,
+                       run_charts=learning.run_charts(runs) if runs else [], day_labels=day_labels, daily=daily,
+                       daily_charts=learning.daily_charts(day_labels, daily), label=learning.label, unit=learning.unit)
 
 
 def _charts(report: metrics.Report, spans: list[tuple[metrics.Period, metrics.Row]]) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mailagent.config import ConfigError, Settings
 from mailagent.store.models import Role
 from mailagent.tomlfile import Problem
-from mailagent.web import decisions, pages
+from mailagent.web import curation, decisions, pages
 from mailagent.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Auth, Visitor
 from mailagent.web.proxy import TrustedProxies
 from mailagent.web.render import STATIC, templates
@@ -157,6 +157,17 @@ class Site:
             Route("/quality", g(Role.LEAD, pages.quality)),
             Route("/flags", g(Role.LEAD, pages.flags)),
             Route("/ops", g(Role.OPS, pages.ops)),
+            Route("/suggestions", g(Role.LEAD, curation.suggestion_list)),
+            Route("/suggestions/{id:int}", g(Role.LEAD, curation.suggestion)),
+            Route("/suggestions/{id:int}/accept", g(Role.LEAD, curation.accept_suggestion), methods=["POST"]),
+            Route("/suggestions/{id:int}/reject", g(Role.LEAD, curation.reject_suggestion), methods=["POST"]),
+            Route("/knowledge", g(Role.LEAD, curation.knowledge)),
+            Route("/knowledge/{id:str}", g(Role.LEAD, curation.article)),
+            Route("/evals", g(Role.LEAD, curation.case_list)),
+            Route("/evals/{id:int}", g(Role.LEAD, curation.case)),
+            Route("/evals/accept", g(Role.LEAD, curation.accept_cases), methods=["POST"]),
+            Route("/evals/drop", g(Role.LEAD, curation.drop_cases), methods=["POST"]),
+            Route("/evals/{id:int}/tag", g(Role.LEAD, curation.tag_case), methods=["POST"]),
             Route("/drafts/{id:int}/approve", g(Role.REP, decisions.approve_draft), methods=["POST"]),
             Route("/drafts/{id:int}/reject", g(Role.REP, decisions.reject_draft), methods=["POST"]),
             Route("/actions/{id:int}/approve", g(Role.REP, decisions.approve_action), methods=["POST"]),
