@@ -38,11 +38,12 @@ class Parent:
     subject: str
     from_addr: str
     reply_to: str
+    from_name: str = ""
 
     @classmethod
     def of(cls, message: Message) -> Parent:
         return cls(message.id or 0, message.message_id, tuple(message.references), message.subject,
-                   message.from_addr, message.reply_to)
+                   message.from_addr, message.reply_to, message.from_name)
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,10 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
     if mailbox_name is None:
         raise ValueError(f"conversation {conversation_id} has no mailbox to reply from")
     mailbox = settings.mailbox(mailbox_name)
-    recipient = parent.reply_to or parent.from_addr
+    recipient = smtp.ascii_domain(parent.reply_to or parent.from_addr)
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
+        to_name="" if parent.reply_to else parent.from_name,
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
         references=parent.references, approved=approved_by is not None,
         conversation_id=conversation_id,
