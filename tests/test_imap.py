@@ -87,6 +87,28 @@ def test_after_ingest_move_empties_the_folder(dovecot: Dovecot, imap_user: str, 
         assert c.select_folder("Processed")[b"EXISTS"] == 3
 
 
+def test_after_ingest_move_to_a_missing_folder_creates_it(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+                                                          settings_for) -> None:
+    """The MOVE failed with [TRYCREATE] and the message stayed in INBOX."""
+    settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Handled")
+    dovecot.append(imap_user, "INBOX", mail(1), mail(2))
+    assert len(ingest.poll(settings, "support", Collect()).stored) == 2
+    with dovecot.client(imap_user) as c:
+        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        assert c.select_folder("Handled")[b"EXISTS"] == 2
+    assert _cursor(sqlite_url).last_error is None
+
+
+def test_after_ingest_move_to_a_folder_the_server_refuses_says_so(dovecot: Dovecot, imap_user: str,
+                                                                  sqlite_url: str, settings_for) -> None:
+    settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Archive/2026")  # "." separates
+    dovecot.append(imap_user, "INBOX", mail(1))
+    with pytest.raises(IMAPClientError, match="Archive/2026"):
+        ingest.poll(settings, "support", Collect())
+    assert len(_stored(sqlite_url)) == 1                  # stored all the same: nothing is lost
+    assert "Archive/2026" in _cursor(sqlite_url).last_error
+
+
 def test_connection_dropped_mid_fetch_loses_and_doubles_nothing(dovecot: Dovecot, imap_user: str,
                                                                 sqlite_url: str, settings_for) -> None:
     proxy = Proxy(dovecot.port)

@@ -13,15 +13,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import TypeVar
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from mailagent.config import Imap, secret
 
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[int, bytes]]
+T = TypeVar("T")
 
 
 def connect(cfg: Imap) -> IMAPClient:
@@ -60,6 +62,31 @@ def fetch_new(client: IMAPClient, last_uid: int, batch_size: int) -> Iterator[Ba
             yield batch
 
 
+class FolderError(IMAPClientError):
+    """A folder we must write to is missing and the server will not create it (a bad name, no
+    rights): a configuration problem that retrying does not fix."""
+
+
+def into_folder(client: IMAPClient, folder: str, purpose: str, command: Callable[[], T]) -> T:
+    """Run `command` (an APPEND, COPY or MOVE into `folder`); when the server answers that the
+    folder does not exist (`[TRYCREATE]`, RFC 3501 6.3.11), create it and run it once more."""
+    try:
+        return command()
+    except IMAPClientError as exc:
+        if isinstance(exc, IMAPClientAbortError):           # the connection, not the folder
+            raise
+        if "TRYCREATE" not in str(exc):
+            raise FolderError(f"cannot write to the {purpose} folder {folder!r}: {exc}") from exc
+    try:
+        client.create_folder(folder)
+        log.info("created the %s folder %r", purpose, folder)
+    except IMAPClientError as exc:
+        if not client.folder_exists(folder):                 # else another process just made it
+            raise FolderError(f"the {purpose} folder {folder!r} does not exist and the server would not "
+                              f"create it: {exc}") from exc
+    return command()
+
+
 def after_ingest(client: IMAPClient, cfg: Imap, uids: list[int]) -> None:
     """Mark or move messages once stored, so people using the same mailbox can see what we took."""
     if not uids:
@@ -67,19 +94,22 @@ def after_ingest(client: IMAPClient, cfg: Imap, uids: list[int]) -> None:
     if cfg.after_ingest == "flag":
         client.add_flags(uids, [cfg.flag], silent=True)
     elif cfg.after_ingest == "move" and cfg.move_to:
+        target = cfg.move_to
         if client.has_capability("MOVE"):
-            client.move(uids, cfg.move_to)
+            into_folder(client, target, "move_to", lambda: client.move(uids, target))
         else:
-            client.copy(uids, cfg.move_to)
+            into_folder(client, target, "move_to", lambda: client.copy(uids, target))
             client.add_flags(uids, [b"\\Deleted"], silent=True)
             client.uid_expunge(uids)
 
 
 def append_sent(cfg: Imap, raw: bytes, when: datetime) -> None:
     """Keep a copy of a sent reply in the mailbox's Sent folder, as a mail client would."""
-    assert cfg.sent_folder
+    folder = cfg.sent_folder
+    assert folder
     with connect(cfg) as client:
-        client.append(cfg.sent_folder, raw, flags=[b"\\Seen"], msg_time=when)
+        into_folder(client, folder, "sent_folder",
+                    lambda: client.append(folder, raw, flags=[b"\\Seen"], msg_time=when))
 
 
 class IdleWatcher:
