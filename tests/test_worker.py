@@ -18,7 +18,14 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from mailagent.store import db, schema
-from mailagent.store.models import Conversation, Message, MessageState, Outbound, OutboundState, now
+from mailagent.store.models import (
+    Conversation,
+    Message,
+    MessageState,
+    Outbound,
+    OutboundState,
+    now,
+)
 from mailagent.worker.broker import QUEUES
 
 from .support.dovecot import Dovecot
