@@ -8,6 +8,8 @@ human read it.
 from __future__ import annotations
 
 import logging
+import select as io_select
+import socket
 import ssl
 import threading
 import time
@@ -117,8 +119,12 @@ class IdleWatcher:
 
     IDLE is a hint, never the only path: the clock polls anyway. After every (re)connect the
     watcher calls `on_mail` once, so whatever arrived while it was away is fetched (a full resync).
-    A dropped connection is only noticed on the next command, so IDLE is renewed every
-    `idle_refresh_seconds` (RFC 2177 asks for under 29 minutes) with a NOOP in between."""
+    imapclient's `idle_check` swallows the end of the connection and returns nothing, so a server
+    that said BYE (`doveadm kick`, a restart) or hung up is noticed here, within one `CHECK_SECONDS`,
+    and the watcher reconnects at once (then with a backoff while the server stays away). IDLE is
+    also renewed every `idle_refresh_seconds` (RFC 2177 asks for under 29 minutes), with a NOOP."""
+
+    CHECK_SECONDS = 0.5
 
     def __init__(self, name: str, cfg: Imap, on_mail: Callable[[], None],
                  stop: threading.Event, max_backoff: float = 300.0) -> None:
@@ -127,19 +133,19 @@ class IdleWatcher:
         self.connections = 0
 
     def run(self) -> None:
-        backoff = 1.0
+        backoff = 0.0                     # the first reconnect after a lost connection is at once
         while not self.stop.is_set():
             try:
                 with connect(self.cfg) as client:
                     client.select_folder(self.cfg.folder, readonly=True)
                     self.connections += 1
-                    backoff = 1.0
+                    backoff = 0.0
                     self.on_mail()
                     self._idle(client)
             except (IMAPClientError, OSError) as exc:
                 log.warning("%s: IDLE connection lost (%s); reconnecting in %.0f s", self.name, exc, backoff)
                 self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff = min(max(backoff * 2, 1.0), self.max_backoff)
 
     def _idle(self, client: IMAPClient) -> None:
         while not self.stop.is_set():
@@ -147,9 +153,31 @@ class IdleWatcher:
             renew_at = time.monotonic() + self.cfg.idle_refresh_seconds
             arrived = False
             while not self.stop.is_set() and time.monotonic() < renew_at and not arrived:
-                responses = client.idle_check(timeout=0.5)
+                responses = client.idle_check(timeout=self.CHECK_SECONDS)
+                if goodbye := next((r for r in responses if r[:1] == (b"BYE",)), None):
+                    raise IMAPClientAbortError(f"the server said BYE: {_text(goodbye[1:])}")
+                if not responses and hung_up(client.socket()):
+                    raise IMAPClientAbortError("the server closed the connection")
                 arrived = any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses)
             client.idle_done()
             if arrived:
                 self.on_mail()
             client.noop()
+
+
+def hung_up(sock: socket.socket) -> bool:
+    """Whether the peer closed the connection: readable, and a peek at the TCP stream finds its end
+    (peeked on a duplicate of the descriptor, which works under TLS too and consumes nothing)."""
+    try:
+        if not io_select.select([sock], [], [], 0)[0]:
+            return False
+        with socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_STREAM) as raw:
+            return raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _text(parts: tuple[object, ...]) -> str:
+    return " ".join(p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in parts)
