@@ -6,8 +6,8 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
