@@ -58,7 +58,7 @@ def main() -> None:
                 if kind == "kick":
                     server.kick(server.user(0))
                 server.append(server.user(0), "INBOX", mail(i))
-                if not _wait(lambda: len(calls) > before, timeout=args.refresh + 10):
+                if not _wait(lambda n=before: len(calls) > n, timeout=args.refresh + 10):
                     raise SystemExit(f"{kind} round {i}: no call within {args.refresh + 10:.0f} s")
                 times.append(calls[before] - started)
         live_s, kick_s = statistics.median(live), statistics.median(kick)
