@@ -81,8 +81,8 @@ def _bounce_of(sent: bytes) -> bytes:
 
 
 def test_a_bounce_of_our_reply_fails_it_in_its_conversation_for_a_person(
-        sqlite_url: str, settings_for, dovecot: Dovecot, imap_user: str, smtp_server: SmtpServer) -> None:
-    settings = settings_for(sqlite_url, imap_user)
+        any_db_url: str, settings_for, dovecot: Dovecot, imap_user: str, smtp_server: SmtpServer) -> None:
+    settings = settings_for(any_db_url, imap_user)
     [outcome] = receive(settings, mail(1, body="Hello, how do I export my notes?\n\nAlice\n"))
     approved = drafts.approve(settings, outcome.draft_id, "rep@example.com")
     assert outbox.deliver(settings, approved.outbound_id).outcome.status == "sent"

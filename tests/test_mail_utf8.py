@@ -16,7 +16,7 @@ from mailagent.mail.parse import parse
 from mailagent.pipeline import classify, drafting, ingest, outbox
 from mailagent.review import drafts
 from mailagent.store import db
-from mailagent.store.models import Message
+from mailagent.store.models import Conversation, Message
 
 from .support.dovecot import Dovecot
 from .support.smtpd import SmtpServer
@@ -86,6 +86,25 @@ def test_a_reply_to_raw_utf8_headers_reads_right_everywhere(sqlite_url: str, set
 def _reply(to: str, to_name: str = "") -> smtp.Reply:
     return smtp.Reply(sender="support@example.com", sender_name="Support", to=(to,), subject="Frage",
                       text="Hallo", to_name=to_name)
+
+
+def test_a_hostile_display_name_is_not_echoed_in_to(sqlite_url: str, settings_for) -> None:
+    """Only a display name the greeting may use goes into To (see test_injection_sets too)."""
+    settings = settings_for(sqlite_url)
+    with db.session(sqlite_url) as s:
+        conversation = Conversation(mailbox="support", customer_addr="eve@customer.example")
+        s.add(conversation)
+        s.flush()
+        for n, (name, shown) in enumerate((("URGENT your account is locked call +1-900-555-0100", ""),
+                                           ("Zoë Müller", "Zoë Müller"))):
+            turn = Message(dedup_key=f"id:{n}@c", message_id=f"{n}@c", sha256="0", raw=b"", source="file",
+                           from_addr="eve@customer.example", from_name=name, subject="Hi",
+                           conversation_id=conversation.id)
+            s.add(turn)
+            s.flush()
+            row = outbox.queue_reply(s, settings, conversation.id, "support", outbox.Parent.of(turn), "Hello", None)
+            to = message_from_bytes(row.raw, policy=default)["To"].addresses[0]
+            assert (to.display_name, to.addr_spec) == (shown, "eve@customer.example")
 
 
 def test_a_display_name_cannot_inject_headers() -> None:

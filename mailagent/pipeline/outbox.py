@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from mailagent.agent.guardrails import safe_display_name
 from mailagent.config import Settings
 from mailagent.helpdesks.notes import reply_html
 from mailagent.mail import imap, smtp
@@ -79,7 +80,7 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
     recipient = smtp.ascii_domain(parent.reply_to or parent.from_addr)
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
-        to_name="" if parent.reply_to else parent.from_name,
+        to_name="" if parent.reply_to else safe_display_name(parent.from_name),  # as the greeting may use it
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
         references=parent.references, approved=approved_by is not None,
         conversation_id=conversation_id,
