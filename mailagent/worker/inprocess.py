@@ -49,6 +49,10 @@ class InProcess:
 
     def __exit__(self, *_: object) -> None:
         self.worker.stop()
+        # Retries still waiting in the delay queues end with this run (the in-process broker is
+        # memory): the sweeper finds their rows next time, and a later run in the same process
+        # (tests, the demo) starts clean.
+        self.actors.broker.flush_all()
 
     def poll_all(self) -> None:
         for name, mailbox in self.settings.mailboxes.items():
