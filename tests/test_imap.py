@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -17,7 +20,7 @@ from mailagent.pipeline import ingest
 from mailagent.store import db
 from mailagent.store.models import MailboxCursor, Message, now
 
-from .support.dovecot import Dovecot
+from .support.dovecot import Dovecot, free_port
 from .support.mails import mail
 from .support.proxy import Proxy
 
@@ -85,6 +88,28 @@ def test_after_ingest_move_empties_the_folder(dovecot: Dovecot, imap_user: str, 
     with dovecot.client(imap_user) as c:
         assert c.select_folder("INBOX")[b"EXISTS"] == 0
         assert c.select_folder("Processed")[b"EXISTS"] == 3
+
+
+def test_after_ingest_move_to_a_missing_folder_creates_it(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+                                                          settings_for) -> None:
+    """The MOVE failed with [TRYCREATE] and the message stayed in INBOX."""
+    settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Handled")
+    dovecot.append(imap_user, "INBOX", mail(1), mail(2))
+    assert len(ingest.poll(settings, "support", Collect()).stored) == 2
+    with dovecot.client(imap_user) as c:
+        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        assert c.select_folder("Handled")[b"EXISTS"] == 2
+    assert _cursor(sqlite_url).last_error is None
+
+
+def test_after_ingest_move_to_a_folder_the_server_refuses_says_so(dovecot: Dovecot, imap_user: str,
+                                                                  sqlite_url: str, settings_for) -> None:
+    settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Archive/2026")  # "." separates
+    dovecot.append(imap_user, "INBOX", mail(1))
+    with pytest.raises(IMAPClientError, match="Archive/2026"):
+        ingest.poll(settings, "support", Collect())
+    assert len(_stored(sqlite_url)) == 1                  # stored all the same: nothing is lost
+    assert "Archive/2026" in _cursor(sqlite_url).last_error
 
 
 def test_connection_dropped_mid_fetch_loses_and_doubles_nothing(dovecot: Dovecot, imap_user: str,
@@ -167,6 +192,50 @@ def test_a_poll_that_lost_its_lease_writes_nothing(dovecot: Dovecot, imap_user: 
     with pytest.raises(ingest.LeaseLost):
         ingest.poll(settings, "support", Collect())
     assert _stored(sqlite_url) == [] and _cursor(sqlite_url).last_uid == 0
+
+
+def _watch_polling(settings, url: str) -> tuple[IdleWatcher, threading.Event, threading.Thread]:
+    """A watcher whose `on_mail` really polls the mailbox into the database."""
+    stop = threading.Event()
+    watcher = IdleWatcher("support", settings.mailbox("support").imap,
+                          lambda: ingest.poll(settings, "support", Collect()), stop, max_backoff=1)
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    return watcher, stop, thread
+
+
+@pytest.mark.parametrize("how", ["doveadm kick", "connection dropped"])
+def test_idle_notices_a_server_side_disconnect_and_picks_up_new_mail(sqlite_url: str, settings_for,
+                                                                    how: str) -> None:
+    """imapclient's idle_check swallows EOF and BYE: new mail waited for the re-IDLE (60 s here).
+    Now the watcher sees the BYE (a kick, as at a server shutdown) or the hang-up without one (a
+    proxy cuts the connection), reconnects and resyncs. Its own Dovecot, so the kick hits only it."""
+    root = Path(tempfile.mkdtemp(prefix="mailagent-dovecot-"))     # not pytest's 0700 tmp (see conftest)
+    root.chmod(0o755)
+    server = Dovecot(root, free_port(), users=1).start()
+    try:
+        user = server.user(0)
+        server.append(user, "INBOX", mail(1))
+        proxy = Proxy(server.port)
+        settings = settings_for(sqlite_url, user, idle=True, port=proxy.port, idle_refresh_seconds=60)
+        watcher, stop, thread = _watch_polling(settings, sqlite_url)
+        assert _wait_for(lambda: len(_stored(sqlite_url)) == 1, 10)
+        started = time.monotonic()
+        if how == "doveadm kick":
+            server.kick(user)
+        else:
+            proxy.drop_all()
+        server.append(user, "INBOX", mail(2))
+        assert _wait_for(lambda: len(_stored(sqlite_url)) == 2, 30)       # well before the 60 s re-IDLE
+        latency = time.monotonic() - started
+        assert watcher.connections == 2
+        print(f"\nIDLE after {how}: new mail stored {latency:.2f} s after the disconnect")
+        stop.set()
+        thread.join(5)
+        proxy.close()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _watch(settings, calls: list[float]) -> tuple[IdleWatcher, threading.Event, threading.Thread]:

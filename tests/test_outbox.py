@@ -8,7 +8,9 @@ from datetime import timedelta
 from email import message_from_bytes
 from email.policy import default
 
+import pytest
 from freezegun import freeze_time
+from imapclient.exceptions import IMAPClientError
 from sqlalchemy import update
 
 from mailagent.config import Settings
@@ -189,3 +191,23 @@ def test_sent_replies_are_saved_to_the_sent_folder_once(sqlite_url: str, setting
         c.select_folder("Sent")
         [uid] = c.search(["ALL"])
         assert c.fetch([uid], ["BODY.PEEK[]"])[uid][b"BODY[]"] == _row(settings, outbound_id).raw
+
+
+def test_a_missing_sent_folder_is_created(sqlite_url: str, settings_for, dovecot: Dovecot, imap_user: str) -> None:
+    """The APPEND failed with [TRYCREATE] on every retry, forever."""
+    settings = settings_for(sqlite_url, imap_user, sent_folder="Sent Items")
+    outbound_id = _queue(settings)
+    outbox.deliver(settings, outbound_id)
+    assert outbox.save_to_sent(settings, outbound_id)
+    with dovecot.client(imap_user) as c:
+        assert c.select_folder("Sent Items")[b"EXISTS"] == 1
+
+
+def test_a_sent_folder_the_server_refuses_is_named_in_the_error(sqlite_url: str, settings_for, dovecot: Dovecot,
+                                                                imap_user: str) -> None:
+    settings = settings_for(sqlite_url, imap_user, sent_folder="Sent/2026")   # Dovecot's separator is "."
+    outbound_id = _queue(settings)
+    outbox.deliver(settings, outbound_id)
+    with pytest.raises(IMAPClientError, match="Sent/2026"):
+        outbox.save_to_sent(settings, outbound_id)
+    assert not _row(settings, outbound_id).saved_to_sent

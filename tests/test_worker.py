@@ -18,7 +18,14 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from mailagent.store import db, schema
-from mailagent.store.models import Message, MessageState
+from mailagent.store.models import (
+    Conversation,
+    Message,
+    MessageState,
+    Outbound,
+    OutboundState,
+    now,
+)
 from mailagent.worker.broker import QUEUES
 
 from .support.dovecot import Dovecot
@@ -146,6 +153,33 @@ def test_run_until_idle_exits_when_done(tmp_path: Path, dovecot: Dovecot, imap_u
     run = _mailagent(config, "run", "--until-idle")
     assert run.wait(timeout=60) == 0, _log(config)
     assert _counts(f"sqlite:///{tmp_path}/mailagent.db") == (12, 12, 0)
+
+
+def test_run_until_idle_ends_with_the_failures_and_a_nonzero_exit(tmp_path: Path, dovecot: Dovecot,
+                                                                  imap_user: str) -> None:
+    """A stage that keeps failing (a Sent folder the server refuses to create) made the sweeper
+    hand the same work on forever: `--until-idle` never returned. Now it ends, one line each."""
+    dovecot.append(imap_user, "INBOX", mail(1))
+    config = _config(tmp_path, dovecot, imap_user, broker="memory://")
+    config.write_text(config.read_text() + 'sent_folder = "Sent/2026"\n')      # Dovecot separates with "."
+    url = f"sqlite:///{tmp_path}/mailagent.db"
+    schema.upgrade(url)
+    with db.session(url) as s:
+        conversation = Conversation(mailbox="support", customer_addr="alice@customer.example", subject="Hi")
+        s.add(conversation)
+        s.flush()
+        s.add(Outbound(conversation_id=conversation.id, mailbox="support", message_id="r1@example.com",
+                       sender="support@example.com", recipients=["alice@customer.example"], subject="Re: Hi",
+                       body_text="Hello", raw=b"Subject: Re: Hi\r\n\r\nHello\r\n", state=OutboundState.SENT,
+                       sent_at=now()))
+    db.dispose()
+    run = _mailagent(config, "run", "--until-idle")
+    assert run.wait(timeout=120) == 1, _log(config)
+    failed = [line for line in _log(config).splitlines() if line.startswith("mailagent run: failed: ")]
+    assert len(failed) == 1, _log(config)
+    assert failed[0].startswith("mailagent run: failed: save_to_sent(1): FolderError: cannot write to the "
+                                "sent_folder folder 'Sent/2026': append failed: [CANNOT] Invalid mailbox name")
+    assert _counts(url) == (1, 1, 0)                                  # the rest of the work was done
 
 
 def _safe_counts(url: str) -> tuple[int, int, int]:

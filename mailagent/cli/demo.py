@@ -96,12 +96,14 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
     _say(f"[4/5] local SMTP server on 127.0.0.1:{smtp_port}; drafting with the offline model ...")
     try:
         with InProcess(settings) as app:
-            app.until_idle()
+            failures = app.until_idle()
     finally:
         sink.stop()
+    for failure in failures:
+        _say(f"failed: {failure.line()}")
     _say(f"[5/5] done in {time.monotonic() - started:.1f} s")
     _summary(url, config_path, smtp_port)
-    return 0
+    return 1 if failures else 0
 
 
 def _summary(url: str, config_path: Path, smtp_port: int) -> None:

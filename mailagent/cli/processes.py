@@ -18,11 +18,16 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     with InProcess(settings) as app:
-        if args.until_idle:
-            app.until_idle()
-        else:
+        if not args.until_idle:
             app.forever()
-    return 0
+            return 0
+        failures = app.until_idle()
+    for failure in failures:
+        print(f"mailagent run: failed: {failure.line()}", file=sys.stderr)
+    if failures:
+        print(f"mailagent run: {len(failures)} piece(s) of work failed; they are tried again on the next run",
+              file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -16,14 +16,30 @@ from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import compat32
+from email.policy import Compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailagent.mail.charsets import clean, decode
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
-_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+
+
+class Raw8Bit(Compat32):
+    """`compat32`, but raw 8-bit header bytes (RFC 6532: what Gmail and Postfix with SMTPUTF8
+    deliver) are read as UTF-8, or else cp1252, instead of one U+FFFD per byte."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if not value.isascii():   # the parser keeps the raw bytes as surrogates
+            data = value.encode("ascii", "surrogateescape")
+            try:
+                value = data.decode("utf-8")
+            except UnicodeDecodeError:
+                value = data.decode("cp1252", errors="replace")
+        return clean(value)
+
+
+_HEADER_PARSER = BytesHeaderParser(policy=Raw8Bit())
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID_FIELD = re.compile(rb"^message-id[ \t]*:((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 

@@ -19,10 +19,9 @@ from datetime import datetime
 from email.errors import MissingHeaderBodySeparatorDefect
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import Compat32
 
 from mailagent.mail.charsets import clean, decode
-from mailagent.mail.headers import addresses, decode_words, msgids, parse_date
+from mailagent.mail.headers import Raw8Bit, addresses, decode_words, msgids, parse_date
 from mailagent.mail.html import (
     Rendering,
     parse_html,
@@ -74,10 +73,10 @@ _OBSOLETE_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
-class _Lenient(Compat32):
-    """`compat32`, more lenient with header fields: unfolded as RFC 5322 says (a boundary folded
-    over two lines then matches), with the `;` that some mailers leave out before Content-Type
-    parameters, and with raw 8-bit bytes decoded rather than replaced by U+FFFD."""
+class _Lenient(Raw8Bit):
+    """`compat32` with raw 8-bit bytes decoded (`Raw8Bit`), and more lenient with header fields:
+    unfolded as RFC 5322 says (a boundary folded over two lines then matches), with the `;` that
+    some mailers leave out before Content-Type parameters."""
 
     def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
         name, value = super().header_source_parse(sourcelines)
@@ -85,16 +84,6 @@ class _Lenient(Compat32):
         if name.strip().lower() == "content-type":
             value = _MISSING_SEMICOLON.sub(r"\1; ", value)
         return name, value
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        """Raw bytes (kept by the parser as surrogates) decoded as UTF-8, or else cp1252."""
-        if not value.isascii():
-            data = value.encode("ascii", "surrogateescape")
-            try:
-                value = data.decode("utf-8")
-            except UnicodeDecodeError:
-                value = data.decode("cp1252", errors="replace")
-        return clean(value)
 
 
 _PARSER = BytesParser(policy=_Lenient())

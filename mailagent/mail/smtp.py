@@ -11,9 +11,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, formataddr, make_msgid
+from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
+from email.utils import format_datetime, make_msgid
 from enum import StrEnum
 
 import aiosmtplib
@@ -33,6 +35,7 @@ class Reply:
     to: tuple[str, ...]
     subject: str                          # the subject being answered
     text: str
+    to_name: str = ""                     # the first recipient's display name (a claim: only shown)
     in_reply_to: str | None = None        # the answered message's Message-ID
     references: tuple[str, ...] = ()      # the answered message's References
     approved: bool = False                # a human approved it: not Auto-Submitted
@@ -52,6 +55,39 @@ def references_chain(references: tuple[str, ...], in_reply_to: str | None) -> li
     return chain
 
 
+def needs_smtputf8(addresses: list[str] | tuple[str, ...]) -> bool:
+    """Whether an address has a non-ASCII local part, which only SMTPUTF8 (RFC 6531) can carry.
+    A non-ASCII domain alone does not: `ascii_domain` writes it as IDNA."""
+    return any(not addr.rpartition("@")[0].isascii() for addr in addresses)
+
+
+def ascii_domain(addr: str) -> str:
+    """The address with its domain in IDNA (`zoe@bücher.example` -> `zoe@xn--bcher-kva.example`),
+    which every server accepts; unchanged when the domain is ASCII or not a valid IDN."""
+    local, at, domain = addr.rpartition("@")
+    if not at or domain.isascii():
+        return addr
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return addr
+
+
+_CONTROL = dict.fromkeys(range(32), " ") | {127: " "}
+
+
+def display_name(name: str) -> str:
+    """A display name fit for a header: a customer's claim, so no control characters (no line
+    breaks to inject headers with) and no more than 80 characters."""
+    return " ".join(name.translate(_CONTROL).split())[:80]
+
+
+def _address(name: str, addr: str) -> Address:
+    """Built from its parts: the stdlib refuses a non-ASCII local part given as one string."""
+    local, _, domain = addr.rpartition("@")
+    return Address(display_name(name), username=local, domain=domain)
+
+
 def text_to_html(text: str) -> str:
     paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
     body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
@@ -59,12 +95,16 @@ def text_to_html(text: str) -> str:
 
 
 def compose(reply: Reply) -> tuple[str, bytes]:
-    """(Message-ID without brackets, RFC 5322 bytes) of the reply."""
-    msg = EmailMessage(policy=SMTP_POLICY)
+    """(Message-ID without brackets, RFC 5322 bytes) of the reply. Non-ASCII text in headers is
+    written as RFC 2047 encoded words, which every server and client reads; only an address with
+    a non-ASCII local part makes it an RFC 6532 message (UTF-8 headers), sent with SMTPUTF8."""
+    utf8 = needs_smtputf8([reply.sender, *reply.to])
+    msg = EmailMessage(policy=SMTPUTF8_POLICY if utf8 else SMTP_POLICY)
     domain = reply.sender.rsplit("@", 1)[-1]
     message_id = make_msgid(domain=domain)
-    msg["From"] = formataddr((reply.sender_name, reply.sender))
-    msg["To"] = ", ".join(reply.to)
+    msg["From"] = _address(reply.sender_name, reply.sender)
+    names = [reply.to_name] + [""] * (len(reply.to) - 1)
+    msg["To"] = [_address(name, addr) for name, addr in zip(names, reply.to, strict=True)]
     msg["Subject"] = reply_subject(reply.subject)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = message_id
@@ -114,13 +154,21 @@ async def send(cfg: Smtp, sender: str, recipients: list[str], raw: bytes) -> Out
         oauth_token_generator=oauth_token if token else None,
     )
     in_data = False
+    utf8 = needs_smtputf8([sender, *recipients])
+    encoding, options = ("utf-8", ["SMTPUTF8"]) if utf8 else ("ascii", [])
     try:
         await client.connect()
-        await client.mail(sender)
+        if utf8 and client.is_ehlo_or_helo_needed:
+            await client.ehlo()                              # to know the server's extensions
+        if utf8 and not client.supports_extension("smtputf8"):
+            await _quietly_quit(client)
+            return Outcome(Status.FAILED, "an address has non-ASCII characters before the @, which needs "
+                                          "SMTPUTF8 (RFC 6531), and this SMTP server does not offer it")
+        await client.mail(sender, options=options, encoding=encoding)
         refused: dict[str, str] = {}
         for rcpt in recipients:
             try:
-                await client.rcpt(rcpt)
+                await client.rcpt(rcpt, encoding=encoding)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 refused[rcpt] = _answer(exc)
         if len(refused) == len(recipients):

@@ -18,9 +18,10 @@ from sqlalchemy.orm import defer
 
 from mailagent.config import Settings
 from mailagent.mail import loops
+from mailagent.mail.dsn import DeliveryReport, delivery_report
 from mailagent.mail.headers import envelope, first_address, read_headers
 from mailagent.mail.parse import ParsedMail, parse_tree
-from mailagent.pipeline import sender, threads
+from mailagent.pipeline import bounces, sender, threads
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, now
 
@@ -49,6 +50,7 @@ class Inspection:
     parsed: ParsedMail | None
     parse_error: str | None
     mailbox: str | None                  # the configured mailbox it was sent to, if the headers say
+    report: DeliveryReport | None = None  # a bounce's report: which message it is about, and why
 
 
 def inspect(raw: bytes, *, own_addresses: Collection[str], mailboxes: Mapping[str, str]) -> Inspection:
@@ -73,8 +75,9 @@ def inspect(raw: bytes, *, own_addresses: Collection[str], mailboxes: Mapping[st
         fields = dict(from_name=env.from_name, from_addr=env.from_addr, reply_to=env.reply_to, subject=env.subject,
                       sent_at=env.date, in_reply_to=env.in_reply_to, references=env.references)
     mailbox = next((mailboxes[a] for a in candidates if a in mailboxes), None)
+    report = delivery_report(tree) if verdict.kind is loops.Kind.BOUNCE else None
     return Inspection(**fields, kind=verdict.kind.value, kind_reason=verdict.reason, parsed=parsed,
-                      parse_error=error, mailbox=mailbox)
+                      parse_error=error, mailbox=mailbox, report=report)
 
 
 def process(settings: Settings, message_id: int) -> Processed | None:
@@ -98,7 +101,10 @@ def process(settings: Settings, message_id: int) -> Processed | None:
             return None
         _record(msg, found)
         sender.record(msg, verdict)
-        conversation = threads.assign(s, msg, window)
+        reported = found.report.original_ids if found.report else ()
+        if found.report is not None:
+            bounces.link(s, msg, found.report)
+        conversation = threads.assign(s, msg, window, also=reported)
         msg.state, msg.processed_at = MessageState.PROCESSED, now()
         return Processed(msg, conversation)
 

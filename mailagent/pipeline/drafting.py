@@ -237,7 +237,7 @@ def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision:
         helpdesk_drafts.decided(s, settings, row, ticket)
     elif row.state == DraftState.SENT:
         parent = outbox.Parent(ticket.message_id, ticket.message_id_header, ticket.references, ticket.subject,
-                               ticket.from_addr, ticket.reply_to)
+                               ticket.from_addr, ticket.reply_to, ticket.from_name)
         outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, parent, row.text,
                                          approved_by=None).id
         row.outbound_id = outbound_id

@@ -18,6 +18,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from mailagent.agent.guardrails import safe_display_name
 from mailagent.config import Settings
 from mailagent.helpdesks.notes import reply_html
 from mailagent.mail import imap, smtp
@@ -38,11 +39,12 @@ class Parent:
     subject: str
     from_addr: str
     reply_to: str
+    from_name: str = ""
 
     @classmethod
     def of(cls, message: Message) -> Parent:
         return cls(message.id or 0, message.message_id, tuple(message.references), message.subject,
-                   message.from_addr, message.reply_to)
+                   message.from_addr, message.reply_to, message.from_name)
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,10 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
     if mailbox_name is None:
         raise ValueError(f"conversation {conversation_id} has no mailbox to reply from")
     mailbox = settings.mailbox(mailbox_name)
-    recipient = parent.reply_to or parent.from_addr
+    recipient = smtp.ascii_domain(parent.reply_to or parent.from_addr)
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
+        to_name="" if parent.reply_to else safe_display_name(parent.from_name),  # as the greeting may use it
         subject=parent.subject, text=text, in_reply_to=parent.message_id,
         references=parent.references, approved=approved_by is not None,
         conversation_id=conversation_id,

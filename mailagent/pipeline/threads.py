@@ -62,9 +62,10 @@ def _by_subject(s: Session, msg: Message, key: str, window: timedelta, at: datet
     ).first()
 
 
-def assign(s: Session, msg: Message, window: timedelta) -> Conversation:
+def assign(s: Session, msg: Message, window: timedelta, also: tuple[str, ...] = ()) -> Conversation:
     """Put `msg` in its conversation, creating one if it starts a thread. Serialized, so two
-    messages of one new thread processed at once still make one conversation."""
+    messages of one new thread processed at once still make one conversation. `also`: more
+    Message-IDs it is about (the original a bounce reports), after its own references."""
     db.lock(s, "threading")
     s.refresh(msg, ["conversation_id"])      # another worker may have threaded it meanwhile
     if msg.conversation_id is not None:
@@ -73,7 +74,7 @@ def assign(s: Session, msg: Message, window: timedelta) -> Conversation:
         return conversation
     at = msg.sent_at if msg.sent_at and msg.sent_at < now() else msg.received_at
     key = subject_key(msg.subject)
-    conversation_id, orphans = _by_reference(s, referenced_ids(msg))
+    conversation_id, orphans = _by_reference(s, list(dict.fromkeys([*referenced_ids(msg), *also])))
     if conversation_id is None:
         conversation_id = _by_subject(s, msg, key, window, at)
     if conversation_id is None:

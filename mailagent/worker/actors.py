@@ -20,6 +20,7 @@ from mailagent.evals import learning, quality
 from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
 from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
+from mailagent.worker.failures import work_name
 from mailagent.worker.runs import Runs
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def draft_reply(conversation_id: int) -> None:
             draft_reply.send(conversation_id)
         _after_draft(outcome)
 
-    runs().start(drafting.draft_reply(current(), conversation_id), then)
+    runs().start(drafting.draft_reply(current(), conversation_id), then, work_name("draft_reply", conversation_id))
 
 
 def _after_draft(outcome: drafting.Outcome) -> None:
@@ -87,7 +88,7 @@ def resume_draft(draft_id: int) -> None:
     """Continue a draft whose proposed actions were all decided. If the backend did not answer,
     the draft goes back to `waiting` and the sweeper resumes it later: the same idempotency keys
     make the retry safe."""
-    runs().start(drafting.resume_draft(current(), draft_id), _after_draft)
+    runs().start(drafting.resume_draft(current(), draft_id), _after_draft, work_name("resume_draft", draft_id))
 
 
 @_actor(max_retries=10, min_backoff=1_000)
@@ -155,19 +156,16 @@ def record_quality() -> None:
     quality.refresh(current())
 
 
+def due_work(due: sweeper.Due) -> list[tuple[dramatiq.Actor, int]]:
+    """The messages that hand the sweeper's finds to their actors, as (actor, row id)."""
+    return [*((process_message, i) for i in due.process), *((draft_reply, i) for i in due.draft),
+            *((resume_draft, i) for i in due.resume), *((deliver, i) for i in due.deliver),
+            *((save_to_sent, i) for i in due.save_to_sent), *((helpdesk_event, i) for i in due.helpdesk_events),
+            *((helpdesk_post, i) for i in due.helpdesk_posts)]
+
+
 def enqueue_due(due: sweeper.Due) -> int:
-    for message_id in due.process:
-        process_message.send(message_id)
-    for conversation_id in due.draft:
-        draft_reply.send(conversation_id)
-    for draft_id in due.resume:
-        resume_draft.send(draft_id)
-    for outbound_id in due.deliver:
-        deliver.send(outbound_id)
-    for outbound_id in due.save_to_sent:
-        save_to_sent.send(outbound_id)
-    for event_id in due.helpdesk_events:
-        helpdesk_event.send(event_id)
-    for post_id in due.helpdesk_posts:
-        helpdesk_post.send(post_id)
-    return due.count
+    work = due_work(due)
+    for actor, row_id in work:
+        actor.send(row_id)
+    return len(work)

@@ -1,13 +1,15 @@
 """Everything in one process: worker threads, clock and IDLE watchers on an in-process broker.
 
 For a first run on one machine and for batch use. `until_idle` does all work that is runnable now
-and returns; replies waiting for a retry stay queued in the database for the next run."""
+and returns what failed; replies waiting for a retry stay queued in the database for the next run,
+and so does work that failed: it is tried once per run, never again and again within one."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections import Counter
 from datetime import timedelta
 from types import FrameType
 
@@ -18,12 +20,15 @@ from mailagent import config
 from mailagent.config import Settings
 from mailagent.pipeline import sweeper
 from mailagent.worker import clock, watch
+from mailagent.worker.failures import Failure, installed, work_name
 
 log = logging.getLogger(__name__)
 
 
 class InProcess:
     """A dramatiq worker on the in-process broker, plus the clock and watchers when running."""
+
+    MAX_PASSES = 3
 
     def __init__(self, settings: Settings) -> None:
         if not settings.broker.in_process:
@@ -34,6 +39,8 @@ class InProcess:
         )
 
         self.settings, self.actors = settings, actors
+        self.failures = installed(actors.broker)
+        actors.runs().on_failure = self.failures.record
         self.worker = dramatiq.Worker(actors.broker, worker_threads=settings.worker.threads)
 
     def __enter__(self) -> InProcess:
@@ -42,21 +49,39 @@ class InProcess:
 
     def __exit__(self, *_: object) -> None:
         self.worker.stop()
+        # Retries still waiting in the delay queues end with this run (the in-process broker is
+        # memory): the sweeper finds their rows next time, and a later run in the same process
+        # (tests, the demo) starts clean.
+        self.actors.broker.flush_all()
 
     def poll_all(self) -> None:
         for name, mailbox in self.settings.mailboxes.items():
             if mailbox.imap is not None:
                 self.actors.poll_mailbox.send(name)
 
-    def until_idle(self) -> None:
+    def until_idle(self) -> list[Failure]:
         """Poll once, then process until no runnable work is left (including work the sweeper
-        finds: messages stored by `ingest`, replies due for delivery)."""
+        finds: messages stored by `ingest`, replies due for delivery); what failed, one entry per
+        piece of work. The sweeper hands a piece of work on at most `MAX_PASSES` times: work that
+        failed, or that stays due whatever is done to it, is reported, not retried forever."""
+        self.failures.clear()
+        passes: Counter[str] = Counter()
         self.poll_all()
         while True:
             self._settle()
-            if not self.actors.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
+            work = []
+            for actor, row_id in self.actors.due_work(sweeper.find_due(self.settings, timedelta(0))):
+                name = work_name(actor.actor_name, row_id)
+                if name not in self.failures and passes[name] < self.MAX_PASSES:
+                    passes[name] += 1
+                    work.append((actor, row_id))
+                elif name not in self.failures:
+                    self.failures.record(name, f"still due after {self.MAX_PASSES} passes in this run")
+            if not work:
                 self._settle()
-                return
+                return self.failures.report()
+            for actor, row_id in work:
+                actor.send(row_id)
 
     def _settle(self) -> None:
         """Wait until every queue is empty (not the delay queues: retries wait for the next run)

@@ -34,25 +34,29 @@ class Runs:
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._serve, name="agent-runs", daemon=True)
         self._thread.start()
+        self.on_failure: Callable[[str, BaseException], None] | None = None   # (work name, error)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self.loop)
         providers.share_clients(self.loop)
         self.loop.run_forever()
 
-    def start(self, run: Coroutine[Any, Any, T], then: Callable[[T], None]) -> None:
-        """Run `run` on the loop (waiting for a free slot first); `then(result)` when it ends."""
+    def start(self, run: Coroutine[Any, Any, T], then: Callable[[T], None], name: str = "agent run") -> None:
+        """Run `run` on the loop (waiting for a free slot first); `then(result)` when it ends.
+        `name` says which work it is when it fails."""
         self._slots.acquire()
         with self._idle:
             self._busy += 1
         future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(run, self.DEADLINE), self.loop)
-        future.add_done_callback(lambda done: self._finish(done, then))
+        future.add_done_callback(lambda done: self._finish(done, then, name))
 
-    def _finish(self, done: concurrent.futures.Future[T], then: Callable[[T], None]) -> None:
+    def _finish(self, done: concurrent.futures.Future[T], then: Callable[[T], None], name: str) -> None:
         try:
             then(done.result())
-        except Exception:  # noqa: BLE001 - the row stays leased and is retried after the lease
-            log.exception("agent run failed; its draft is taken over when its lease runs out")
+        except Exception as exc:  # noqa: BLE001 - the row stays leased and is retried after the lease
+            log.exception("%s failed; its draft is taken over when its lease runs out", name)
+            if self.on_failure is not None:
+                self.on_failure(name, exc)
         finally:
             self._slots.release()
             with self._idle:

@@ -12,6 +12,7 @@ from pathlib import Path
 from imapclient import IMAPClient
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
 PASSWORD = "secret"
 
 CONFIG = """\
@@ -93,6 +94,11 @@ class Dovecot:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.process = None
+
+    def kick(self, user: str) -> None:
+        """End the user's sessions from the server side, as an admin would (`doveadm kick`)."""
+        subprocess.run([DOVEADM, "-c", str(self.root / "etc" / "dovecot.conf"), "kick", user],
+                       check=True, capture_output=True, timeout=10)
 
     def client(self, user: str) -> IMAPClient:
         c = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)

@@ -43,13 +43,15 @@ class Handler:
 
 
 class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = False) -> None:
         self.port = port or free_port()
+        self.smtputf8 = smtputf8                   # offer SMTPUTF8 (RFC 6531) in EHLO
         self.handler = Handler()
         self.controller: Controller | None = None
 
     def start(self) -> SmtpServer:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
         return self
 
