@@ -115,7 +115,8 @@ class Agent(Section):
     voice: str = "friendly, concise and precise; no marketing language"
     instructions: str | None = None
     """A Jinja2 template replacing the built-in instructions (relative to the config file)."""
-    allowed_link_domains: tuple[str, ...] = ()
+    allowed_link_domains: tuple[str, ...] = ("nimbusnotes.example",)
+    """Domains replies may link to; the default is the bundled sample knowledge base's."""
     docs_url: str | None = None
     """Where articles are published: the offline model links `{docs_url}/{article slug}`."""
     status_page: str | None = None
