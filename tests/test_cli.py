@@ -171,3 +171,61 @@ def test_policy_check_test_and_explain(config_file: Path, tmp_path: Path) -> Non
     [draft] = _json(config_file, "drafts", "list")
     code, out, _ = run(config_file, "policy", "explain", str(draft["id"]))
     assert code == 0 and "Decided by:" in out and draft["rule"] in out and draft["decision"] in out
+
+
+UNREACHABLE = {
+    "closed port": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+    "wrong database name": "postgresql+psycopg://postgres@127.0.0.1:5432/mailagent_no_such_database",
+    "wrong user": "postgresql+psycopg://nosuchuser:secret@127.0.0.1:5432/postgres",
+}
+EVERY_KIND_OF_COMMAND = [("drafts", "list"), ("drafts", "show", "1"), ("conversations", "show", "1"),
+                         ("run", "--until-idle"), ("policy", "explain", "1"), ("actions", "approve", "1"),
+                         ("report",), ("db", "upgrade"), ("kb", "sync"), ("evals", "list")]
+
+
+@pytest.mark.parametrize("problem", UNREACHABLE)
+def test_a_database_that_cannot_be_used_is_one_line_and_exit_75(problem: str, tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{UNREACHABLE[problem]}"\n')
+    commands = EVERY_KIND_OF_COMMAND if problem == "closed port" else EVERY_KIND_OF_COMMAND[:3]
+    for args in commands:
+        code, out, err = run(config_file, *args)
+        assert (code, out) == (75, ""), (args, err)
+        assert err.startswith("mailagent: database unavailable (postgresql+psycopg://") and err.count("\n") == 1, err
+        assert "secret" not in err                                           # the password is hidden
+
+
+def test_a_reader_that_goes_away_early_stops_the_output_quietly(config_file: Path, tmp_path: Path) -> None:
+    """`mailagent drafts show 1 | head -1`: the reader closes the pipe before we write."""
+    (tmp_path / "q.eml").write_bytes(mail(1, subject="Export my data"))
+    assert run(config_file, "ingest", str(tmp_path / "q.eml"))[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    for args in (("drafts", "show", "1"), ("drafts", "list", "--json"), ("messages", "show", "1", "--raw")):
+        proc = subprocess.Popen([sys.executable, "-m", "mailagent", "--config", str(config_file), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()                 # long before the command has its first line ready
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141 and err == "", (args, err)
+
+
+def test_a_bad_data_file_is_a_clear_error(config_file: Path) -> None:
+    bad = config_file.with_name("bad.toml")
+    bad.write_text(f'{config_file.read_text()}\n[knowledge]\ndirectory = "{config_file}"\n')   # a file, not a folder
+    code, _, err = run(bad, "kb", "sync")
+    assert (code, err) == (1, f"mailagent: {config_file}: not a directory\n")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_70_with_the_traceback_under_v(
+        config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailagent.cli import views
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(views, "drafts", broken)
+    assert cli.main(["--config", str(config_file), "drafts", "list"]) == 70
+    assert capsys.readouterr().err == ("mailagent: internal error: ZeroDivisionError: a bug "
+                                       "(run with -v for the traceback)\n")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--config", str(config_file), "-v", "drafts", "list"])
