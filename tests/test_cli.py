@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -229,3 +231,37 @@ def test_an_unexpected_error_is_one_line_and_exit_70_with_the_traceback_under_v(
                                        "(run with -v for the traceback)\n")
     with pytest.raises(ZeroDivisionError):
         cli.main(["--config", str(config_file), "-v", "drafts", "list"])
+
+
+def _every_argument(p: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str, str | None]]:
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, subparser in action.choices.items():
+                yield f"{path} {name}", "(the command)", helps.get(name)
+                yield from _every_argument(subparser, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield path, "/".join(action.option_strings) or action.dest, action.help
+
+
+def test_every_command_option_and_argument_has_help_text() -> None:
+    from mailagent.cli.main import parser
+
+    arguments = list(_every_argument(parser(), "mailagent"))
+    assert len(arguments) > 150
+    assert [(path, name) for path, name, text in arguments if not (text or "").strip()] == []
+    limits = [text for _, name, text in arguments if name == "--limit"]
+    assert limits and all("default" in (text or "") for text in limits)          # the cap is stated
+    assert {text for _, name, text in arguments if name == "--as"} == {
+        "who is acting, for the audit log (default: $MAILAGENT_REVIEWER, else $USER@cli)"}
+
+
+def test_a_list_cut_by_limit_says_so(config_file: Path, tmp_path: Path) -> None:
+    for i in range(1, 5):
+        (tmp_path / f"{i}.eml").write_bytes(mail(i, subject=f"Question {i}"))
+    assert run(config_file, "ingest", *(str(tmp_path / f"{i}.eml") for i in range(1, 5)))[0] == 0
+    code, out, err = run(config_file, "messages", "list", "--limit", "3", "--json")
+    assert code == 0 and [row["id"] for row in json.loads(out)] == [2, 3, 4]
+    assert err == "(the newest 3 shown, more exist: --limit N shows more)\n"
+    code, out, err = run(config_file, "messages", "list", "--limit", "4")
+    assert code == 0 and len(out.splitlines()) == 1 + 4 and err == ""

@@ -16,7 +16,6 @@ from mailagent.cli.common import (
     group,
     json_flag,
     limit_flag,
-    print_json,
     reviewer,
     reviewer_flag,
     store,
@@ -71,11 +70,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.messages(store(settings), limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+    views.print_listing(views.messages(store(settings), limit=args.limit), args,
+                        ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
     return 0
 
 
@@ -94,11 +90,8 @@ def cmd_messages_show(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_conversations_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.conversations(store(settings), limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
+    views.print_listing(views.conversations(store(settings), limit=args.limit), args,
+                        ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
     return 0
 
 
@@ -132,7 +125,7 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(msgs, "show", cmd_messages_show, help="one message: envelope, parts, new text")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a message id (`messages list`)")
     c.add_argument("--raw", action="store_true", help="print the stored bytes exactly")
 
     convs = group(sub, "conversations", "threads")
@@ -140,8 +133,8 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(convs, "show", cmd_conversations_show, help="one conversation, message by message")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
     for name, text in (("take", "a rep takes over: no auto-send, no auto-approval"), ("release", "hand back to the agent")):
         c = command(convs, name, cmd_conversations_takeover, help=text)
-        c.add_argument("id", type=int)
+        c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
         reviewer_flag(c)

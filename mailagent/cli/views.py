@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from mailagent.cli.common import NotFound
+from mailagent.cli.common import NotFound, print_json
 from mailagent.store import db
 from mailagent.store.models import (
     Action,
@@ -45,7 +46,7 @@ def message_row(m: Message) -> dict[str, Any]:
 
 def messages(url: str, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit)).all()
+        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit + 1)).all()
         return [message_row(m) for m in reversed(rows)]
 
 
@@ -85,14 +86,14 @@ def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, 
     }
 
 
-def _counts(s: Any, model: type[Message] | type[Outbound]) -> dict[int, int]:
+def _counts(s: Any, model: type[Message | Outbound]) -> dict[int, int]:
     column = model.conversation_id  # type: ignore[union-attr]
     return dict(s.exec(select(column, func.count()).group_by(column)).all())
 
 
 def conversations(url: str, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit)).all()
+        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit + 1)).all()
         inbound, outbound = _counts(s, Message), _counts(s, Outbound)
         return [conversation_row(c, inbound.get(c.id, 0), outbound.get(c.id, 0)) for c in reversed(rows)]
 
@@ -123,6 +124,24 @@ def _indent(text: str, limit: int = 1200) -> str:
     if len(text) > limit:
         text = text[:limit] + " [...]"
     return "\n".join(f"    {line}" for line in text.splitlines())
+
+
+def newest(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` of rows fetched with one more than asked (oldest first); when more exist,
+    stderr says so: a list is never cut silently."""
+    if len(rows) <= limit:
+        return list(rows)
+    print(f"(the newest {limit} shown, more exist: --limit N shows more)", file=sys.stderr)
+    return list(rows[len(rows) - limit:])
+
+
+def print_listing(rows: Sequence[dict[str, Any]], args: Any, columns: list[str]) -> None:
+    """The rows of a list command as JSON (`--json`) or a table, cut to `--limit`."""
+    rows = newest(rows, args.limit)
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, columns)
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
@@ -157,7 +176,7 @@ def draft_row(d: Draft) -> dict[str, Any]:
 
 def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit)
+        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Draft.state == state)
         return [draft_row(d) for d in reversed(s.exec(query).all())]
@@ -220,7 +239,7 @@ def action_row(a: Action) -> dict[str, Any]:
 
 def actions(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Action).order_by(col(Action.id).desc()).limit(limit)
+        query = select(Action).order_by(col(Action.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Action.state == state)
         return [action_row(a) for a in reversed(s.exec(query).all())]
@@ -244,7 +263,7 @@ def audit_row(e: AuditEntry) -> dict[str, Any]:
 
 def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit + 1)
         if conversation_id is not None:
             query = query.where(AuditEntry.conversation_id == conversation_id)
         return [audit_row(e) for e in reversed(s.exec(query).all())]
