@@ -265,3 +265,42 @@ def test_a_list_cut_by_limit_says_so(config_file: Path, tmp_path: Path) -> None:
     assert err == "(the newest 3 shown, more exist: --limit N shows more)\n"
     code, out, err = run(config_file, "messages", "list", "--limit", "4")
     assert code == 0 and len(out.splitlines()) == 1 + 4 and err == ""
+
+
+def test_drafts_show_how_far_the_reply_got(tmp_path: Path, sqlite_url: str) -> None:
+    """A draft approved (state `sent`) whose reply the SMTP server never took shows `queued` with
+    the error, in `drafts list`, its JSON and `drafts show`: `sent` alone would hide it."""
+    from .support.dovecot import free_port
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{sqlite_url}"\n[mailboxes.support]\naddress = "support@example.com"\n'
+                           f'[mailboxes.support.smtp]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\n')
+    (tmp_path / "q.eml").write_bytes(mail(1, subject="Export my data"))
+    assert run(config_file, "ingest", str(tmp_path / "q.eml"))[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    [draft] = _json(config_file, "drafts", "list")
+    assert draft["state"] == "held" and draft["delivery"] is None and draft["delivery_error"] is None
+    code, out, err = run(config_file, "drafts", "approve", str(draft["id"]), "--as", "ana@example")
+    assert code == 0, err
+    [draft] = _json(config_file, "drafts", "list", "--state", "sent")
+    assert draft["delivery"] == "queued" and "Connect" in draft["delivery_error"]
+    code, out, _ = run(config_file, "drafts", "list")
+    assert out.splitlines()[0].split()[2:4] == ["STATE", "DELIVERY"] and out.splitlines()[1].split()[2:4] == ["sent", "queued"]
+    code, out, _ = run(config_file, "drafts", "show", str(draft["id"]))
+    assert "delivery           queued" in out and "delivery_error" in out
+
+
+def test_every_documented_state_is_accepted_by_list_filters() -> None:
+    import re
+
+    from mailagent.cli.main import parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for noun in ("draft", "action"):
+        documented = re.search(rf"- \*\*{noun}\*\*:.*?`state`\s*\(([^)]*)\)", readme, re.DOTALL)
+        assert documented, noun
+        states = re.findall(r"[a-z_]+", documented.group(1))
+        assert len(states) >= 5
+        for state in states:
+            args = parser().parse_args([f"{noun}s", "list", "--state", state])
+            assert args.state == state

@@ -26,7 +26,8 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
     views.print_listing(views.drafts(store(settings), state=args.state, limit=args.limit), args,
-                        ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags"])
+                        ["id", "conversation_id", "state", "delivery", "decision", "rule", "intent", "confidence",
+                         "flags"])
     return 0
 
 

@@ -20,6 +20,7 @@ from mailagent.store.models import (
     AuditEntry,
     Conversation,
     Draft,
+    HelpdeskPost,
     Message,
     Outbound,
     SpanRecord,
@@ -162,15 +163,35 @@ def _cut(value: str, size: int) -> str:
     return value if len(value) <= size else value[: size - 1] + "…"
 
 
-def draft_row(d: Draft) -> dict[str, Any]:
+def deliveries(s: Any, drafts: Sequence[Draft]) -> dict[int, tuple[str, str | None]]:
+    """How far each sent draft's reply got (the outbox's or the helpdesk post's state, and its last
+    error): a draft `sent` by the policy or a rep may still be `failed` or `unknown` on the wire."""
+    outbound_ids = [d.outbound_id for d in drafts if d.outbound_id is not None]
+    found: dict[int, tuple[str, str | None]] = {}
+    if outbound_ids:
+        rows = s.exec(select(Outbound.id, Outbound.state, Outbound.last_error)
+                      .where(col(Outbound.id).in_(outbound_ids))).all()
+        by_outbound = {ident: (str(state), error) for ident, state, error in rows}
+        found = {d.id: by_outbound[d.outbound_id] for d in drafts if d.outbound_id in by_outbound}
+    rest = [d.id for d in drafts if d.id not in found]
+    if rest:
+        posts = s.exec(select(HelpdeskPost.draft_id, HelpdeskPost.state, HelpdeskPost.last_error)
+                       .where(col(HelpdeskPost.draft_id).in_(rest), HelpdeskPost.kind == "reply")
+                       .order_by(col(HelpdeskPost.id))).all()
+        found |= {draft_id: (str(state), error) for draft_id, state, error in posts}
+    return found
+
+
+def draft_row(d: Draft, delivery: tuple[str, str | None] | None = None) -> dict[str, Any]:
     return {
         "id": d.id, "conversation_id": d.conversation_id, "message_id": d.message_id, "state": d.state,
         "decision": d.decision, "shadow": d.shadow, "rule": d.rule, "reasons": d.reasons,
         "confidence": d.confidence, "intent": d.intent, "language": d.language, "needs_human": d.needs_human,
         "needs_human_reason": d.needs_human_reason, "flags": d.flags, "cited": d.cited, "model": d.model,
         "prompt_version": d.prompt_version, "usage": d.usage, "trace_id": d.trace_id,
-        "outbound_id": d.outbound_id, "reviewed_by": d.reviewed_by, "created_at": _iso(d.created_at),
-        "decided_at": _iso(d.decided_at),
+        "outbound_id": d.outbound_id, "delivery": delivery[0] if delivery else None,
+        "delivery_error": delivery[1] if delivery else None, "reviewed_by": d.reviewed_by,
+        "created_at": _iso(d.created_at), "decided_at": _iso(d.decided_at),
     }
 
 
@@ -179,7 +200,9 @@ def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[st
         query = select(Draft).order_by(col(Draft.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Draft.state == state)
-        return [draft_row(d) for d in reversed(s.exec(query).all())]
+        found = list(reversed(s.exec(query).all()))
+        delivered = deliveries(s, found)
+        return [draft_row(d, delivered.get(d.id)) for d in found]
 
 
 def draft_model(url: str, ident: int) -> Draft:
@@ -191,7 +214,7 @@ def draft_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         d = _get(s, Draft, ident, "draft")
         turn = s.get(Message, d.message_id)
-    row = draft_row(d)
+        row = draft_row(d, deliveries(s, [d]).get(d.id))
     lines = [f"{k:18} {v}" for k, v in row.items() if k not in ("reasons", "usage") and v not in (None, "", [])]
     lines += [f"{'reason':18} {r}" for r in d.reasons]
     if turn is not None:
