@@ -304,3 +304,25 @@ def test_every_documented_state_is_accepted_by_list_filters() -> None:
         for state in states:
             args = parser().parse_args([f"{noun}s", "list", "--state", state])
             assert args.state == state
+
+
+def test_an_older_database_is_upgraded_only_by_db_upgrade(tmp_path: Path) -> None:
+    """`run` (and every other command) refuses a database at an older schema and changes nothing;
+    `db upgrade` is the one way forward, as the README says."""
+    from alembic import command
+
+    from mailagent.store import db, schema
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(schema.alembic_config(url), "0011")
+    db.dispose(url)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{url}"\n')
+    for args, expected in ((("run", "--until-idle"), 1), (("drafts", "list"), 1), (("ingest", "-"), 75)):
+        code, _, err = run(config_file, *args, stdin=mail(1))
+        assert code == expected and err == (f"mailagent: the database {url} is at schema 0011, this version "
+                                            f"needs {schema.head()}: run `mailagent db upgrade`\n"), (args, err)
+    assert schema.current(url) == "0011"
+    code, out, _ = run(config_file, "db", "upgrade")
+    assert code == 0 and schema.current(url) == schema.head()
+    assert run(config_file, "run", "--until-idle")[0] == 0
