@@ -72,7 +72,7 @@ def test_storage_down_tells_the_mta_to_retry(tmp_path: Path) -> None:
     config_file = tmp_path / "config.toml"
     config_file.write_text('[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:1/none"\n')
     code, _, err = run(config_file, "ingest", "-", stdin=mail(1))
-    assert code == 75 and "storage unavailable" in err
+    assert code == 75 and "storage unavailable" in err and err.count("\n") == 1
 
 
 def test_empty_input_and_missing_files_are_clear_errors(config_file: Path, tmp_path: Path) -> None:
@@ -326,3 +326,52 @@ def test_an_older_database_is_upgraded_only_by_db_upgrade(tmp_path: Path) -> Non
     code, out, _ = run(config_file, "db", "upgrade")
     assert code == 0 and schema.current(url) == schema.head()
     assert run(config_file, "run", "--until-idle")[0] == 0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database nobody has used: no schema at all."""
+    import psycopg
+
+    from mailagent.store import db
+
+    from .conftest import PG_ADMIN
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'new' / 'mailagent.db'}"
+        return
+    name = f"mailagent_fresh_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    yield url
+    db.dispose(url)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_four_mta_deliveries_at_once_on_a_new_database_all_succeed(fresh_database: str, tmp_path: Path) -> None:
+    """Postfix delivers four messages at once to a database nobody has used yet: one process
+    creates the schema, the others wait for it; every one exits 0 and stores its message."""
+    from mailagent.store import db, schema
+
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{fresh_database}"\n[mailboxes.support]\naddress = "support@example.com"\n')
+    procs = [subprocess.Popen([sys.executable, "-m", "mailagent", "--config", str(config_file), "ingest", "-"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(4)]
+    for n, proc in enumerate(procs, start=1):       # all four are started before any gets its mail
+        assert proc.stdin is not None
+        proc.stdin.write(mail(n))
+        proc.stdin.close()
+    results = [(proc.wait(timeout=120), proc.stderr.read().decode()) for proc in procs if proc.stderr]
+    assert results == [(0, "stored 1 new message(s), 0 already stored\n")] * 4
+    assert schema.current(fresh_database) == schema.head()
+    with db.reading(fresh_database) as s:
+        from sqlmodel import select
+
+        from mailagent.store.models import Message
+
+        assert sorted(m.message_id for m in s.exec(select(Message)).all()) == [
+            f"m{n}.alice@customer.example" for n in range(1, 5)]

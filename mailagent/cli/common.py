@@ -72,8 +72,13 @@ def database_error(exc: BaseException, url: str) -> str | None:
         return None
     from mailagent.store.db import safe_url
 
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"database unavailable ({safe_url(url)}): {reason[0] if reason else exc.__class__.__name__}"
+    return f"database unavailable ({safe_url(url)}): {first_line(exc)}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own words for a database error, without SQLAlchemy's SQL echo and links."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def store(settings: Settings) -> str:

@@ -13,6 +13,7 @@ from mailagent.cli.common import (
     Fail,
     Subparsers,
     command,
+    first_line,
     group,
     json_flag,
     limit_flag,
@@ -55,7 +56,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         try:
             ids = ingest.store_many(store(settings), items)
         except SQLAlchemyError as exc:
-            raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {exc}", EX_TEMPFAIL) from None
+            raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {first_line(exc)}",
+                       EX_TEMPFAIL) from None
     new = [i for i in ids if i is not None]
     try:
         dispatch.stored(settings, new)
