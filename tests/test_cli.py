@@ -32,7 +32,7 @@ def config_file(tmp_path: Path, sqlite_url: str) -> Path:
 
 def run(config_file: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), *args],
-                          input=stdin, capture_output=True, timeout=60)
+                          input=stdin, capture_output=True, timeout=60, check=False)
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
@@ -61,7 +61,7 @@ def test_show_raw_prints_the_stored_bytes_exactly(config_file: Path, tmp_path: P
     (tmp_path / "one.eml").write_bytes(raw)
     assert run(config_file, "ingest", str(tmp_path / "one.eml"))[0] == 0
     proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file),
-                           "messages", "show", "1", "--raw"], capture_output=True)
+                           "messages", "show", "1", "--raw"], capture_output=True, check=False)
     assert proc.returncode == 0 and proc.stdout == raw
     import hashlib
 
@@ -323,8 +323,7 @@ def test_an_older_database_is_upgraded_only_by_db_upgrade(tmp_path: Path) -> Non
         assert code == expected and err == (f"mailagent: the database {url} is at schema 0011, this version "
                                             f"needs {schema.head()}: run `mailagent db upgrade`\n"), (args, err)
     assert schema.current(url) == "0011"
-    code, out, _ = run(config_file, "db", "upgrade")
-    assert code == 0 and schema.current(url) == schema.head()
+    assert run(config_file, "db", "upgrade")[0] == 0 and schema.current(url) == schema.head()
     assert run(config_file, "run", "--until-idle")[0] == 0
 
 
@@ -375,3 +374,44 @@ def test_four_mta_deliveries_at_once_on_a_new_database_all_succeed(fresh_databas
 
         assert sorted(m.message_id for m in s.exec(select(Message)).all()) == [
             f"m{n}.alice@customer.example" for n in range(1, 5)]
+
+
+def test_non_mail_input_is_stored_and_surfaced_never_drafted(config_file: Path, tmp_path: Path) -> None:
+    """An ELF binary and random bytes piped or filed as mail: stored byte for byte, shown to a
+    person with the reason, no model run, no reply; nothing binary reaches the terminal."""
+    import random
+    import re
+
+    elf = Path("/bin/true").read_bytes()
+    noise = random.Random(8).randbytes(3000)
+    hostile = mail(3, subject="Invoice \x1b[2J\x1b[31mPAY NOW\u202e", body="Hi \x1b]0;pwned\x07 there\x00\n")
+    for name, raw in (("elf", elf), ("noise", noise), ("hostile.eml", hostile)):
+        (tmp_path / name).write_bytes(raw)
+    assert run(config_file, "ingest", *(str(tmp_path / n) for n in ("elf", "noise", "hostile.eml")))[0] == 0
+    assert run(config_file, "run", "--until-idle")[0] == 0
+    messages = {m["id"]: m for m in _json(config_file, "messages", "list")}
+    assert messages[1]["parse_error"] == "ParseError: an ELF executable, not a mail message"
+    assert messages[2]["parse_error"].startswith("ParseError: ") and messages[2]["parse_error"].endswith(
+        "not a mail message")
+    assert messages[3]["parse_error"] is None
+    drafts = {d["message_id"]: d for d in _json(config_file, "drafts", "list")}
+    for ident in (1, 2):
+        draft = drafts[ident]
+        assert draft["state"] == "held" and not draft["model"] and not draft["trace_id"]   # no model ran
+        assert draft["needs_human"] and draft["needs_human_reason"].startswith("not readable as mail: ParseError: ")
+        assert "parse_error" in draft["flags"] and draft["outbound_id"] is None
+    proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "messages", "show", "1",
+                           "--raw"], capture_output=True, check=False)
+    assert proc.stdout == elf                                          # kept byte for byte
+    unsafe = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufffd]")
+    for args in (("drafts", "show", str(drafts[1]["id"])), ("drafts", "show", str(drafts[2]["id"])),
+                 ("drafts", "show", str(drafts[3]["id"])), ("conversations", "show", "1"),
+                 ("conversations", "show", "2"), ("conversations", "show", "3"), ("messages", "show", "3"),
+                 ("messages", "list"), ("drafts", "list"), ("conversations", "list")):
+        code, out, _ = run(config_file, *args)
+        assert code == 0 and not unsafe.search(out), (args, [c for c in unsafe.findall(out)][:5])
+    code, out, _ = run(config_file, "drafts", "show", str(drafts[1]["id"]))
+    assert "not readable as mail (ParseError: an ELF executable, not a mail message)" in out
+    assert "messages show 1 --raw" in out
+    code, out, _ = run(config_file, "messages", "show", "3")
+    assert "\\x1b[31mPAY NOW\\u202e" in out and "Hi \\x1b]0;pwned\\x07 there" in out

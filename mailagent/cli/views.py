@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,15 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
+# Control characters (C0, DEL, C1) and bidirectional overrides: written as escapes, so customer
+# text can neither move the cursor, recolour or clear the terminal, nor reorder what a rep reads.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text as it may be printed to a terminal: newlines and tabs kept, other control
+    characters shown as `\\xNN` / `\\uNNNN` escapes."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text.replace("\r\n", "\n"))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -75,7 +85,7 @@ def message_detail(url: str, ident: int) -> str:
                         ("hidden in HTML (never shown to the agent as the customer's words)", m.hidden_text)):
         if text.strip():
             lines += ["", f"--- {title} ---", text.strip()]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, Any]:
@@ -117,7 +127,7 @@ def conversation_detail(url: str, ident: int) -> str:
         timeline.append((o.created_at, f"{head}\n{_indent(o.body_text)}"))
     for at, text in sorted(timeline, key=lambda item: item[0]):
         lines += ["", f"{_iso(at)} {text}"]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _indent(text: str, limit: int = 1200) -> str:
@@ -159,7 +169,7 @@ def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
 
 
 def _cut(value: str, size: int) -> str:
-    value = " ".join(value.split())
+    value = terminal_safe(" ".join(value.split()))
     return value if len(value) <= size else value[: size - 1] + "…"
 
 
@@ -217,13 +227,16 @@ def draft_detail(url: str, ident: int) -> str:
         row = draft_row(d, deliveries(s, [d]).get(d.id))
     lines = [f"{k:18} {v}" for k, v in row.items() if k not in ("reasons", "usage") and v not in (None, "", [])]
     lines += [f"{'reason':18} {r}" for r in d.reasons]
-    if turn is not None:
+    if turn is not None and turn.parse_error:
+        lines += ["", (f"--- customer message {turn.id}: not readable as mail ({turn.parse_error}); "
+                       f"`mailagent messages show {turn.id} --raw` prints the stored bytes ---")]
+    elif turn is not None:
         lines += ["", f"--- customer message {turn.id} from {turn.from_addr}: {turn.subject} ---",
                   (turn.reply_text or turn.text).strip()]
     lines += ["", "--- draft ---", d.text.strip() or "(no draft text: a rep writes the reply)"]
     if d.final_text and d.final_text.strip() != d.text.strip():
         lines += ["", f"--- sent after an edit by {d.reviewed_by} ---", d.final_text.strip()]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def trace_detail(url: str, conversation_id: int) -> str:
@@ -242,7 +255,7 @@ def trace_detail(url: str, conversation_id: int) -> str:
         for sp in own:
             depth[sp.id] = depth.get(sp.parent_id or "", -1) + 1
             lines.append(f"{'  ' * (depth[sp.id] + 1)}{sp.kind}: {sp.name} {_summary(sp)}".rstrip())
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _summary(span: SpanRecord) -> str:
@@ -275,7 +288,7 @@ def action_detail(url: str, ident: int) -> str:
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
     lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def audit_row(e: AuditEntry) -> dict[str, Any]:
