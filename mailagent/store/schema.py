@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from mailagent.store.db import engine, safe_url
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATIONS = Path(str(files("mailagent.store") / "migrations"))   # package data, as config.DATA
 _LOCK_ID = 0x6D61696C       # "mail": the advisory lock key on PostgreSQL
 
 
