@@ -328,26 +328,11 @@ def test_an_older_database_is_upgraded_only_by_db_upgrade(tmp_path: Path) -> Non
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database nobody has used: no schema at all."""
-    import psycopg
-
-    from mailagent.store import db
-
-    from .conftest import PG_ADMIN
-
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'new' / 'mailagent.db'}"
-        return
-    name = f"mailagent_fresh_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    yield url
-    db.dispose(url)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return f"sqlite:///{tmp_path / 'new' / 'mailagent.db'}"
+    return request.getfixturevalue("fresh_pg")
 
 
 def test_four_mta_deliveries_at_once_on_a_new_database_all_succeed(fresh_database: str, tmp_path: Path) -> None:

@@ -71,9 +71,11 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.actions.backends import demo_url
     from mailagent.actions.backends.demo import seed
 
-    counts = seed(store(settings), Path(args.file or settings.actions.demo_data))
+    store(settings)
+    counts = seed(demo_url(settings), Path(args.file or settings.actions.demo_data))
     print("demo backend: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     return 0
 

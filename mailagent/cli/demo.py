@@ -20,6 +20,7 @@ from aiosmtpd.handlers import Sink
 from sqlmodel import select
 
 from mailagent import config
+from mailagent.actions.backends import demo_url
 from mailagent.actions.backends.demo import seed
 from mailagent.config import DATA
 from mailagent.knowledge.search import sync
@@ -92,7 +93,7 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
     _say(f"[1/5] database: {db.safe_url(url)}")
     schema.upgrade(url)
     result = sync(url, Path(settings.knowledge.directory))
-    counts = seed(url, Path(settings.actions.demo_data))
+    counts = seed(demo_url(settings), Path(settings.actions.demo_data))
     _say(f"[2/5] knowledge base: {result.added} articles; demo backend: "
          + ", ".join(f"{n} {name}" for name, n in counts.items()))
     files = sorted(INBOX.glob("*.eml"))

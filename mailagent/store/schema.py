@@ -67,6 +67,21 @@ def upgrade(url: str) -> None:
             command.upgrade(alembic_config(url), "head")
 
 
+_demo_ready: set[str] = set()
+
+
+def demo_tables(url: str) -> None:
+    """Create the demo backend's tables where missing: their own metadata, apart from the
+    migrated schema (see `store.models.demo`); serialized like a migration."""
+    if url in _demo_ready:
+        return
+    from mailagent.store.models.demo import DemoTable
+
+    with _migrating(url):
+        DemoTable.metadata.create_all(engine(url))
+    _demo_ready.add(url)
+
+
 def ensure_schema(url: str) -> None:
     """Create the schema in an empty database; refuse an old one (upgrading is an operator's
     decision: `mailagent db upgrade`)."""
