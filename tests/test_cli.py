@@ -400,3 +400,61 @@ def test_non_mail_input_is_stored_and_surfaced_never_drafted(config_file: Path, 
     assert "messages show 1 --raw" in out
     code, out, _ = run(config_file, "messages", "show", "3")
     assert "\\x1b[31mPAY NOW\\u202e" in out and "Hi \\x1b]0;pwned\\x07 there" in out
+
+
+def _commands_block() -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Commands\n\n```\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.startswith("mailagent ")]
+
+
+def _alternatives(line: str) -> list[str]:
+    """`a [x | y] | b` -> [`a [x | y]`, `b`]: the bars outside brackets."""
+    parts, depth, current = [], 0, ""
+    for i, char in enumerate(line):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "|" and depth == 0 and line[i - 1:i + 2] == " | ":
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*parts, current.strip()]
+
+
+def _documented() -> dict[tuple[str, ...], set[str]]:
+    """Each command of the README's synopsis, with the options it names."""
+    import re
+
+    found: dict[tuple[str, ...], set[str]] = {}
+    for line in _commands_block():
+        line = re.split(r"\s{2,}", line.removeprefix("mailagent ").replace("[--config FILE] [-v] ", ""))[0]
+        group: tuple[str, ...] = ()
+        for n, alternative in enumerate(_alternatives(line)):
+            words = tuple(re.match(r"((?:[a-z]+ ?)+)", alternative).group(1).split())  # type: ignore[union-attr]
+            path = words if n == 0 or words[0] == (group or ("",))[0] else (*group, *words)
+            if n == 0:
+                group = path[:-1]
+            found[path] = set(re.findall(r"--[a-z-]+", alternative))
+    return found
+
+
+def _leaves(p: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], set[str]]]:
+    subparsers = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield path, {o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    for action in subparsers:
+        for name, child in action.choices.items():
+            yield from _leaves(child, (*path, name))
+
+
+def test_the_readme_command_synopsis_is_the_parser() -> None:
+    """Every command the README's Commands section lists exists with the options it names, and
+    every command of the program is listed there."""
+    from mailagent.cli.main import parser
+
+    documented, actual = _documented(), dict(_leaves(parser()))
+    assert len(documented) > 50
+    assert sorted(set(documented) - set(actual)) == []            # documented but missing
+    assert sorted(set(actual) - set(documented)) == []            # present but undocumented
+    assert {path: sorted(options - actual[path]) for path, options in documented.items()
+            if options - actual[path]} == {}
