@@ -60,11 +60,15 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(url: str) -> None:
     """Bring the schema to the newest migration (idempotent; one process at a time)."""
+    with _migrating(url):
+        _upgrade_locked(url)
+
+
+def _upgrade_locked(url: str) -> None:
     from alembic import command
 
-    with _migrating(url):
-        if current(url) != head():
-            command.upgrade(alembic_config(url), "head")
+    if current(url) != head():
+        command.upgrade(alembic_config(url), "head")
 
 
 _demo_ready: set[str] = set()
@@ -84,13 +88,18 @@ def demo_tables(url: str) -> None:
 
 def ensure_schema(url: str) -> None:
     """Create the schema in an empty database; refuse an old one (upgrading is an operator's
-    decision: `mailagent db upgrade`)."""
-    found = current(url)
-    if found is None:
-        upgrade(url)
-    elif found != head():
-        raise SchemaError(f"the database {safe_url(url)} is at schema {found}, this version needs "
-                          f"{head()}: run `mailagent db upgrade`")
+    decision: `mailagent db upgrade`). Anything but the newest version is looked at again under
+    the migration lock: another process may be creating the schema right now (its first
+    migrations are already recorded), and waiting for it is the answer."""
+    if current(url) == head():
+        return
+    with _migrating(url):
+        found = current(url)
+        if found is None:
+            _upgrade_locked(url)
+        elif found != head():
+            raise SchemaError(f"the database {safe_url(url)} is at schema {found}, this version needs "
+                              f"{head()}: run `mailagent db upgrade`")
 
 
 @contextmanager
