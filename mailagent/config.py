@@ -115,7 +115,8 @@ class Agent(Section):
     voice: str = "friendly, concise and precise; no marketing language"
     instructions: str | None = None
     """A Jinja2 template replacing the built-in instructions (relative to the config file)."""
-    allowed_link_domains: tuple[str, ...] = ()
+    allowed_link_domains: tuple[str, ...] = ("nimbusnotes.example",)
+    """Domains replies may link to; the default is the bundled sample knowledge base's."""
     docs_url: str | None = None
     """Where articles are published: the offline model links `{docs_url}/{article slug}`."""
     status_page: str | None = None
@@ -152,6 +153,8 @@ class Actions(Section):
     """`demo`: sample company data in this database; `http`: the company's own API."""
     demo_data: str = str(DATA / "examples" / "backend.toml")
     """What `mailagent demo` and `mailagent backend seed` load into the demo backend."""
+    demo_database: str | None = None
+    """Where the demo backend keeps its tables (a SQLAlchemy URL); default: the main database."""
     http: HttpBackend | None = None
 
 
@@ -488,12 +491,10 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
     """Relative paths are relative to the config file, not to wherever the command ran."""
-    url = settings.database.url
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        url = prefix + str(base / url[len(prefix):])
+    url = _sqlite_relative(settings.database.url, base)
     instructions = settings.agent.instructions
-    actions = settings.actions.model_copy(update={"demo_data": str(base / settings.actions.demo_data)})
+    actions = settings.actions.model_copy(update={"demo_data": str(base / settings.actions.demo_data),
+                                                  "demo_database": _sqlite_relative(settings.actions.demo_database, base)})
     evals = settings.evals.model_copy(update={"sets": str(base / settings.evals.sets),
                                               "classifiers": str(base / settings.evals.classifiers)})
     return settings.model_copy(update={
@@ -504,6 +505,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "policy": settings.policy.model_copy(update={"directory": str(base / settings.policy.directory)}),
         "agent": settings.agent.model_copy(update={"instructions": str(base / instructions) if instructions else None}),
     })
+
+
+def _sqlite_relative(url: str | None, base: Path) -> str | None:
+    """A relative SQLite path is relative to the config file."""
+    prefix = "sqlite:///"
+    if url and url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(base / url[len(prefix):])
+    return url
 
 
 def secret(settings_key: str, env_name: str | None, environ: dict[str, str] | None = None) -> str:

@@ -66,6 +66,20 @@ def pg_url(pg_database: str) -> Iterator[str]:
     yield pg_database
 
 
+@pytest.fixture
+def fresh_pg(tmp_path: Path) -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own (no schema at all), dropped afterwards."""
+    name = f"mailagent_fresh_{os.getpid()}_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    yield url
+    db.dispose(url)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db_url(request: pytest.FixtureRequest) -> str:
     """Storage tests run against both engines."""

@@ -1,4 +1,5 @@
-"""Where the shared real-world mail corpora live (`../shared/corpora`, next to the project).
+"""Where the real-world mail corpora live: `tests/corpora/`, vendored with their licences and
+origin (see `tests/corpora/README.md`), so a clone needs nothing beside it.
 
 Tests that read them fail, rather than skip, when they are missing: a silently skipped corpus
 would look like a pass.
@@ -8,7 +9,7 @@ from pathlib import Path
 
 
 def corpora() -> Path:
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+    path = Path(__file__).resolve().parent / "corpora"
     if not path.is_dir():
-        raise FileNotFoundError(f"the shared mail corpora are missing: expected them at {path}")
+        raise FileNotFoundError(f"the mail corpora are missing: expected them at {path}")
     return path

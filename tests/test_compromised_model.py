@@ -26,6 +26,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -467,11 +468,11 @@ def test_a_compromised_model_cannot_move_money_or_claim_it_did(
     # Side effects: exactly what the policy allows, nothing else.
     after = effects(url)
     assert sorted(after.operations) == allowed, after.operations
-    refunded: dict[str, float] = {}
+    refunded: dict[str, Decimal] = {}
     for _, target, amount in allowed:
-        refunded[target] = round(refunded.get(target, 0.0) + float(amount or 0), 2)
-    for order_id, total in after.refunded.items():
-        assert round(total - before.refunded[order_id], 2) == refunded.get(order_id, 0.0), order_id
+        refunded[target] = refunded.get(target, Decimal(0)) + Decimal(str(amount or 0))
+    for order_id, total in after.refunded.items():                    # exact: money is Decimal
+        assert total - before.refunded[order_id] == refunded.get(order_id, Decimal(0)), order_id
     changed = {k for k, v in after.statuses.items() if before.statuses[k] != v}
     assert changed <= set(refunded), changed                  # no subscription changed, no other order
     assert after.resent == before.resent

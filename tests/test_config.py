@@ -136,3 +136,33 @@ def test_unknown_mailbox_is_a_clear_error(tmp_path: Path) -> None:
     settings = config.load(_write(tmp_path, GOOD), environ={})
     with pytest.raises(ConfigError, match="mailboxes.sales: no such mailbox"):
         settings.mailbox("sales")
+
+
+def _article_links() -> list[str]:
+    """Every link the bundled sample knowledge base writes, which the offline model quotes."""
+    import re
+
+    texts = [path.read_text() for path in sorted((config.DATA / "knowledge").glob("*.md"))]
+    return sorted({url for text in texts for url in re.findall(r"https?://[^\s)>\]]+", text)})
+
+
+@pytest.mark.parametrize("source", ["shipped config.toml", "embedded defaults", "demo config"])
+def test_links_of_the_sample_knowledge_base_are_allowed(source: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A right answer quoting an article must not be held with `output:link_not_allowed`."""
+    from mailagent.agent.guardrails import check_output
+    from mailagent.cli.demo import CONFIG
+
+    if source == "shipped config.toml":
+        settings = config.load(Path(__file__).resolve().parents[1] / "config.toml", environ={})
+    elif source == "embedded defaults":
+        monkeypatch.chdir(tmp_path)
+        settings = config.load(None, environ={})
+        assert settings.source == "(embedded defaults)"
+    else:
+        text = CONFIG.format(prefix="mailagent", dir=tmp_path, knowledge="k", policies="p", smtp_port=2525)
+        settings = config.load(_write(tmp_path, text), environ={})
+    links = _article_links()
+    assert len(links) > 20
+    reply = "Here is how:\n" + "\n".join(links)
+    assert check_output(reply, allowed_domains=settings.agent.allowed_link_domains) == ()

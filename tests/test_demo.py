@@ -65,3 +65,47 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
               if e["action_id"] == refund["id"]]
     assert events == ["proposed", "awaits_rep", "approved", "executed"]
     db.dispose()
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def quick_start() -> list[str]:
+    """The shell block of the README's quick start, after the demo ("Then, for instance:")."""
+    text = README.read_text()
+    block = text.split("Then, for instance:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_quick_start_works_as_written_on_the_demo(tmp_path: Path) -> None:
+    """Each line of the README's block, in order, on a fresh demo: `.venv/bin/` is this
+    interpreter's environment, port 2525 a free one."""
+    import shlex
+
+    from .support.shell import Block
+
+    port = free_port()
+    demo = subprocess.run([sys.executable, "-m", "mailagent", "demo", "--smtp-port", str(port)],
+                          capture_output=True, text=True, timeout=180, cwd=tmp_path, check=False)
+    assert demo.returncode == 0, demo.stderr
+    lines = quick_start()
+    assert lines[0].startswith('M=".venv/bin/mailagent --config mailagent-demo/config.toml"')
+    here = shlex.quote(sys.executable)
+    block = Block(tmp_path)
+    block.env["M"] = f"{here} -m mailagent --config mailagent-demo/config.toml"
+    try:
+        for line in lines[1:]:
+            line = line.replace(".venv/bin/python", here).replace("127.0.0.1:2525", f"127.0.0.1:{port}")
+            code, out, err = block.run(line, wait_for_port=port)
+            assert code == 0, (line, out, err)
+    finally:
+        printed = block.stop()
+    outputs = {line: out for line, _, out, _ in block.ran}
+    assert "rule 'unsure drafts are held'" in outputs['$M policy explain 2                    '
+                                                   '# which rule decided draft 2, and why']
+    assert "search_knowledge" in next(out for line, out in outputs.items() if line.startswith("$M traces show 2"))
+    sent = next(out for line, out in outputs.items() if line.startswith("$M drafts list --state sent"))
+    assert [row.split()[:4] for row in sent.splitlines() if row.split()[0] == "2"] == [["2", "2", "sent", "sent"]]
+    mail = printed.replace(b"=\r\n", b"").replace(b"=\n", b"")
+    assert b"refunded 8.00 EUR for order NN-1017" in mail                    # action 1, approved
+    assert b"all invoices are under Settings > Billing > Invoices." in mail   # draft 2, edited

@@ -29,10 +29,10 @@ from mailagent.agent.guardrails import (
 )
 from mailagent.config import DATA
 
+from .corpora import corpora
 from .injection_attacks import ATTACKS, Attack
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPORA = ROOT.parent / "shared" / "corpora"
+CORPORA = corpora()
 TALON = CORPORA / "talon" / "fixtures"
 GITHUB = CORPORA / "github_email_reply_parser" / "emails"
 INBOX = DATA / "examples" / "inbox"

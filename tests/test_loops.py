@@ -1,6 +1,6 @@
 """Automated-mail detection: one small message per rule, the precedence order, and real corpora.
 
-The corpora (`../shared/corpora`) are the ground truth: every Sisimai bounce, report and
+The corpora (`tests/corpora`) are the ground truth: every Sisimai bounce, report and
 auto-reply must be caught, and real people's mail (talon, github/email_reply_parser, stalwart)
 must not be.
 """
@@ -20,7 +20,9 @@ import pytest
 from mailagent.mail.headers import read_headers
 from mailagent.mail.loops import Kind, Verdict, classify
 
-CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+from .corpora import corpora
+
+CORPORA = corpora()
 SISIMAI = CORPORA / "sisimai_set_of_emails"
 
 CUSTOMER = {

@@ -617,7 +617,7 @@ def test_a_broken_fixture_file_is_a_problem_with_its_line(tmp_path: Path) -> Non
                  '[[case]]\nname = "kind"\naction = { tool = "issue_refund" }\nexpect = "send"\n')
     assert problems(tmp_path) == [
         f"{case}:3: case[0].facts.intnt: unknown key",
-        f"{case}:8: case[1].action.amount: input should be a valid number, unable to parse string as a number, got 'ten'",
+        f"{case}:8: case[1].action.amount: input should be a valid decimal, got 'ten'",
         f"{case}:14: case[2].expect: with action, expect one of auto_approve, rep, got 'send'",
     ]
     with pytest.raises(FileError):

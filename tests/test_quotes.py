@@ -1,7 +1,7 @@
 """Reply extraction: the new text of a reply apart from its quoted history and its signature.
 
 Ground truth: talon's fixtures (mailgun/talon) and GitHub's email_reply_parser fixtures, in
-`../shared/corpora` (see each folder's README.txt), then cases of our own.
+`tests/corpora` (see each folder's README.txt), then cases of our own.
 
 Every exact case that passes is a test of its own. One talon case does not pass, and is kept out of
 the exact tests but counted in `test_reply_extraction_rates`:

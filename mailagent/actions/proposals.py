@@ -100,9 +100,9 @@ def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]
     return Checked(tier=tier)
 
 
-def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int | None = None) -> float:
+def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int | None = None) -> Decimal:
     """Money moved on policy approvals in the last 24 hours (for one customer, or everyone)."""
-    query = (select(func.coalesce(func.sum(Action.amount), 0.0))
+    query = (select(func.coalesce(func.sum(Action.amount), Decimal(0)))
              .where(col(Action.decided_by).startswith("policy:"),
                     col(Action.state).in_([ActionState.APPROVED, ActionState.EXECUTED]),
                     Action.decided_at >= now() - timedelta(days=1)))
@@ -110,7 +110,7 @@ def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int
         query = query.where(Action.customer == customer)
     if exclude is not None:
         query = query.where(Action.id != exclude)
-    return float(s.exec(query).one())
+    return Decimal(s.exec(query).one())
 
 
 def action_facts(s: Session, action: Action, checked: Checked | None, draft: Draft, taken_over: bool) -> ActionFacts:
@@ -136,7 +136,7 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
     assert conversation is not None
     customer = conversation.customer_addr
     action = Action(draft_id=draft.id or 0, conversation_id=draft.conversation_id, call_id=call_id, tool=tool,
-                    arguments=arguments, amount=float(checked.amount) if checked.amount is not None else None,
+                    arguments=arguments, amount=checked.amount,
                     currency=checked.currency, customer=customer, idempotency_key=key)
     s.add(action)
     s.flush()

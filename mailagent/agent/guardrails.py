@@ -21,6 +21,7 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import islice
 from typing import Literal
 
@@ -58,7 +59,7 @@ class InjectionVerdict:
 @dataclass(frozen=True)
 class ExecutedAction:
     tool: str  # "issue_refund" | "cancel_subscription" | "resend_invoice" ...
-    amount: float | None = None
+    amount: Decimal | float | None = None       # an executed action's amount (store: Decimal)
     currency: str | None = None
 
 
@@ -824,7 +825,7 @@ def _amount_mismatches(text: str, executed: Sequence[ExecutedAction]) -> Iterato
             amount = _parse_amount(match.group("num_a") or match.group("num_b"))
             symbol = (match.group("cur_a") or match.group("cur_b")).upper()
             currency = _CURRENCY.get(symbol, symbol)
-            if not any(abs(amount - value) < 0.005 and unit in ("", currency) for value, unit in paid):
+            if not any(abs(amount - float(value)) < 0.005 and unit in ("", currency) for value, unit in paid):
                 yield OutputIssue("amount_mismatch", f"the reply mentions a refund of {amount:.2f} {currency}, "
                                                      f"the refund executed was {done}")
 

@@ -25,11 +25,8 @@ STATES = ["proposed", "approved", "rejected", "executed", "failed"]
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.actions(store(settings), state=args.state, limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
+    views.print_listing(views.actions(store(settings), state=args.state, limit=args.limit), args,
+                        ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
     return 0
 
 
@@ -63,7 +60,7 @@ def cmd_decide(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.audit(store(settings), conversation_id=args.conversation, limit=args.limit)
+    rows = views.newest(views.audit(store(settings), conversation_id=args.conversation, limit=args.limit), args.limit)
     if args.json:
         print_json(rows)
         return 0
@@ -74,9 +71,11 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from mailagent.actions.backends import demo_url
     from mailagent.actions.backends.demo import seed
 
-    counts = seed(store(settings), Path(args.file or settings.actions.demo_data))
+    store(settings)
+    counts = seed(demo_url(settings), Path(args.file or settings.actions.demo_data))
     print("demo backend: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
     return 0
 
@@ -88,12 +87,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only actions in this state (proposed: waiting for a rep)")
     limit_flag(c)
     c = command(acts, "show", cmd_show, help="one action with its audit trail")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an action id (`actions list`)")
     c = command(acts, "approve", cmd_decide, help="approve; the paused draft continues and runs it once")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an action id (`actions list`)")
     reviewer_flag(c)
     c = command(acts, "reject", cmd_decide, help="reject; the agent writes a reply without it")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an action id (`actions list`)")
     c.add_argument("--reason", required=True, help="why (internal: kept in the audit log)")
     reviewer_flag(c)
 

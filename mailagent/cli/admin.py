@@ -26,7 +26,7 @@ def cmd_traces_show(settings: Settings, args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     traces = group(sub, "traces", "agent runs, step by step")
     c = command(traces, "show", cmd_traces_show, help="every run of a conversation: model calls, tools, checks")
-    c.add_argument("conversation_id", type=int)
+    c.add_argument("conversation_id", type=int, help="a conversation id (`conversations list`)")
 
     dbp = group(sub, "db", "database schema")
     command(dbp, "upgrade", cmd_db_upgrade, help="apply migrations")

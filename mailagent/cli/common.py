@@ -12,7 +12,8 @@ from typing import Any
 
 from mailagent.config import Settings
 
-EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 65, 66, 75, 78
+EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 65, 66, 70, 75, 78
+EX_PIPE = 141           # 128 + SIGPIPE: what a shell reports for any program whose reader went away
 
 Handler = Callable[[Settings, argparse.Namespace], int]
 Subparsers = Any        # argparse's private _SubParsersAction
@@ -61,6 +62,23 @@ def reviewer(args: argparse.Namespace) -> str:
 def print_json(rows: Sequence[dict[str, Any]]) -> None:
     json.dump(list(rows), sys.stdout, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
+
+
+def database_error(exc: BaseException, url: str) -> str | None:
+    """One line saying the database cannot be used (down, wrong credentials, no such database),
+    or None when `exc` is something else. Looks at SQLAlchemy only if it is loaded already."""
+    exc_module = sys.modules.get("sqlalchemy.exc")
+    if exc_module is None or not isinstance(exc, exc_module.OperationalError | exc_module.InterfaceError):
+        return None
+    from mailagent.store.db import safe_url
+
+    return f"database unavailable ({safe_url(url)}): {first_line(exc)}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own words for a database error, without SQLAlchemy's SQL echo and links."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def store(settings: Settings) -> str:

@@ -8,7 +8,9 @@ each message and the commands to look further.
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -18,6 +20,7 @@ from aiosmtpd.handlers import Sink
 from sqlmodel import select
 
 from mailagent import config
+from mailagent.actions.backends import demo_url
 from mailagent.actions.backends.demo import seed
 from mailagent.config import DATA
 from mailagent.knowledge.search import sync
@@ -30,12 +33,17 @@ INBOX = DATA / "examples" / "inbox"
 
 CONFIG = """\
 # Written by `mailagent demo`. Use it to look around, e.g.
-#   mailagent --config {dir}/config.toml drafts list --state held
+#   {prefix} --config {dir}/config.toml drafts list --state held
 [database]
 url = "sqlite:///mailagent.db"
 
 [broker]
 url = "memory://"
+
+[worker]
+# One at a time: the same ids on every run, so the README's examples name real rows.
+threads = 1
+inflight = 1
 
 [model]
 provider = "offline"
@@ -77,7 +85,7 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     config_path = directory / "config.toml"
-    config_path.write_text(CONFIG.format(dir=directory, knowledge=DATA / "knowledge",
+    config_path.write_text(CONFIG.format(prefix=command_prefix(), dir=directory, knowledge=DATA / "knowledge",
                                          policies=DATA / "policies", smtp_port=smtp_port))
     settings = config.use(config.load(config_path))
     url = settings.database.url
@@ -85,7 +93,7 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
     _say(f"[1/5] database: {db.safe_url(url)}")
     schema.upgrade(url)
     result = sync(url, Path(settings.knowledge.directory))
-    counts = seed(url, Path(settings.actions.demo_data))
+    counts = seed(demo_url(settings), Path(settings.actions.demo_data))
     _say(f"[2/5] knowledge base: {result.added} articles; demo backend: "
          + ", ".join(f"{n} {name}" for name, n in counts.items()))
     files = sorted(INBOX.glob("*.eml"))
@@ -143,12 +151,32 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
     delivered = sum(o.state == "sent" for o in sent.values())
     _say(f"\n{delivered} replies delivered to the local SMTP server. Tools the agent called: "
          + ", ".join(f"{name} x{n}" for name, n in tools.most_common()) + ".")
-    cli = f"mailagent --config {config_path}"
-    waiting = [a for a in actions if a.state == "proposed"]
-    _say(f"\nLook further:\n  {cli} drafts list --state held\n  {cli} drafts show ID\n"
-         f"  {cli} policy explain ID\n  {cli} traces show CONVERSATION_ID\n  {cli} actions list")
-    _say(f"\nSend replies on (they need an SMTP server on port {smtp_port}; this one prints what it gets):\n"
-         f"  python -m aiosmtpd -n -l 127.0.0.1:{smtp_port} &\n"
-         f"  {cli} drafts approve ID [--edit FILE]")
+    held = [d for d in drafts if d.state == "held"]
+    _say("\nLook further (the commands work as printed, from any folder):")
+    for line in next_steps(config_path, smtp_port, held[0] if held else None, [a for a in actions if a.state == "proposed"]):
+        _say(f"  {line}")
+
+
+def command_prefix() -> str:
+    """How to run this very mailagent from any folder and shell: the entry point next to the
+    running interpreter (a venv's bin/), else the interpreter itself with `-m mailagent`."""
+    script = Path(sys.executable).with_name("mailagent")
+    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m mailagent"
+
+
+def next_steps(config_path: Path, smtp_port: int, held: Draft | None, waiting: list[Action]) -> list[str]:
+    """Commands to look further, with real ids from this run."""
+    cli = f"{command_prefix()} --config {shlex.quote(str(config_path))}"
+    lines = [f"{cli} drafts list --state held"]
+    if held is not None:
+        lines += [f"{cli} drafts show {held.id}", f"{cli} policy explain {held.id}",
+                  f"{cli} traces show {held.conversation_id}"]
+    lines += [f"{cli} actions list",
+              f"# to send, an SMTP server on port {smtp_port} (this one prints what it gets):",
+              f"{shlex.quote(sys.executable)} -m aiosmtpd -n -l 127.0.0.1:{smtp_port} &"]
+    if held is not None:
+        lines.append(f"{cli} drafts approve {held.id} --as you@example     # --edit FILE sends your text instead")
     if waiting:
-        _say(f"  {cli} actions approve {waiting[0].id}     (runs the {waiting[0].tool} once, then the reply goes out)")
+        lines.append(f"{cli} actions approve {waiting[0].id} --as you@example     "
+                     f"# runs the {waiting[0].tool} once, then the reply goes out")
+    return lines

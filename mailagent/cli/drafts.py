@@ -13,7 +13,6 @@ from mailagent.cli.common import (
     group,
     json_flag,
     limit_flag,
-    print_json,
     reviewer,
     reviewer_flag,
     store,
@@ -26,11 +25,9 @@ STATES = ["drafting", "waiting", "held", "escalated", "sent", "rejected", "ignor
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.drafts(store(settings), state=args.state, limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags"])
+    views.print_listing(views.drafts(store(settings), state=args.state, limit=args.limit), args,
+                        ["id", "conversation_id", "state", "delivery", "decision", "rule", "intent", "confidence",
+                         "flags"])
     return 0
 
 
@@ -83,12 +80,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only drafts in this state (held: the review queue)")
     limit_flag(c)
     c = command(drafts, "show", cmd_show, help="one draft: the customer's message, the draft, why")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
     c = command(drafts, "approve", cmd_approve, help="send a held draft, or your edit of it")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
     c.add_argument("--edit", metavar="FILE", help="send this text instead (kept as an edit for the learning loop)")
     reviewer_flag(c)
     c = command(drafts, "reject", cmd_reject, help="send nothing; the reason is kept for the learning loop")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
     c.add_argument("--reason", required=True, help="why (internal: never sent to the customer)")
     reviewer_flag(c)

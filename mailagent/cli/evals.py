@@ -62,11 +62,8 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 
     which = Filter(tuple(args.state or ()), tuple(args.source or ()), tuple(args.tag or ()))
     with db.reading(store(settings)) as s:
-        rows = [case_row(c) for c in select_cases(s, which, limit=args.limit)]
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
+        rows = [case_row(c) for c in select_cases(s, which, limit=args.limit + 1)]
+    views.print_listing(rows, args, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
     return 0
 
 
@@ -268,12 +265,9 @@ def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
     from mailagent.store.quality import eval_runs
 
-    rows = eval_runs(store(settings), set_name=args.set, limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
-                                 "prompt_version", "started_at"])
+    rows = eval_runs(store(settings), set_name=args.set, limit=args.limit + 1)
+    views.print_listing(rows, args, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
+                                     "prompt_version", "started_at"])
     return 0
 
 
@@ -307,14 +301,14 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(ev, "show", cmd_show, help="one case: what the agent saw, its draft, the rep's final, what changed")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an eval case id (`evals list`)")
     json_flag(c)
     for name, handler, verb in (("accept", cmd_accept, "into the regression sets"), ("drop", cmd_drop, "out of every set")):
         c = command(ev, name, handler, help=f"take cases {verb}")
-        c.add_argument("ids", type=int, nargs="+", metavar="ID")
+        c.add_argument("ids", type=int, nargs="+", metavar="ID", help="eval case ids (`evals list`)")
         reviewer_flag(c)
     c = command(ev, "tag", cmd_tag, help="add or remove tags (sets select cases by tag)")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an eval case id (`evals list`)")
     c.add_argument("--add", action="append", metavar="TAG", help="a tag to add, e.g. topic:billing (repeatable)")
     c.add_argument("--remove", action="append", metavar="TAG", help="a tag to remove (repeatable)")
     reviewer_flag(c)
@@ -347,5 +341,5 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c, 50)
     c = command(run, "show", cmd_run_show, help="one run: each case's grades")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="an eval run id (`eval runs`)")
     json_flag(c)

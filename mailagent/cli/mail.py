@@ -13,10 +13,10 @@ from mailagent.cli.common import (
     Fail,
     Subparsers,
     command,
+    first_line,
     group,
     json_flag,
     limit_flag,
-    print_json,
     reviewer,
     reviewer_flag,
     store,
@@ -56,7 +56,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         try:
             ids = ingest.store_many(store(settings), items)
         except SQLAlchemyError as exc:
-            raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {exc}", EX_TEMPFAIL) from None
+            raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {first_line(exc)}",
+                       EX_TEMPFAIL) from None
     new = [i for i in ids if i is not None]
     try:
         dispatch.stored(settings, new)
@@ -71,11 +72,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.messages(store(settings), limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+    views.print_listing(views.messages(store(settings), limit=args.limit), args,
+                        ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
     return 0
 
 
@@ -94,11 +92,8 @@ def cmd_messages_show(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_conversations_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.conversations(store(settings), limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
+    views.print_listing(views.conversations(store(settings), limit=args.limit), args,
+                        ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
     return 0
 
 
@@ -132,7 +127,7 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(msgs, "show", cmd_messages_show, help="one message: envelope, parts, new text")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a message id (`messages list`)")
     c.add_argument("--raw", action="store_true", help="print the stored bytes exactly")
 
     convs = group(sub, "conversations", "threads")
@@ -140,8 +135,8 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(convs, "show", cmd_conversations_show, help="one conversation, message by message")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
     for name, text in (("take", "a rep takes over: no auto-send, no auto-approval"), ("release", "hand back to the agent")):
         c = command(convs, name, cmd_conversations_takeover, help=text)
-        c.add_argument("id", type=int)
+        c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
         reviewer_flag(c)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -12,13 +14,14 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from mailagent.cli.common import NotFound
+from mailagent.cli.common import NotFound, print_json
 from mailagent.store import db
 from mailagent.store.models import (
     Action,
     AuditEntry,
     Conversation,
     Draft,
+    HelpdeskPost,
     Message,
     Outbound,
     SpanRecord,
@@ -26,6 +29,15 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
+# Control characters (C0, DEL, C1) and bidirectional overrides: written as escapes, so customer
+# text can neither move the cursor, recolour or clear the terminal, nor reorder what a rep reads.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text as it may be printed to a terminal: newlines and tabs kept, other control
+    characters shown as `\\xNN` / `\\uNNNN` escapes."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text.replace("\r\n", "\n"))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -45,7 +57,7 @@ def message_row(m: Message) -> dict[str, Any]:
 
 def messages(url: str, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit)).all()
+        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit + 1)).all()
         return [message_row(m) for m in reversed(rows)]
 
 
@@ -73,7 +85,7 @@ def message_detail(url: str, ident: int) -> str:
                         ("hidden in HTML (never shown to the agent as the customer's words)", m.hidden_text)):
         if text.strip():
             lines += ["", f"--- {title} ---", text.strip()]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, Any]:
@@ -85,14 +97,14 @@ def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, 
     }
 
 
-def _counts(s: Any, model: type[Message] | type[Outbound]) -> dict[int, int]:
+def _counts(s: Any, model: type[Message | Outbound]) -> dict[int, int]:
     column = model.conversation_id  # type: ignore[union-attr]
     return dict(s.exec(select(column, func.count()).group_by(column)).all())
 
 
 def conversations(url: str, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit)).all()
+        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit + 1)).all()
         inbound, outbound = _counts(s, Message), _counts(s, Outbound)
         return [conversation_row(c, inbound.get(c.id, 0), outbound.get(c.id, 0)) for c in reversed(rows)]
 
@@ -115,7 +127,7 @@ def conversation_detail(url: str, ident: int) -> str:
         timeline.append((o.created_at, f"{head}\n{_indent(o.body_text)}"))
     for at, text in sorted(timeline, key=lambda item: item[0]):
         lines += ["", f"{_iso(at)} {text}"]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _indent(text: str, limit: int = 1200) -> str:
@@ -123,6 +135,24 @@ def _indent(text: str, limit: int = 1200) -> str:
     if len(text) > limit:
         text = text[:limit] + " [...]"
     return "\n".join(f"    {line}" for line in text.splitlines())
+
+
+def newest(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` of rows fetched with one more than asked (oldest first); when more exist,
+    stderr says so: a list is never cut silently."""
+    if len(rows) <= limit:
+        return list(rows)
+    print(f"(the newest {limit} shown, more exist: --limit N shows more)", file=sys.stderr)
+    return list(rows[len(rows) - limit:])
+
+
+def print_listing(rows: Sequence[dict[str, Any]], args: Any, columns: list[str]) -> None:
+    """The rows of a list command as JSON (`--json`) or a table, cut to `--limit`."""
+    rows = newest(rows, args.limit)
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, columns)
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
@@ -139,28 +169,50 @@ def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
 
 
 def _cut(value: str, size: int) -> str:
-    value = " ".join(value.split())
+    value = terminal_safe(" ".join(value.split()))
     return value if len(value) <= size else value[: size - 1] + "…"
 
 
-def draft_row(d: Draft) -> dict[str, Any]:
+def deliveries(s: Any, drafts: Sequence[Draft]) -> dict[int, tuple[str, str | None]]:
+    """How far each sent draft's reply got (the outbox's or the helpdesk post's state, and its last
+    error): a draft `sent` by the policy or a rep may still be `failed` or `unknown` on the wire."""
+    outbound_ids = [d.outbound_id for d in drafts if d.outbound_id is not None]
+    found: dict[int, tuple[str, str | None]] = {}
+    if outbound_ids:
+        rows = s.exec(select(Outbound.id, Outbound.state, Outbound.last_error)
+                      .where(col(Outbound.id).in_(outbound_ids))).all()
+        by_outbound = {ident: (str(state), error) for ident, state, error in rows}
+        found = {d.id: by_outbound[d.outbound_id] for d in drafts if d.outbound_id in by_outbound}
+    rest = [d.id for d in drafts if d.id not in found]
+    if rest:
+        posts = s.exec(select(HelpdeskPost.draft_id, HelpdeskPost.state, HelpdeskPost.last_error)
+                       .where(col(HelpdeskPost.draft_id).in_(rest), HelpdeskPost.kind == "reply")
+                       .order_by(col(HelpdeskPost.id))).all()
+        found |= {draft_id: (str(state), error) for draft_id, state, error in posts}
+    return found
+
+
+def draft_row(d: Draft, delivery: tuple[str, str | None] | None = None) -> dict[str, Any]:
     return {
         "id": d.id, "conversation_id": d.conversation_id, "message_id": d.message_id, "state": d.state,
         "decision": d.decision, "shadow": d.shadow, "rule": d.rule, "reasons": d.reasons,
         "confidence": d.confidence, "intent": d.intent, "language": d.language, "needs_human": d.needs_human,
         "needs_human_reason": d.needs_human_reason, "flags": d.flags, "cited": d.cited, "model": d.model,
         "prompt_version": d.prompt_version, "usage": d.usage, "trace_id": d.trace_id,
-        "outbound_id": d.outbound_id, "reviewed_by": d.reviewed_by, "created_at": _iso(d.created_at),
-        "decided_at": _iso(d.decided_at),
+        "outbound_id": d.outbound_id, "delivery": delivery[0] if delivery else None,
+        "delivery_error": delivery[1] if delivery else None, "reviewed_by": d.reviewed_by,
+        "created_at": _iso(d.created_at), "decided_at": _iso(d.decided_at),
     }
 
 
 def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit)
+        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Draft.state == state)
-        return [draft_row(d) for d in reversed(s.exec(query).all())]
+        found = list(reversed(s.exec(query).all()))
+        delivered = deliveries(s, found)
+        return [draft_row(d, delivered.get(d.id)) for d in found]
 
 
 def draft_model(url: str, ident: int) -> Draft:
@@ -172,16 +224,19 @@ def draft_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         d = _get(s, Draft, ident, "draft")
         turn = s.get(Message, d.message_id)
-    row = draft_row(d)
+        row = draft_row(d, deliveries(s, [d]).get(d.id))
     lines = [f"{k:18} {v}" for k, v in row.items() if k not in ("reasons", "usage") and v not in (None, "", [])]
     lines += [f"{'reason':18} {r}" for r in d.reasons]
-    if turn is not None:
+    if turn is not None and turn.parse_error:
+        lines += ["", (f"--- customer message {turn.id}: not readable as mail ({turn.parse_error}); "
+                       f"`mailagent messages show {turn.id} --raw` prints the stored bytes ---")]
+    elif turn is not None:
         lines += ["", f"--- customer message {turn.id} from {turn.from_addr}: {turn.subject} ---",
                   (turn.reply_text or turn.text).strip()]
     lines += ["", "--- draft ---", d.text.strip() or "(no draft text: a rep writes the reply)"]
     if d.final_text and d.final_text.strip() != d.text.strip():
         lines += ["", f"--- sent after an edit by {d.reviewed_by} ---", d.final_text.strip()]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def trace_detail(url: str, conversation_id: int) -> str:
@@ -200,7 +255,7 @@ def trace_detail(url: str, conversation_id: int) -> str:
         for sp in own:
             depth[sp.id] = depth.get(sp.parent_id or "", -1) + 1
             lines.append(f"{'  ' * (depth[sp.id] + 1)}{sp.kind}: {sp.name} {_summary(sp)}".rstrip())
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _summary(span: SpanRecord) -> str:
@@ -220,7 +275,7 @@ def action_row(a: Action) -> dict[str, Any]:
 
 def actions(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Action).order_by(col(Action.id).desc()).limit(limit)
+        query = select(Action).order_by(col(Action.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Action.state == state)
         return [action_row(a) for a in reversed(s.exec(query).all())]
@@ -233,7 +288,7 @@ def action_detail(url: str, ident: int) -> str:
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
     lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def audit_row(e: AuditEntry) -> dict[str, Any]:
@@ -244,7 +299,7 @@ def audit_row(e: AuditEntry) -> dict[str, Any]:
 
 def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit + 1)
         if conversation_id is not None:
             query = query.where(AuditEntry.conversation_id == conversation_id)
         return [audit_row(e) for e in reversed(s.exec(query).all())]

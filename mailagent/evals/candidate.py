@@ -58,6 +58,8 @@ def describe(settings: Settings, source: str | None) -> dict[str, str | None]:
 
 
 def _copy(source: str, target: str) -> None:
+    for url in (source, target):
+        schema.demo_tables(url)             # the demo backend's own tables, apart from the schema
     with db.reading(source) as s:
         tables = [(model, [row.model_dump() for row in s.exec(select(model))]) for model in _COPIED]
     with db.session(target) as s:

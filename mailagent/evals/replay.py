@@ -70,9 +70,9 @@ def our_domains(settings: Settings, request: DraftRequest) -> tuple[str, ...]:
     return tuple(d for d in (mailbox, *settings.agent.allowed_link_domains) if d)
 
 
-def _amount(arguments: dict[str, Any]) -> float | None:
+def _amount(arguments: dict[str, Any]) -> Decimal | None:
     try:
-        return float(Decimal(str(arguments["amount"])))
+        return Decimal(str(arguments["amount"]))
     except (KeyError, InvalidOperation, ValueError):
         return None
 

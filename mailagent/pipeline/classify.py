@@ -3,7 +3,8 @@
 `inspect` is the pure part: the message is parsed once, and loop detection, the envelope and the
 mailbox it was sent to are all read from that one parse. It runs before the transaction; the
 short transaction then records the result and the thread. A message that cannot be parsed keeps
-its error and is threaded all the same (from its header block), so a human sees it.
+its error and is threaded all the same (from its header block), so a human sees it; so does input
+that is not mail at all (an executable, random bytes), which is never parsed as mail.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.dsn import DeliveryReport, delivery_report
 from mailagent.mail.headers import envelope, first_address, read_headers
-from mailagent.mail.parse import ParsedMail, parse_tree
+from mailagent.mail.parse import ParsedMail, ParseError, parse_tree
+from mailagent.mail.sniff import not_mail
 from mailagent.pipeline import bounces, sender, threads
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, now
@@ -57,6 +59,8 @@ def inspect(raw: bytes, *, own_addresses: Collection[str], mailboxes: Mapping[st
     """Parse once, classify, and read the envelope. `mailboxes` maps our addresses to mailbox
     names (for mail piped or imported without one)."""
     try:
+        if reason := not_mail(raw):
+            raise ParseError(reason)          # stored and shown to a person, never read by a model
         parsed, tree = parse_tree(raw)
         error = None
     except Exception as exc:  # noqa: BLE001 - any failure is recorded on the message, never raised

@@ -187,6 +187,8 @@ def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer |
             return Outcome(Step.NOTHING, ticket.draft_id)      # decided by another worker meanwhile
         if result is not None:
             _record(row, request, result)
+        elif ticket.parse_error:             # not mail, or mail that cannot be read: a person looks
+            row.needs_human, row.needs_human_reason = True, f"not readable as mail: {ticket.parse_error}"
         row.run_state, row.lease_owner, row.lease_until = None, None, None
         newest = tickets.newest_turn(s, ticket.conversation_id)
         if newest is not None and newest != ticket.message_id:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -143,8 +144,8 @@ def _language(have: str, want: str) -> bool:
     return have == want.lower() or have.startswith(want.lower() + "-")
 
 
-def _max_amount(facts: Facts) -> float:
-    return max((a.amount for a in facts.actions if a.amount is not None), default=0.0)
+def _max_amount(facts: Facts) -> Decimal:
+    return max((a.amount for a in facts.actions if a.amount is not None), default=Decimal(0))
 
 
 def _all_executed(facts: Facts) -> bool:
@@ -375,7 +376,7 @@ def _approval_blockers(policy: Policy, facts: ActionFacts) -> tuple[Override, ..
         for key, before, whose in (("refund_per_customer_per_day", facts.refunded_customer_today, "for this customer"),
                                    ("refund_total_per_day", facts.refunded_total_today, "for all customers")):
             limit = getattr(limits, key)
-            if limit is not None and before + amount > limit:
+            if limit is not None and Decimal(str(before)) + Decimal(str(amount)) > Decimal(str(limit)):   # exact sums
                 found.append(Override(f"limit: {key}", f"{_toml(before)} already auto-approved {whose} in the last "
                                                        f"24 hours plus {_toml(amount)} is more than {key} = {_toml(limit)}"))
     return tuple(found)

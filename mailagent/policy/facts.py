@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter
@@ -29,6 +30,8 @@ def _aware(at: datetime) -> datetime:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)               # money stays exact: "8.00"
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, Mapping):
@@ -44,7 +47,7 @@ class ProposedAction:
 
     tool: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
-    amount: float | None = None     # money moved, in `currency`
+    amount: Decimal | None = None   # money moved, in `currency` (exact)
     currency: str | None = None
     approved_by_rep: bool = False   # a person (not a policy rule) approved it
     executed: bool = False          # it ran
@@ -96,12 +99,12 @@ class ActionFacts:
     __pydantic_config__ = _STRICT_KEYS
 
     tool: str
-    amount: float | None = None
+    amount: Decimal | None = None
     currency: str | None = None
     customer_tier: str | None = None
     order_age_days: float | None = None
-    refunded_customer_today: float = 0.0        # amount already auto-approved for this customer in the last 24 h
-    refunded_total_today: float = 0.0           # amount auto-approved for everyone in the last 24 h
+    refunded_customer_today: Decimal = Decimal(0)       # amount already auto-approved for this customer in the last 24 h
+    refunded_total_today: Decimal = Decimal(0)          # amount auto-approved for everyone in the last 24 h
     flags: tuple[str, ...] = ()
     taken_over: bool = False
     at: datetime = field(default_factory=_now)

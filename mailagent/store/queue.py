@@ -66,11 +66,6 @@ class Queue:
     languages: list[str] = field(default_factory=list)
 
 
-def amount(value: float | None) -> Decimal | None:
-    """Stored amounts are floats of two-decimal money (see actions): shown as exact decimals."""
-    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
-
-
 def queue(url: str, filters: Filters = Filters(), limit: int = 500) -> Queue:
     with db.reading(url) as s:
         drafts = s.exec(select(Draft, Conversation, Message)
@@ -111,7 +106,7 @@ def _action_item(a: Action, d: Draft, c: Conversation, m: Message) -> Item:
                 customer_name=c.customer_name, subject=m.subject or c.subject, language=d.language,
                 arrived_at=m.received_at, state=a.state, reason=f"action: {a.tool}", confidence=d.confidence,
                 flags=tuple(d.flags), why=tuple(a.reasons), taken_by=c.taken_by,
-                amount=amount(a.amount), currency=a.currency)
+                amount=a.amount, currency=a.currency)
 
 
 @dataclass(frozen=True)

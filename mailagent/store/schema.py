@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from mailagent.store.db import engine, safe_url
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATIONS = Path(str(files("mailagent.store") / "migrations"))   # package data, as config.DATA
 _LOCK_ID = 0x6D61696C       # "mail": the advisory lock key on PostgreSQL
 
 
@@ -59,22 +60,46 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def upgrade(url: str) -> None:
     """Bring the schema to the newest migration (idempotent; one process at a time)."""
+    with _migrating(url):
+        _upgrade_locked(url)
+
+
+def _upgrade_locked(url: str) -> None:
     from alembic import command
 
+    if current(url) != head():
+        command.upgrade(alembic_config(url), "head")
+
+
+_demo_ready: set[str] = set()
+
+
+def demo_tables(url: str) -> None:
+    """Create the demo backend's tables where missing: their own metadata, apart from the
+    migrated schema (see `store.models.demo`); serialized like a migration."""
+    if url in _demo_ready:
+        return
+    from mailagent.store.models.demo import DemoTable
+
     with _migrating(url):
-        if current(url) != head():
-            command.upgrade(alembic_config(url), "head")
+        DemoTable.metadata.create_all(engine(url))
+    _demo_ready.add(url)
 
 
 def ensure_schema(url: str) -> None:
     """Create the schema in an empty database; refuse an old one (upgrading is an operator's
-    decision: `mailagent db upgrade`)."""
-    found = current(url)
-    if found is None:
-        upgrade(url)
-    elif found != head():
-        raise SchemaError(f"the database {safe_url(url)} is at schema {found}, this version needs "
-                          f"{head()}: run `mailagent db upgrade`")
+    decision: `mailagent db upgrade`). Anything but the newest version is looked at again under
+    the migration lock: another process may be creating the schema right now (its first
+    migrations are already recorded), and waiting for it is the answer."""
+    if current(url) == head():
+        return
+    with _migrating(url):
+        found = current(url)
+        if found is None:
+            _upgrade_locked(url)
+        elif found != head():
+            raise SchemaError(f"the database {safe_url(url)} is at schema {found}, this version needs "
+                              f"{head()}: run `mailagent db upgrade`")
 
 
 @contextmanager

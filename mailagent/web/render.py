@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from starlette.templating import Jinja2Templates
 
 from mailagent.store.metrics import show
 
-TEMPLATES = Path(__file__).with_name("templates")
-STATIC = Path(__file__).with_name("static")
+TEMPLATES = Path(str(files("mailagent.web") / "templates"))     # package data, as config.DATA
+STATIC = Path(str(files("mailagent.web") / "static"))
 
 
 def age(at: datetime | None, now: datetime | None = None) -> str:

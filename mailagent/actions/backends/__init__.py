@@ -38,7 +38,12 @@ __all__ = [
 def make_backend(settings: Settings) -> Backend:
     """The backend `[actions] backend` names: one per configuration per process, shared (the HTTP
     one holds a connection pool, like `db.engine`), so callers need not keep or close it."""
-    return _backend(settings.source, settings.database.url, settings.actions)
+    return _backend(settings.source, demo_url(settings), settings.actions)
+
+
+def demo_url(settings: Settings) -> str:
+    """The database of the demo backend's tables (`[actions] demo_database`, else the main one)."""
+    return settings.actions.demo_database or settings.database.url
 
 
 def customer_of(settings: Settings, address: str) -> Customer | None:

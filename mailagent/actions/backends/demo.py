@@ -42,7 +42,7 @@ from mailagent.actions.backends.base import (
     money,
     refund_amount,
 )
-from mailagent.store import db
+from mailagent.store import db, schema
 from mailagent.store.models import (
     DemoCustomer,
     DemoIncident,
@@ -66,6 +66,7 @@ class DemoBackend:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        schema.demo_tables(url)
 
     # lookups
 
@@ -140,7 +141,7 @@ class DemoBackend:
             if amount > refundable:
                 raise Rejected(f"{amount} {currency} is more than the {refundable} {currency} "
                                f"still refundable on order {order.id}")
-            order.refunded = float(money(order.refunded) + amount)
+            order.refunded = money(order.refunded) + amount
             order.status = "refunded" if amount == refundable else "partially_refunded"
             s.add(order)
             return Refund(order.id, amount, currency, "succeeded", f"re_{uuid.uuid4().hex[:24]}").to_dict()
@@ -290,6 +291,7 @@ def seed(url: str, path: str | Path) -> dict[str, int]:
     duplicating anything; rows not in the file, and idempotency records, stay. A bad file changes
     nothing and raises `FileError` naming the file, line and key of every problem."""
     path = Path(path)
+    schema.demo_tables(url)
     text, raw = tomlfile.read(path)
     try:
         data = _DemoData.model_validate(raw)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import AutoString, Field, SQLModel
 
-from mailagent.store.models.base import now
+from mailagent.store.models.base import Money, now
 
 
 class ActionState(StrEnum):
@@ -32,7 +33,7 @@ class Action(SQLModel, table=True):
     call_id: str
     tool: str
     arguments: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    amount: float | None = None
+    amount: Decimal | None = Field(default=None, sa_type=Money)    # exact: cents in the database
     currency: str | None = None
     customer: str = ""                              # the customer's address, for per-customer limits
     idempotency_key: str = Field(unique=True)

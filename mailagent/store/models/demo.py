@@ -1,18 +1,27 @@
 """The demo backend's tables: sample company data that the action tools read and change. They
-stand for the company's own systems and are not part of mailagent's pipeline."""
+stand for the company's own systems, so they live apart from mailagent's schema: their own
+metadata (`DemoTable.metadata`, not `SQLModel.metadata`), no Alembic migration, created by the
+demo backend when it is first used, in the database `[actions] demo_database` names (by default
+the main one, under the `demo_` prefix). A deployment with the HTTP backend never has them."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from mailagent.store.models.base import now
+from mailagent.store.models.base import Money, now
 
 
-class DemoCustomer(SQLModel, table=True):
+class DemoTable(SQLModel, registry=registry()):
+    """The base of the demo tables: a registry, hence a metadata, of their own."""
+
+
+class DemoCustomer(DemoTable, table=True):
     __tablename__ = "demo_customer"
     id: str = Field(primary_key=True)
     email: str = Field(unique=True)
@@ -23,7 +32,7 @@ class DemoCustomer(SQLModel, table=True):
     created: str = ""
 
 
-class DemoSubscription(SQLModel, table=True):
+class DemoSubscription(DemoTable, table=True):
     __tablename__ = "demo_subscription"
     id: str = Field(primary_key=True)
     customer_id: str = Field(foreign_key="demo_customer.id", index=True)
@@ -32,34 +41,34 @@ class DemoSubscription(SQLModel, table=True):
     interval: str
     status: str
     renews_on: str = ""
-    price_eur: float = 0.0
+    price_eur: Decimal = Field(default=Decimal(0), sa_type=Money)
 
 
-class DemoOrder(SQLModel, table=True):
+class DemoOrder(DemoTable, table=True):
     __tablename__ = "demo_order"
     id: str = Field(primary_key=True)
     customer_id: str = Field(foreign_key="demo_customer.id", index=True)
     date: str
-    amount: float
+    amount: Decimal = Field(sa_type=Money)
     currency: str
     description: str = ""
     status: str
-    refunded: float = 0.0
+    refunded: Decimal = Field(default=Decimal(0), sa_type=Money)
 
 
-class DemoInvoice(SQLModel, table=True):
+class DemoInvoice(DemoTable, table=True):
     __tablename__ = "demo_invoice"
     id: str = Field(primary_key=True)
     order_id: str = Field(foreign_key="demo_order.id", index=True)
     customer_id: str = Field(foreign_key="demo_customer.id", index=True)
     date: str
-    amount: float
+    amount: Decimal = Field(sa_type=Money)
     currency: str
     url: str
     resent: int = 0
 
 
-class DemoIncident(SQLModel, table=True):
+class DemoIncident(DemoTable, table=True):
     __tablename__ = "demo_incident"
     id: str = Field(primary_key=True)
     title: str
@@ -70,7 +79,7 @@ class DemoIncident(SQLModel, table=True):
     public_update: str = ""
 
 
-class DemoOperation(SQLModel, table=True):
+class DemoOperation(DemoTable, table=True):
     """The demo backend's idempotency record: a replayed key returns the first response."""
 
     __tablename__ = "demo_operation"
