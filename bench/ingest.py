@@ -28,11 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.dovecot import PASSWORD, Dovecot, free_port  # noqa: E402
-from tests.support.mails import mail  # noqa: E402
+from tests.support.dovecot import PASSWORD, Dovecot, free_port
+from tests.support.mails import mail
 
-WORDS = ("invoice refund password login export seats plan billing sync offline error please thanks "
-         "account team workspace page note share permission upgrade cancel payment card api limit").split()
+WORDS = ["invoice", "refund", "password", "login", "export", "seats", "plan", "billing", "sync", "offline", "error", "please", "thanks", "account", "team", "workspace", "page", "note", "share", "permission", "upgrade", "cancel", "payment", "card", "api", "limit"]
 
 
 def corpus(n: int, seed: int = 7) -> list[bytes]:
@@ -78,9 +77,9 @@ def child_raw(port: int, user: str) -> dict[str, float]:
 
 def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> dict[str, float]:
     from mailagent import config
-    from mailagent.store import schema
-    from mailagent.pipeline import ingest
     from mailagent.config import Settings
+    from mailagent.pipeline import poll
+    from mailagent.store import schema
 
     settings = config.use(Settings.model_validate({
         "database": {"url": database_url},
@@ -93,7 +92,7 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str) -> di
     from mailagent.worker import actors
 
     started = time.perf_counter()
-    result = ingest.poll(settings, "support", actors.fan_out.send)
+    result = poll.poll(settings, "support", actors.fan_out.send)
     seconds = time.perf_counter() - started
     actors.broker.flush_all()
     return {"messages": len(result.stored), "seconds": seconds}

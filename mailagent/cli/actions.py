@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     Fail,
@@ -17,7 +18,10 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_table
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 STATES = ["proposed", "approved", "rejected", "executed", "failed"]
 
@@ -29,7 +33,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
+        print_table(rows, ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
     return 0
 
 

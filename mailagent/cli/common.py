@@ -8,13 +8,15 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailagent.config import Settings
+if TYPE_CHECKING:
+    from mailagent.config import Settings
+
 
 EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 65, 66, 75, 78
 
-Handler = Callable[[Settings, argparse.Namespace], int]
+Handler = Callable[["Settings", argparse.Namespace], int]
 Subparsers = Any        # argparse's private _SubParsersAction
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_NOINPUT,
@@ -18,19 +19,22 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 STATES = ["drafting", "waiting", "held", "escalated", "sent", "rejected", "ignored", "superseded"]
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
+    from mailagent.cli import rows as fields
+    from mailagent.store import listings
 
-    rows = views.drafts(store(settings), state=args.state, limit=args.limit)
+    rows = [fields.draft_row(d) for d in listings.drafts(store(settings), state=args.state, limit=args.limit)]
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags"])
+        fields.print_table(rows, ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags"])
     return 0
 
 

@@ -23,9 +23,10 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_table
 
 if TYPE_CHECKING:
+    from mailagent.config import Settings
     from mailagent.evals.runs import Outcome
     from mailagent.store.models import EvalCase, EvalResult
 
@@ -56,7 +57,6 @@ def _read_text(path: str) -> str:
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.evals.cases import Filter, select_cases
     from mailagent.store import db
 
@@ -66,7 +66,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
+        print_table(rows, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
     return 0
 
 
@@ -219,12 +219,10 @@ def outcome_row(o: Outcome | EvalResult, before: EvalResult | None = None) -> di
 
 
 def _print_results(rows: list[dict[str, Any]]) -> None:
-    from mailagent.cli import views
-
     table = [{"case": r["case_id"], "score": f"{r['score']:.2f}", "pass": "✓" if r["passed"] else "✗",
               "was": {True: "✓", False: "✗"}.get(r.get("baseline_passed"), ""), "decision": r["decision"],
               "graders": _grades(r["grades"]) or (r["error"] or "no grader applies")} for r in rows]
-    views.print_table(table, ["case", "score", "pass", "was", "decision", "graders"])
+    print_table(table, ["case", "score", "pass", "was", "decision", "graders"])
     for r in rows:
         for g in r["grades"]:
             if not g["passed"]:
@@ -267,15 +265,14 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.store.quality import eval_runs
 
     rows = eval_runs(store(settings), set_name=args.set, limit=args.limit)
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
-                                 "prompt_version", "started_at"])
+        print_table(rows, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
+                           "prompt_version", "started_at"])
     return 0
 
 

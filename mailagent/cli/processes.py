@@ -8,9 +8,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import EX_CONFIG, Fail, Subparsers, command, store
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:

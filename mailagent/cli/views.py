@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from mailagent.cli.common import NotFound
+from mailagent.cli.rows import conversation_row, draft_row, iso, message_row
 from mailagent.store import db
 from mailagent.store.models import (
     Action,
@@ -26,27 +24,6 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
-def message_row(m: Message) -> dict[str, Any]:
-    return {
-        "id": m.id, "message_id": m.message_id, "conversation_id": m.conversation_id,
-        "mailbox": m.mailbox, "source": m.source, "state": m.state, "kind": m.kind,
-        "kind_reason": m.kind_reason, "parse_error": m.parse_error, "sha256": m.sha256,
-        "from": m.from_addr, "from_name": m.from_name, "subject": m.subject,
-        "sent_at": _iso(m.sent_at), "received_at": _iso(m.received_at),
-        "attachments": m.attachments, "duplicates": m.duplicates,
-    }
-
-
-def messages(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit)).all()
-        return [message_row(m) for m in reversed(rows)]
 
 
 def _get(s: Any, model: type[T], ident: int, what: str) -> T:
@@ -76,27 +53,6 @@ def message_detail(url: str, ident: int) -> str:
     return "\n".join(lines)
 
 
-def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, Any]:
-    return {
-        "id": c.id, "channel": c.channel, "mailbox": c.mailbox, "helpdesk": c.helpdesk, "ticket_id": c.ticket_id,
-        "customer": c.customer_addr, "customer_name": c.customer_name,
-        "subject": c.subject, "state": c.state, "taken_by": c.taken_by, "messages": messages,
-        "replies": replies, "created_at": _iso(c.created_at), "last_message_at": _iso(c.last_message_at),
-    }
-
-
-def _counts(s: Any, model: type[Message] | type[Outbound]) -> dict[int, int]:
-    column = model.conversation_id  # type: ignore[union-attr]
-    return dict(s.exec(select(column, func.count()).group_by(column)).all())
-
-
-def conversations(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit)).all()
-        inbound, outbound = _counts(s, Message), _counts(s, Outbound)
-        return [conversation_row(c, inbound.get(c.id, 0), outbound.get(c.id, 0)) for c in reversed(rows)]
-
-
 def conversation_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         c = _get(s, Conversation, ident, "conversation")
@@ -114,7 +70,7 @@ def conversation_detail(url: str, ident: int) -> str:
             f" {o.last_error}" if o.last_error else "")
         timeline.append((o.created_at, f"{head}\n{_indent(o.body_text)}"))
     for at, text in sorted(timeline, key=lambda item: item[0]):
-        lines += ["", f"{_iso(at)} {text}"]
+        lines += ["", f"{iso(at)} {text}"]
     return "\n".join(lines)
 
 
@@ -123,44 +79,6 @@ def _indent(text: str, limit: int = 1200) -> str:
     if len(text) > limit:
         text = text[:limit] + " [...]"
     return "\n".join(f"    {line}" for line in text.splitlines())
-
-
-def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
-    """Rows as aligned columns cut to the terminal width; long cells are shortened with '…'."""
-    if not rows:
-        print("(none)")
-        return
-    width = shutil.get_terminal_size((160, 24)).columns
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    sizes = [min(max(len(c), *(len(row[i]) for row in cells)), 48) for i, c in enumerate(columns)]
-    for row in [[c.upper() for c in columns], *cells]:
-        line = "  ".join(_cut(v, sizes[i]).ljust(sizes[i]) for i, v in enumerate(row))
-        print(line[:width].rstrip())
-
-
-def _cut(value: str, size: int) -> str:
-    value = " ".join(value.split())
-    return value if len(value) <= size else value[: size - 1] + "…"
-
-
-def draft_row(d: Draft) -> dict[str, Any]:
-    return {
-        "id": d.id, "conversation_id": d.conversation_id, "message_id": d.message_id, "state": d.state,
-        "decision": d.decision, "shadow": d.shadow, "rule": d.rule, "reasons": d.reasons,
-        "confidence": d.confidence, "intent": d.intent, "language": d.language, "needs_human": d.needs_human,
-        "needs_human_reason": d.needs_human_reason, "flags": d.flags, "cited": d.cited, "model": d.model,
-        "prompt_version": d.prompt_version, "usage": d.usage, "trace_id": d.trace_id,
-        "outbound_id": d.outbound_id, "reviewed_by": d.reviewed_by, "created_at": _iso(d.created_at),
-        "decided_at": _iso(d.decided_at),
-    }
-
-
-def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit)
-        if state:
-            query = query.where(Draft.state == state)
-        return [draft_row(d) for d in reversed(s.exec(query).all())]
 
 
 def draft_model(url: str, ident: int) -> Draft:
@@ -194,7 +112,7 @@ def trace_detail(url: str, conversation_id: int) -> str:
         spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_([t.id for t in traces]))).all()
     lines = []
     for t in traces:
-        lines.append(f"trace {t.id} {t.workflow} {_iso(t.started_at)}")
+        lines.append(f"trace {t.id} {t.workflow} {iso(t.started_at)}")
         own = sorted((sp for sp in spans if sp.trace_id == t.id), key=lambda sp: (sp.started_at or t.started_at))
         depth = {sp.id: 0 for sp in own}
         for sp in own:
@@ -213,8 +131,8 @@ def action_row(a: Action) -> dict[str, Any]:
         "id": a.id, "conversation_id": a.conversation_id, "draft_id": a.draft_id, "tool": a.tool,
         "arguments": a.arguments, "amount": a.amount, "currency": a.currency, "state": a.state,
         "decided_by": a.decided_by, "reasons": a.reasons, "idempotency_key": a.idempotency_key,
-        "result": a.result, "error": a.error, "created_at": _iso(a.created_at),
-        "decided_at": _iso(a.decided_at), "executed_at": _iso(a.executed_at),
+        "result": a.result, "error": a.error, "created_at": iso(a.created_at),
+        "decided_at": iso(a.decided_at), "executed_at": iso(a.executed_at),
     }
 
 
@@ -232,12 +150,12 @@ def action_detail(url: str, ident: int) -> str:
         trail = s.exec(select(AuditEntry).where(AuditEntry.action_id == ident).order_by(col(AuditEntry.id))).all()
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
-    lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
+    lines += ["", "audit:"] + [f"  {iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
     return "\n".join(lines)
 
 
 def audit_row(e: AuditEntry) -> dict[str, Any]:
-    return {"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event,
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "event": e.event,
             "conversation_id": e.conversation_id, "draft_id": e.draft_id, "action_id": e.action_id,
             "details": e.details}
 

@@ -1,0 +1,152 @@
+"""DB-API access without SQLAlchemy, for short-lived processes (an MTA-piped `ingest`, the list
+commands) and the few statements every ingest path shares.
+
+Importing SQLAlchemy alone costs ~250 ms, most of such a process's life. The statements here are
+written once, with `?` placeholders, for SQLite (`sqlite3`) and PostgreSQL (`psycopg`); any other
+URL gets None from `connect`, and the caller takes the SQLAlchemy path. Values come back as the
+ORM would give them: aware UTC datetimes, parsed JSON, booleans.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import urlsplit
+
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA synchronous=NORMAL",
+                  "PRAGMA foreign_keys=ON")
+"""Every SQLite connection of the system starts with these (`db.engine` runs them too)."""
+
+sqlite3.register_converter("DATETIME", lambda b: datetime.fromisoformat(b.decode()).replace(tzinfo=UTC))
+sqlite3.register_converter("JSON", json.loads)
+sqlite3.register_converter("BOOLEAN", lambda b: b not in (b"0", b""))
+
+
+class Conn:
+    """A DB-API connection and its dialect; `execute` takes `?` placeholders on both."""
+
+    def __init__(self, dbapi: Any, dialect: str) -> None:
+        self.dbapi, self.dialect = dbapi, dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        cursor = self.dbapi.cursor()
+        cursor.execute(sql, tuple(params))
+        return cursor
+
+    def objects(self, sql: str, params: Sequence[Any] = ()) -> list[SimpleNamespace]:
+        """Rows as objects with the columns as attributes (what the ORM's rows offer readers)."""
+        cursor = self.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in cursor.fetchall()]
+
+    def stamp(self, value: datetime) -> Any:
+        """A datetime as this dialect stores it (SQLAlchemy's format on SQLite: naive UTC text)."""
+        if self.dialect == "sqlite":
+            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+
+def of_session(session: Any) -> Conn:
+    """The DB-API connection under a SQLAlchemy session, in that session's transaction."""
+    return Conn(session.connection().connection.driver_connection, session.get_bind().dialect.name)
+
+
+def _native(url: str) -> Any | None:
+    """A DB-API connection opened without SQLAlchemy, when the URL allows."""
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else ""
+        if not path or path == ":memory:" or "?" in path or not Path(path).is_file():
+            return None                  # in-memory, URL options, or not created yet
+        dbapi = sqlite3.connect(path, timeout=30, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES)
+        for pragma in SQLITE_PRAGMAS:
+            dbapi.execute(pragma)
+        return dbapi
+    if scheme in ("postgresql", "postgresql+psycopg"):
+        import psycopg
+
+        return psycopg.connect(urlsplit(url)._replace(scheme="postgresql").geturl())
+    return None
+
+
+@contextmanager
+def connect(url: str, *, write: bool) -> Iterator[Conn]:
+    """One transaction, committed when the block ends, rolled back if it raises. Writers on SQLite
+    start with `BEGIN IMMEDIATE`, as in `db.session`; readers on PostgreSQL are READ ONLY, as in
+    `db.reading`. A URL this module cannot open itself (another driver, in-memory SQLite, a file
+    not created yet) gets a connection from the SQLAlchemy engine's pool."""
+    dbapi = _native(url)
+    pooled = None
+    if dbapi is None:
+        from mailagent.store import db
+
+        pooled = db.engine(url).raw_connection()
+        dbapi = pooled.driver_connection
+    conn = Conn(dbapi, "sqlite" if isinstance(dbapi, sqlite3.Connection) else "postgresql")
+    try:
+        if conn.dialect == "sqlite":
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        elif not write:
+            conn.execute("SET TRANSACTION READ ONLY")
+        yield conn
+        dbapi.commit()
+    except BaseException:
+        dbapi.rollback()
+        raise
+    finally:
+        (pooled or dbapi).close()
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or refused: an error of a driver, or
+    of SQLAlchemy, that this process loaded (checked without importing either)."""
+    kinds: list[type[BaseException]] = [sqlite3.Error]
+    for module, name in (("psycopg", "Error"), ("sqlalchemy.exc", "SQLAlchemyError")):
+        if module in sys.modules:
+            kinds.append(getattr(sys.modules[module], name))
+    return isinstance(exc, tuple(kinds))
+
+
+def version(conn: Conn) -> str | None:
+    """The schema revision Alembic recorded; None when there is none (an empty database)."""
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except Exception as exc:
+        if "alembic_version" not in str(exc):
+            raise
+        conn.dbapi.rollback()            # PostgreSQL refuses anything more in a failed transaction
+        return None
+    return row[0] if row else None
+
+
+MESSAGE_COLUMNS = ("dedup_key", "message_id", "sha256", "raw", "source", "mailbox", "imap_uid", "imap_uidvalidity",
+                   "received_at", "state")
+_CHUNK = 500                             # rows per INSERT: 5,000 parameters, under every limit
+
+
+def insert_messages(conn: Conn, rows: list[dict[str, Any]]) -> list[int | None]:
+    """Insert new messages, skipping those whose `dedup_key` is stored (their `duplicates` goes
+    up instead); for each row, the new id or None."""
+    inserted: dict[str, int] = {}
+    placeholders = "(" + ", ".join("?" for _ in MESSAGE_COLUMNS) + ")"
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start:start + _CHUNK]
+        sql = (f"INSERT INTO message ({', '.join(MESSAGE_COLUMNS)}) VALUES {', '.join([placeholders] * len(chunk))} "
+               "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key")
+        values = [conn.stamp(row[c]) if c == "received_at" else row[c] for row in chunk for c in MESSAGE_COLUMNS]
+        inserted.update((key, ident) for ident, key in conn.execute(sql, values).fetchall())
+    ids: list[int | None] = []
+    for row in rows:
+        ids.append(inserted.pop(str(row["dedup_key"]), None))
+        if ids[-1] is None:
+            conn.execute("UPDATE message SET duplicates = duplicates + 1 WHERE dedup_key = ?", [row["dedup_key"]])
+    return ids
