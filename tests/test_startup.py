@@ -23,15 +23,15 @@ from .support.mails import mail
 
 HEAVY = ["sqlalchemy", "sqlmodel", "alembic", "openai", "agents", "dramatiq", "redis", "imapclient", "jinja2"]
 
-PROBE = """
+PROBE = f"""
 import json, sys
 from mailagent.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "loaded": [m for m in %r if m in sys.modules]}), file=sys.stderr)
-""" % HEAVY
+print(json.dumps({{"code": code, "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}), file=sys.stderr)
+"""
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["ingest"], ["drafts", "list"], ["conversations", "list", "--json"],
@@ -41,7 +41,7 @@ def test_short_commands_import_no_orm_broker_agent_or_migrations(any_db_url: str
     config_file = tmp_path / "config.toml"
     config_file.write_text(f'[database]\nurl = "{any_db_url}"\n')
     proc = subprocess.run([sys.executable, "-c", PROBE, "--config", str(config_file), *argv],
-                          input=mail(1) if argv == ["ingest"] else b"", capture_output=True, timeout=60)
+                          input=mail(1) if argv == ["ingest"] else b"", capture_output=True, timeout=60, check=False)
     outcome = json.loads(proc.stderr.decode().strip().splitlines()[-1])
     assert outcome == {"code": 0, "loaded": []}, proc.stderr.decode()
     if argv == ["ingest"]:
@@ -54,7 +54,7 @@ def test_a_new_database_still_gets_its_schema_on_first_ingest(tmp_path: Path) ->
     config_file = tmp_path / "config.toml"
     config_file.write_text(f'[database]\nurl = "{url}"\n')
     proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "ingest"],
-                          input=mail(1), capture_output=True, timeout=120)
+                          input=mail(1), capture_output=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(listings.messages(url, limit=5)) == 1
     db.dispose(url)
