@@ -7,6 +7,9 @@ median wall time of each is printed with its ratio to `python -c pass` measured 
 `python -c "import sqlalchemy"` is printed too: what a command would pay just to load the ORM's
 engine layer. The database (a fresh SQLite file unless `--database-url`) is created once and
 holds a few stored messages; `ingest` gets a new message on stdin each run, so every run stores.
+`--compare DIR` also runs each mailagent command with another checkout's code (on PYTHONPATH),
+interleaved with the rest: before and after in one run, e.g.
+`git worktree add /tmp/before <commit>` and `--compare /tmp/before`.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ BIN = Path(sys.executable).parent
 MAILAGENT = str(BIN / "mailagent")
 
 
-def commands() -> dict[str, list[str]]:
-    return {
+def commands(compare: str | None) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Name -> (argv, extra environment)."""
+    plain = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "python -c 'import sqlalchemy'": [sys.executable, "-c", "import sqlalchemy"],
         "mailagent --help": [MAILAGENT, "--help"],
@@ -39,6 +43,12 @@ def commands() -> dict[str, list[str]]:
         "mailagent conversations list": [MAILAGENT, "conversations", "list"],
         "mailagent ingest (MTA pipe)": [MAILAGENT, "ingest"],
     }
+    out = {name: (argv, {}) for name, argv in plain.items()}
+    if compare:
+        for name, argv in plain.items():
+            if name.startswith("mailagent"):
+                out[f"{name} [{Path(compare).name}]"] = (argv, {"PYTHONPATH": compare})
+    return out
 
 
 def timed(argv: list[str], env: dict[str, str], stdin: bytes) -> float:
@@ -52,7 +62,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=15, help="runs of each command (default 15)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--broker-url", default="memory://",
-                        help="default memory:// (the pipe only stores; the sweeper hands over)")
+                        help="default memory:// (the pipe only stores); redis://... to time the hand-over too")
+    parser.add_argument("--compare", metavar="DIR", help="also time another checkout's code (before/after)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="mailagent-startup-"))
@@ -64,18 +75,19 @@ def main() -> None:
         subprocess.run([MAILAGENT, "db", "upgrade"], env=env, check=True, capture_output=True)
         for i in range(5):
             timed([MAILAGENT, "ingest"], env, mail(i, sender=f"seed{i}@customer.example"))
-        runs: dict[str, list[float]] = {name: [] for name in commands()}
+        table = commands(args.compare)
+        runs: dict[str, list[float]] = {name: [] for name in table}
         serial = 0
         for _ in range(args.n):
-            for name, argv in commands().items():
+            for name, (argv, extra) in table.items():
                 serial += 1
                 stdin = mail(serial, sender=f"bench{os.getpid()}@customer.example") if "ingest" in name else b""
-                runs[name].append(timed(argv, env, stdin))
+                runs[name].append(timed(argv, {**env, **extra}, stdin))
         base = statistics.median(runs["python -c pass"])
-        print(f"{'command':34} {'median ms':>10} {'min ms':>8} {'ratio to python -c pass':>24}")
+        print(f"{'command':44} {'median ms':>10} {'min ms':>8} {'ratio to python -c pass':>24}")
         for name, seconds in runs.items():
             median = statistics.median(seconds)
-            print(f"{name:34} {median * 1000:10.0f} {min(seconds) * 1000:8.0f} {median / base:24.1f}")
+            print(f"{name:44} {median * 1000:10.0f} {min(seconds) * 1000:8.0f} {median / base:24.1f}")
         print(f"(median of {args.n} interleaved runs each; load average {os.getloadavg()[0]:.1f} on "
               f"{os.cpu_count()} cores)")
     finally:
