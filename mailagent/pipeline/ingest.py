@@ -51,6 +51,7 @@ def store(conn: plain.Conn, items: list[Inbound]) -> list[int | None]:
 
 
 def store_many(url: str, items: list[Inbound]) -> list[int | None]:
-    """Store several messages in one transaction (files, the MTA pipe, an LMTP delivery)."""
-    with plain.connect(url, write=True) as conn:
+    """Store several messages in one transaction, on disk when it returns (files, the MTA pipe,
+    LMTP: the sender forgets a message once told it is stored)."""
+    with plain.connect(url, write=True, durable=True) as conn:
         return store(conn, items)

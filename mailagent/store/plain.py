@@ -79,10 +79,12 @@ def _native(url: str) -> Any | None:
 
 
 @contextmanager
-def connect(url: str, *, write: bool) -> Iterator[Conn]:
+def connect(url: str, *, write: bool, durable: bool = False) -> Iterator[Conn]:
     """One transaction, committed when the block ends, rolled back if it raises. Writers on SQLite
     start with `BEGIN IMMEDIATE`, as in `db.session`; readers on PostgreSQL are READ ONLY, as in
-    `db.reading`. A URL this module cannot open itself (another driver, in-memory SQLite, a file
+    `db.reading`. `durable`: the commit is on disk when the block ends, even on SQLite (whose
+    `synchronous=NORMAL` in WAL mode survives a crash of the process, not of the machine); for
+    mail an MTA deletes once it is told "stored". A URL this module cannot open itself (another driver, in-memory SQLite, a file
     not created yet) gets a connection from the SQLAlchemy engine's pool."""
     dbapi = _native(url)
     pooled = None
@@ -94,6 +96,7 @@ def connect(url: str, *, write: bool) -> Iterator[Conn]:
     conn = Conn(dbapi, "sqlite" if isinstance(dbapi, sqlite3.Connection) else "postgresql")
     try:
         if conn.dialect == "sqlite":
+            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         elif not write:
             conn.execute("SET TRANSACTION READ ONLY")
