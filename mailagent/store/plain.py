@@ -78,35 +78,55 @@ def _native(url: str) -> Any | None:
     return None
 
 
+class Opened:
+    """A connection kept for many transactions (a long-running writer: closing the last SQLite
+    connection checkpoints the WAL, far dearer than a commit). One thread uses it at a time."""
+
+    def __init__(self, url: str) -> None:
+        dbapi = _native(url)
+        self._pooled = None
+        if dbapi is None:
+            from mailagent.store import db
+
+            self._pooled = db.engine(url).raw_connection()
+            dbapi = self._pooled.driver_connection
+        self.conn = Conn(dbapi, "sqlite" if isinstance(dbapi, sqlite3.Connection) else "postgresql")
+
+    @contextmanager
+    def transaction(self, *, write: bool, durable: bool = False) -> Iterator[Conn]:
+        """Committed when the block ends, rolled back if it raises. Writers on SQLite start with
+        `BEGIN IMMEDIATE`, as in `db.session`; readers on PostgreSQL are READ ONLY, as in
+        `db.reading`. `durable`: the commit is on disk when the block ends, even on SQLite (whose
+        `synchronous=NORMAL` in WAL mode survives a crash of the process, not of the machine):
+        for mail a sender forgets once it is told "stored"."""
+        conn = self.conn
+        try:
+            if conn.dialect == "sqlite":
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            elif not write:
+                conn.execute("SET TRANSACTION READ ONLY")
+            yield conn
+            conn.dbapi.commit()
+        except BaseException:
+            conn.dbapi.rollback()
+            raise
+
+    def close(self) -> None:
+        (self._pooled or self.conn.dbapi).close()
+
+
 @contextmanager
 def connect(url: str, *, write: bool, durable: bool = False) -> Iterator[Conn]:
-    """One transaction, committed when the block ends, rolled back if it raises. Writers on SQLite
-    start with `BEGIN IMMEDIATE`, as in `db.session`; readers on PostgreSQL are READ ONLY, as in
-    `db.reading`. `durable`: the commit is on disk when the block ends, even on SQLite (whose
-    `synchronous=NORMAL` in WAL mode survives a crash of the process, not of the machine); for
-    mail an MTA deletes once it is told "stored". A URL this module cannot open itself (another driver, in-memory SQLite, a file
-    not created yet) gets a connection from the SQLAlchemy engine's pool."""
-    dbapi = _native(url)
-    pooled = None
-    if dbapi is None:
-        from mailagent.store import db
-
-        pooled = db.engine(url).raw_connection()
-        dbapi = pooled.driver_connection
-    conn = Conn(dbapi, "sqlite" if isinstance(dbapi, sqlite3.Connection) else "postgresql")
+    """One transaction on a connection of its own (see `Opened.transaction`). A URL this module
+    cannot open itself (another driver, in-memory SQLite, a file not created yet) gets a
+    connection from the SQLAlchemy engine's pool."""
+    opened = Opened(url)
     try:
-        if conn.dialect == "sqlite":
-            conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        elif not write:
-            conn.execute("SET TRANSACTION READ ONLY")
-        yield conn
-        dbapi.commit()
-    except BaseException:
-        dbapi.rollback()
-        raise
+        with opened.transaction(write=write, durable=durable) as conn:
+            yield conn
     finally:
-        (pooled or dbapi).close()
+        opened.close()
 
 
 def is_storage_error(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ of our mailboxes is stored once (one row per Message-ID, as from IMAP).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import signal
@@ -22,7 +23,8 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 
 from mailagent.config import Settings
-from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.pipeline.ingest import Inbound, store
+from mailagent.store import plain
 from mailagent.worker import dispatch
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class Committer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.opened: plain.Opened | None = None      # kept between batches; reopened after a failure
         self.pending: queue.Queue[tuple[Inbound, Future[int | None]] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._run, name="lmtp-commit", daemon=True)
         self.thread.start()
@@ -75,11 +78,16 @@ class Committer:
                     break
                 batch.append(more)
             self._commit(batch)
+        if self.opened is not None:
+            self.opened.close()
 
     def _commit(self, batch: list[tuple[Inbound, Future[int | None]]]) -> None:
         try:
-            ids = store_many(self.settings.database.url, [item for item, _ in batch])
+            self.opened = self.opened or plain.Opened(self.settings.database.url)
+            with self.opened.transaction(write=True, durable=True) as conn:
+                ids = store(conn, [item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - every waiting client is told to retry
+            self._reset()
             log.error("LMTP: storing %d message(s) failed: %s: %s", len(batch), type(exc).__name__, exc)
             for _, future in batch:
                 future.set_exception(exc)
@@ -91,6 +99,13 @@ class Committer:
             dispatch.stored(self.settings, new)
         except Exception as exc:  # noqa: BLE001 - stored is what counts; the sweeper enqueues later
             log.warning("LMTP: stored %d message(s), but could not hand them to the workers: %s", len(new), exc)
+
+
+    def _reset(self) -> None:
+        if self.opened is not None:
+            with contextlib.suppress(Exception):       # a broken connection may not close cleanly
+                self.opened.close()
+            self.opened = None
 
 
 class Handler:
