@@ -39,9 +39,9 @@ def _cursor(url: str) -> MailboxCursor:
         return s.get(MailboxCursor, "support")
 
 
-def test_new_mail_is_stored_once_across_many_polls(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+def test_new_mail_is_stored_once_across_many_polls(dovecot: Dovecot, imap_user: str, any_db_url: str,
                                                     settings_for) -> None:
-    settings = settings_for(sqlite_url, imap_user, )
+    settings = settings_for(any_db_url, imap_user, )
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(5)))
     enqueued = Collect()
     first = poll.poll(settings, "support", enqueued)
@@ -49,11 +49,11 @@ def test_new_mail_is_stored_once_across_many_polls(dovecot: Dovecot, imap_user: 
     assert poll.poll(settings, "support", enqueued).fetched == 0
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(5, 8)))
     assert len(poll.poll(settings, "support", enqueued).stored) == 3
-    rows = _stored(sqlite_url)
+    rows = _stored(any_db_url)
     assert [r.message_id for r in rows] == [f"m{i}.alice@customer.example" for i in range(8)]
     assert enqueued.ids == [r.id for r in rows]
     assert [r.imap_uid for r in rows] == list(range(1, 9))
-    assert _cursor(sqlite_url).last_uid == 8 and _cursor(sqlite_url).locked_by is None
+    assert _cursor(any_db_url).last_uid == 8 and _cursor(any_db_url).locked_by is None
 
 
 def test_fetch_leaves_messages_unread(dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for) -> None:
@@ -132,16 +132,16 @@ def test_same_message_delivered_twice_is_stored_once(dovecot: Dovecot, imap_user
     assert _stored(sqlite_url)[0].duplicates == 1
 
 
-def test_a_poll_while_another_runs_waits_its_turn(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+def test_a_poll_while_another_runs_waits_its_turn(dovecot: Dovecot, imap_user: str, any_db_url: str,
                                                   settings_for) -> None:
-    settings = settings_for(sqlite_url, imap_user)
+    settings = settings_for(any_db_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1))
-    assert poll._acquire(sqlite_url, "support", "INBOX", "someone-else", 60)
+    assert poll._acquire(any_db_url, "support", "INBOX", "someone-else", 60)
     second = poll.poll(settings, "support", Collect())
-    assert second.busy and _stored(sqlite_url) == []
-    assert _cursor(sqlite_url).rerun                      # the holder is asked to poll again
-    assert poll._rerun_requested(sqlite_url, "support", "someone-else")
-    assert not poll._rerun_requested(sqlite_url, "support", "someone-else")
+    assert second.busy and _stored(any_db_url) == []
+    assert _cursor(any_db_url).rerun                      # the holder is asked to poll again
+    assert poll._rerun_requested(any_db_url, "support", "someone-else")
+    assert not poll._rerun_requested(any_db_url, "support", "someone-else")
 
 
 def test_an_expired_lease_is_taken_over(dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for) -> None:

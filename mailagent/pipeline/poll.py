@@ -15,17 +15,16 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-
-from imapclient import IMAPClient
-from sqlalchemy import or_, update
-from sqlmodel import select
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mailagent.config import Settings
 from mailagent.mail import imap
 from mailagent.pipeline.ingest import Inbound, store
-from mailagent.store import db, plain
-from mailagent.store.models import MailboxCursor, now
+from mailagent.store import cursors, plain
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 log = logging.getLogger(__name__)
 
@@ -50,36 +49,19 @@ def _owner() -> str:
 
 def _acquire(url: str, name: str, folder: str, owner: str, lease: float) -> bool:
     """Take the mailbox's lease, or leave a note for its holder to poll once more."""
-    with db.session(url) as s:
-        s.execute(db.insert(s, MailboxCursor).values(mailbox=name, folder=folder, last_uid=0, rerun=False)
-                  .on_conflict_do_nothing())
-        t = now()
-        taken = s.execute(
-            update(MailboxCursor).where(MailboxCursor.mailbox == name)
-            .where(or_(MailboxCursor.locked_until.is_(None), MailboxCursor.locked_until < t))
-            .values(locked_by=owner, locked_until=t + timedelta(seconds=lease), rerun=False)
-        ).rowcount
-        if not taken:
-            s.execute(update(MailboxCursor).where(MailboxCursor.mailbox == name).values(rerun=True))
-        return bool(taken)
+    with plain.connect(url, write=True) as conn:
+        return cursors.acquire(conn, name, folder, owner, datetime.now(UTC), lease)
 
 
 def _release(url: str, name: str, owner: str, error: str | None) -> None:
-    with db.session(url) as s:
-        s.execute(
-            update(MailboxCursor).where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner)
-            .values(locked_by=None, locked_until=None, rerun=False, last_poll_at=now(), last_error=error)
-        )
+    with plain.connect(url, write=True) as conn:
+        cursors.release(conn, name, owner, datetime.now(UTC), error)
 
 
 def _rerun_requested(url: str, name: str, owner: str) -> bool:
     """Whether another poll asked for a pass while this one ran (the request is consumed)."""
-    with db.session(url) as s:
-        return bool(s.execute(
-            update(MailboxCursor)
-            .where(MailboxCursor.mailbox == name, MailboxCursor.locked_by == owner, MailboxCursor.rerun)
-            .values(rerun=False)
-        ).rowcount)
+    with plain.connect(url, write=True) as conn:
+        return cursors.take_rerun(conn, name, owner)
 
 
 class LeaseLost(RuntimeError):
@@ -118,15 +100,11 @@ def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, en
     assert cfg is not None
     url = settings.database.url
     uidvalidity = imap.select(client, cfg)
-    with db.session(url) as s:
-        cursor = s.exec(select(MailboxCursor).where(MailboxCursor.mailbox == name)).one()
-        if cursor.uidvalidity != uidvalidity:
-            if cursor.uidvalidity is not None:
-                log.warning("%s: UIDVALIDITY changed %s -> %s: resyncing the whole folder "
-                            "(stored messages are recognised and not stored twice)",
-                            name, cursor.uidvalidity, uidvalidity)
-            cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
-        last_uid = cursor.last_uid
+    with plain.connect(url, write=True) as conn:
+        last_uid, before = cursors.position(conn, name, uidvalidity)
+    if before is not None and before != uidvalidity:
+        log.warning("%s: UIDVALIDITY changed %s -> %s: resyncing the whole folder "
+                    "(stored messages are recognised and not stored twice)", name, before, uidvalidity)
     writer = _Writer(settings, name, owner, uidvalidity, enqueue, result)
     try:
         for batch in imap.fetch_new(client, last_uid, settings.ingest.batch_size):
@@ -152,6 +130,7 @@ class _Writer:
         self.pending: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=2)
         self.done: queue.Queue[list[int]] = queue.Queue()
         self.error: BaseException | None = None
+        self.opened: plain.Opened | None = None         # one connection for every batch of this poll
         self.thread = threading.Thread(target=self._run, name=f"store:{name}", daemon=True)
         self.thread.start()
 
@@ -183,18 +162,15 @@ class _Writer:
                 self._commit(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
                 self.error = exc
+        if self.opened is not None:
+            self.opened.close()
 
     def _commit(self, batch: list[tuple[int, bytes]]) -> None:
-        lease = self.settings.ingest.lease_seconds
-        with db.session(self.settings.database.url) as s:
-            new_ids = store(plain.of_session(s), [Inbound(raw, "imap", self.name, uid, self.uidvalidity) for uid, raw in batch])
-            moved = s.execute(
-                update(MailboxCursor)
-                .where(MailboxCursor.mailbox == self.name, MailboxCursor.locked_by == self.owner)
-                .values(last_uid=batch[-1][0], uidvalidity=self.uidvalidity,
-                        locked_until=now() + timedelta(seconds=lease))
-            ).rowcount
-            if not moved:
+        until = datetime.now(UTC) + timedelta(seconds=self.settings.ingest.lease_seconds)
+        self.opened = self.opened or plain.Opened(self.settings.database.url)
+        with self.opened.transaction(write=True) as conn:
+            new_ids = store(conn, [Inbound(raw, "imap", self.name, uid, self.uidvalidity) for uid, raw in batch])
+            if not cursors.advance(conn, self.name, self.owner, batch[-1][0], self.uidvalidity, until):
                 raise LeaseLost(f"{self.name}: the poll lease expired; another poll continues")
         stored = [i for i in new_ids if i is not None]
         self.result.fetched += len(batch)
