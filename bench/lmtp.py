@@ -132,13 +132,14 @@ def main() -> None:
                 expected = args.pipe if way == "pipe" else args.n
                 assert count(config_file) == expected, (way, count(config_file), expected)
                 rates[way].append(rate)
-                print(f"  round {r + 1} {way:22} {rate:8.0f} msg/s", flush=True)
+                print(f"  round {r + 1} {way:22} {rate:8.1f} msg/s", flush=True)
         median = {way: statistics.median(values) for way, values in rates.items()}
         print(f"{'way':24} {'msg/s (median)':>14}")
         for way, rate in median.items():
-            print(f"{way:24} {rate:14.0f}")
+            print(f"{way:24} {rate:14.1f}")
         print(f"ratio lmtp / pipe        {median['lmtp'] / median['pipe']:14.1f}")
-        print(f"ratio lmtp / in-process  {median['lmtp'] / median['in-process store_many']:14.2f}   (goal: >= 1,000 msg/s)")
+        print(f"ratio lmtp / in-process  {median['lmtp'] / median['in-process store_many']:14.2f}")
+        print(f"goal: lmtp >= 1,000 msg/s stored; the in-process figure commits each message alone")
         print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
