@@ -121,7 +121,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {"in-process store_many": [], "lmtp": [], "pipe": []}
     try:
         for r in range(args.repeat):
-            for way in rates:
+            for way, values in rates.items():
                 config_file = fresh(root, f"{way.split()[0]}{r}", args.database_url)
                 if way == "lmtp":
                     rate = lmtp(config_file, messages, args.clients)
@@ -131,7 +131,7 @@ def main() -> None:
                     rate = in_process(config_file, messages)
                 expected = args.pipe if way == "pipe" else args.n
                 assert count(config_file) == expected, (way, count(config_file), expected)
-                rates[way].append(rate)
+                values.append(rate)
                 print(f"  round {r + 1} {way:22} {rate:8.1f} msg/s", flush=True)
         median = {way: statistics.median(values) for way, values in rates.items()}
         print(f"{'way':24} {'msg/s (median)':>14}")
@@ -139,7 +139,7 @@ def main() -> None:
             print(f"{way:24} {rate:14.1f}")
         print(f"ratio lmtp / pipe        {median['lmtp'] / median['pipe']:14.1f}")
         print(f"ratio lmtp / in-process  {median['lmtp'] / median['in-process store_many']:14.2f}")
-        print(f"goal: lmtp >= 1,000 msg/s stored; the in-process figure commits each message alone")
+        print("goal: lmtp >= 1,000 msg/s stored; the in-process figure commits each message alone")
         print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     finally:
         shutil.rmtree(root, ignore_errors=True)
