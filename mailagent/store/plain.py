@@ -2,9 +2,11 @@
 commands) and the few statements every ingest path shares.
 
 Importing SQLAlchemy alone costs ~250 ms, most of such a process's life. The statements here are
-written once, with `?` placeholders, for SQLite (`sqlite3`) and PostgreSQL (`psycopg`); any other
-URL gets None from `connect`, and the caller takes the SQLAlchemy path. Values come back as the
-ORM would give them: aware UTC datetimes, parsed JSON, booleans.
+written once, with `?` placeholders, for SQLite (`sqlite3`) and PostgreSQL (`psycopg`). A URL
+this module does not open itself (another driver, in-memory SQLite, SQLite with URL options, a
+file not created yet) gets a connection from the SQLAlchemy engine's pool instead. Values come
+back as the ORM would give them (aware UTC datetimes, parsed JSON, booleans) on connections opened
+here and on PostgreSQL; a pooled SQLite connection gives SQLite's raw text and integers.
 """
 
 from __future__ import annotations
@@ -53,11 +55,6 @@ class Conn:
         if self.dialect == "sqlite":
             return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return value
-
-
-def of_session(session: Any) -> Conn:
-    """The DB-API connection under a SQLAlchemy session, in that session's transaction."""
-    return Conn(session.connection().connection.driver_connection, session.get_bind().dialect.name)
 
 
 def _native(url: str) -> Any | None:
