@@ -80,6 +80,15 @@ def test_malformed_and_large_mail_is_stored_byte_for_byte(listener: Listener, sq
     assert raws == [garbage, large] and len(large) > 10_000_000
 
 
+def test_international_mail_is_taken(listener: Listener, sqlite_url: str) -> None:
+    raw = "From: Jörg <jörg@beispiel.de>\r\nTo: support@example.com\r\nSubject: Grüße\r\n\r\nHallo\r\n".encode()
+    client = listener.client()
+    assert deliver(client, "jörg@beispiel.de", ["support@example.com"], raw, ("SMTPUTF8", "BODY=8BITMIME"))[-1][0] == 250
+    client.quit()
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("SELECT raw FROM message").fetchone()[0] == raw
+
+
 def test_storage_failing_answers_451_and_the_retry_is_stored(listener: Listener, sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:

@@ -139,7 +139,8 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
     loop = asyncio.get_running_loop()
 
     def factory() -> LMTP:
-        return LMTP(handler, hostname="mailagent", ident="mailagent LMTP", loop=loop)
+        # SMTPUTF8: an MTA bounces international mail a server does not take; the bytes are stored as received.
+        return LMTP(handler, hostname="mailagent", ident="mailagent LMTP", enable_SMTPUTF8=True, loop=loop)
 
     if socket_path:
         server = await loop.create_unix_server(factory, socket_path)

@@ -60,11 +60,12 @@ class Listener:
         return self.proc.stderr.read().decode() if self.proc.stderr else ""
 
 
-def deliver(client: smtplib.LMTP, sender: str, recipients: list[str], raw: bytes) -> list[tuple[int, bytes]]:
+def deliver(client: smtplib.LMTP, sender: str, recipients: list[str], raw: bytes,
+            options: tuple[str, ...] = ()) -> list[tuple[int, bytes]]:
     """One LMTP transaction: the RCPT replies, then one DATA reply per accepted recipient (smtplib's
     `sendmail` reads only the first)."""
     client.ehlo_or_helo_if_needed()
-    code, text = client.mail(sender)
+    code, text = client.mail(sender, list(options))
     assert code == 250, text
     rcpt = [client.rcpt(r) for r in recipients]
     accepted = [r for r, (code, _) in zip(recipients, rcpt, strict=True) if code == 250]
