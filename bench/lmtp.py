@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import corpus  # noqa: E402
-from tests.support.lmtp import Listener, deliver  # noqa: E402
+from bench.ingest import corpus
+from tests.support.lmtp import Listener, deliver
 
 MAILAGENT = str(Path(sys.executable).parent / "mailagent")
 
