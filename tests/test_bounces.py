@@ -11,7 +11,7 @@ from sqlmodel import func, select
 from mailagent.cli import views
 from mailagent.mail.dsn import delivery_report
 from mailagent.mail.parse import parse_tree
-from mailagent.pipeline import classify, drafting, ingest, outbox
+from mailagent.pipeline import classify, drafting, outbox, poll
 from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.review import drafts
 from mailagent.store import db, queue
@@ -89,7 +89,7 @@ def test_a_bounce_of_our_reply_fails_it_in_its_conversation_for_a_person(
     [sent] = smtp_server.received
     dovecot.append(imap_user, "INBOX", _bounce_of(sent.data))
     stored: list[int] = []
-    ingest.poll(settings, "support", stored.extend)
+    poll.poll(settings, "support", stored.extend)
     [bounce_id] = stored
     processed = classify.process(settings, bounce_id)
     assert drafting.draft_reply_sync(settings, processed.conversation.id).step == "nothing"  # as the actor would

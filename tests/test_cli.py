@@ -220,12 +220,12 @@ def test_a_bad_data_file_is_a_clear_error(config_file: Path) -> None:
 
 def test_an_unexpected_error_is_one_line_and_exit_70_with_the_traceback_under_v(
         config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from mailagent.cli import views
+    from mailagent.store import listings
 
     def broken(*_args: object, **_kw: object) -> None:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(views, "drafts", broken)
+    monkeypatch.setattr(listings, "drafts", broken)
     assert cli.main(["--config", str(config_file), "drafts", "list"]) == 70
     assert capsys.readouterr().err == ("mailagent: internal error: ZeroDivisionError: a bug "
                                        "(run with -v for the traceback)\n")

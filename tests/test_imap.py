@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 from imapclient.exceptions import IMAPClientError
-from sqlalchemy import update
 from sqlmodel import select
 
 from mailagent.mail.imap import IdleWatcher
-from mailagent.pipeline import ingest
+from mailagent.pipeline import poll
 from mailagent.store import db
 from mailagent.store.models import MailboxCursor, Message, now
 
@@ -43,27 +42,27 @@ def _cursor(url: str) -> MailboxCursor:
         return s.get(MailboxCursor, "support")
 
 
-def test_new_mail_is_stored_once_across_many_polls(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+def test_new_mail_is_stored_once_across_many_polls(dovecot: Dovecot, imap_user: str, any_db_url: str,
                                                     settings_for) -> None:
-    settings = settings_for(sqlite_url, imap_user, )
+    settings = settings_for(any_db_url, imap_user, )
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(5)))
     enqueued = Collect()
-    first = ingest.poll(settings, "support", enqueued)
+    first = poll.poll(settings, "support", enqueued)
     assert (first.fetched, len(first.stored)) == (5, 5)
-    assert ingest.poll(settings, "support", enqueued).fetched == 0
+    assert poll.poll(settings, "support", enqueued).fetched == 0
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(5, 8)))
-    assert len(ingest.poll(settings, "support", enqueued).stored) == 3
-    rows = _stored(sqlite_url)
+    assert len(poll.poll(settings, "support", enqueued).stored) == 3
+    rows = _stored(any_db_url)
     assert [r.message_id for r in rows] == [f"m{i}.alice@customer.example" for i in range(8)]
     assert enqueued.ids == [r.id for r in rows]
     assert [r.imap_uid for r in rows] == list(range(1, 9))
-    assert _cursor(sqlite_url).last_uid == 8 and _cursor(sqlite_url).locked_by is None
+    assert _cursor(any_db_url).last_uid == 8 and _cursor(any_db_url).locked_by is None
 
 
 def test_fetch_leaves_messages_unread(dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for) -> None:
     settings = settings_for(sqlite_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1))
-    ingest.poll(settings, "support", Collect())
+    poll.poll(settings, "support", Collect())
     with dovecot.client(imap_user) as c:
         c.select_folder("INBOX")
         assert b"\\Seen" not in c.get_flags([1])[1]
@@ -73,7 +72,7 @@ def test_after_ingest_flag_marks_what_was_taken(dovecot: Dovecot, imap_user: str
                                                 settings_for) -> None:
     settings = settings_for(sqlite_url, imap_user, after_ingest="flag")
     dovecot.append(imap_user, "INBOX", mail(1), mail(2))
-    ingest.poll(settings, "support", Collect())
+    poll.poll(settings, "support", Collect())
     with dovecot.client(imap_user) as c:
         c.select_folder("INBOX")
         assert all(b"$MailagentIngested" in flags for flags in c.get_flags([1, 2]).values())
@@ -84,7 +83,7 @@ def test_after_ingest_move_empties_the_folder(dovecot: Dovecot, imap_user: str, 
     settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Processed")
     dovecot.append(imap_user, "Processed")
     dovecot.append(imap_user, "INBOX", mail(1), mail(2), mail(3))
-    assert len(ingest.poll(settings, "support", Collect()).stored) == 3
+    assert len(poll.poll(settings, "support", Collect()).stored) == 3
     with dovecot.client(imap_user) as c:
         assert c.select_folder("INBOX")[b"EXISTS"] == 0
         assert c.select_folder("Processed")[b"EXISTS"] == 3
@@ -95,7 +94,7 @@ def test_after_ingest_move_to_a_missing_folder_creates_it(dovecot: Dovecot, imap
     """The MOVE failed with [TRYCREATE] and the message stayed in INBOX."""
     settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Handled")
     dovecot.append(imap_user, "INBOX", mail(1), mail(2))
-    assert len(ingest.poll(settings, "support", Collect()).stored) == 2
+    assert len(poll.poll(settings, "support", Collect()).stored) == 2
     with dovecot.client(imap_user) as c:
         assert c.select_folder("INBOX")[b"EXISTS"] == 0
         assert c.select_folder("Handled")[b"EXISTS"] == 2
@@ -107,7 +106,7 @@ def test_after_ingest_move_to_a_folder_the_server_refuses_says_so(dovecot: Dovec
     settings = settings_for(sqlite_url, imap_user, after_ingest="move", move_to="Archive/2026")  # "." separates
     dovecot.append(imap_user, "INBOX", mail(1))
     with pytest.raises(IMAPClientError, match="Archive/2026"):
-        ingest.poll(settings, "support", Collect())
+        poll.poll(settings, "support", Collect())
     assert len(_stored(sqlite_url)) == 1                  # stored all the same: nothing is lost
     assert "Archive/2026" in _cursor(sqlite_url).last_error
 
@@ -120,13 +119,13 @@ def test_connection_dropped_mid_fetch_loses_and_doubles_nothing(dovecot: Dovecot
     dovecot.append(imap_user, "INBOX", *(mail(i, body="x" * 3000 + f" {i}") for i in range(20)))
     proxy.cut_after = 30_000               # about two batches in, mid-FETCH
     with pytest.raises((IMAPClientError, OSError)):
-        ingest.poll(settings, "support", Collect())
+        poll.poll(settings, "support", Collect())
     partial = _stored(sqlite_url)
     assert 0 < len(partial) < 20
     assert _cursor(sqlite_url).last_uid == partial[-1].imap_uid      # cursor never ahead of storage
     assert "FETCH" in (_cursor(sqlite_url).last_error or "") and _cursor(sqlite_url).locked_by is None
     proxy.cut_after = None
-    ingest.poll(settings, "support", Collect())
+    poll.poll(settings, "support", Collect())
     rows = _stored(sqlite_url)
     assert sorted(r.message_id for r in rows) == sorted(f"m{i}.alice@customer.example" for i in range(20))
     assert sum(r.duplicates for r in rows) == 0
@@ -137,12 +136,12 @@ def test_uidvalidity_change_resyncs_without_duplicates(dovecot: Dovecot, imap_us
                                                        settings_for) -> None:
     settings = settings_for(sqlite_url, imap_user, folder="Support")
     dovecot.append(imap_user, "Support", mail(1), mail(2), mail(3))
-    ingest.poll(settings, "support", Collect())
+    poll.poll(settings, "support", Collect())
     before = _cursor(sqlite_url).uidvalidity
     time.sleep(1.1)                         # Dovecot derives UIDVALIDITY from the clock
     dovecot.recreate(imap_user, "Support")
     dovecot.append(imap_user, "Support", mail(1), mail(2), mail(3), mail(4))
-    result = ingest.poll(settings, "support", Collect())
+    result = poll.poll(settings, "support", Collect())
     assert (result.fetched, len(result.stored)) == (4, 1)
     assert _cursor(sqlite_url).uidvalidity != before
     rows = _stored(sqlite_url)
@@ -153,44 +152,44 @@ def test_same_message_delivered_twice_is_stored_once(dovecot: Dovecot, imap_user
                                                      settings_for) -> None:
     settings = settings_for(sqlite_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1), mail(1))
-    result = ingest.poll(settings, "support", Collect())
+    result = poll.poll(settings, "support", Collect())
     assert (result.fetched, len(result.stored), result.duplicates) == (2, 1, 1)
     assert _stored(sqlite_url)[0].duplicates == 1
 
 
-def test_a_poll_while_another_runs_waits_its_turn(dovecot: Dovecot, imap_user: str, sqlite_url: str,
+def test_a_poll_while_another_runs_waits_its_turn(dovecot: Dovecot, imap_user: str, any_db_url: str,
                                                   settings_for) -> None:
-    settings = settings_for(sqlite_url, imap_user)
+    settings = settings_for(any_db_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1))
-    assert ingest._acquire(sqlite_url, "support", "INBOX", "someone-else", 60)
-    second = ingest.poll(settings, "support", Collect())
-    assert second.busy and _stored(sqlite_url) == []
-    assert _cursor(sqlite_url).rerun                      # the holder is asked to poll again
-    assert ingest._rerun_requested(sqlite_url, "support", "someone-else")
-    assert not ingest._rerun_requested(sqlite_url, "support", "someone-else")
+    assert poll._acquire(any_db_url, "support", "INBOX", "someone-else", 60)
+    second = poll.poll(settings, "support", Collect())
+    assert second.busy and _stored(any_db_url) == []
+    assert _cursor(any_db_url).rerun                      # the holder is asked to poll again
+    assert poll._rerun_requested(any_db_url, "support", "someone-else")
+    assert not poll._rerun_requested(any_db_url, "support", "someone-else")
 
 
 def test_an_expired_lease_is_taken_over(dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for) -> None:
     settings = settings_for(sqlite_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1))
     with freeze_time(now() - timedelta(seconds=settings.ingest.lease_seconds + 1)):
-        assert ingest._acquire(sqlite_url, "support", "INBOX", "crashed-worker", settings.ingest.lease_seconds)
-    assert len(ingest.poll(settings, "support", Collect()).stored) == 1
+        assert poll._acquire(sqlite_url, "support", "INBOX", "crashed-worker", settings.ingest.lease_seconds)
+    assert len(poll.poll(settings, "support", Collect()).stored) == 1
 
 
 def test_a_poll_that_lost_its_lease_writes_nothing(dovecot: Dovecot, imap_user: str, sqlite_url: str,
                                                    settings_for, monkeypatch) -> None:
     settings = settings_for(sqlite_url, imap_user)
     dovecot.append(imap_user, "INBOX", mail(1), mail(2))
-    real = ingest.store
+    real = poll.store
 
-    def store_then_lose_lease(s, items):    # as if another poller took over mid-batch
-        s.execute(update(MailboxCursor).values(locked_by="another-poller"))
-        return real(s, items)
+    def store_then_lose_lease(conn, items):    # as if another poller took over mid-batch
+        conn.execute("UPDATE mailbox_cursor SET locked_by = 'another-poller'")
+        return real(conn, items)
 
-    monkeypatch.setattr(ingest, "store", store_then_lose_lease)
-    with pytest.raises(ingest.LeaseLost):
-        ingest.poll(settings, "support", Collect())
+    monkeypatch.setattr(poll, "store", store_then_lose_lease)
+    with pytest.raises(poll.LeaseLost):
+        poll.poll(settings, "support", Collect())
     assert _stored(sqlite_url) == [] and _cursor(sqlite_url).last_uid == 0
 
 
@@ -198,7 +197,7 @@ def _watch_polling(settings, url: str) -> tuple[IdleWatcher, threading.Event, th
     """A watcher whose `on_mail` really polls the mailbox into the database."""
     stop = threading.Event()
     watcher = IdleWatcher("support", settings.mailbox("support").imap,
-                          lambda: ingest.poll(settings, "support", Collect()), stop, max_backoff=1)
+                          lambda: poll.poll(settings, "support", Collect()), stop, max_backoff=1)
     thread = threading.Thread(target=watcher.run, daemon=True)
     thread.start()
     return watcher, stop, thread

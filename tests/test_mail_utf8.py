@@ -13,7 +13,7 @@ from mailagent.config import Settings
 from mailagent.mail import smtp
 from mailagent.mail.headers import envelope
 from mailagent.mail.parse import parse
-from mailagent.pipeline import classify, drafting, ingest, outbox
+from mailagent.pipeline import classify, drafting, outbox, poll
 from mailagent.review import drafts
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message
@@ -51,7 +51,7 @@ def test_a_reply_to_raw_utf8_headers_reads_right_everywhere(sqlite_url: str, set
     dovecot.append(imap_user, "INBOX", GMAIL_8BIT)
     dovecot.append(imap_user, "Sent")
     stored: list[int] = []
-    ingest.poll(settings, "support", stored.extend)
+    poll.poll(settings, "support", stored.extend)
     [message_id] = stored
     processed = classify.process(settings, message_id)
     assert processed is not None

@@ -12,7 +12,7 @@ from sqlmodel import SQLModel, select
 
 from mailagent.knowledge.search import is_search_index
 from mailagent.pipeline import classify
-from mailagent.pipeline.ingest import Inbound, store, store_many
+from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.pipeline.threads import subject_key
 from mailagent.store import db
 from mailagent.store.models import Conversation, Message, MessageState, Outbound
@@ -168,8 +168,7 @@ def test_processing_twice_changes_nothing(any_db_url: str) -> None:
 
 def test_piped_mail_finds_its_mailbox_from_the_recipients(any_db_url: str) -> None:
     settings = make_settings(any_db_url)
-    with db.session(any_db_url) as s:
-        [new_id] = store(s, [Inbound(mail(1, to="Support <SUPPORT@example.com>"), "pipe")])
+    [new_id] = store_many(any_db_url, [Inbound(mail(1, to="Support <SUPPORT@example.com>"), "pipe")])
     classify.process(settings, new_id)
     assert _messages(any_db_url)[0].mailbox == "support"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     Fail,
@@ -17,7 +18,10 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import newest, print_listing
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 STATES = ["proposed", "approved", "rejected", "executed", "failed"]
 
@@ -25,8 +29,8 @@ STATES = ["proposed", "approved", "rejected", "executed", "failed"]
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    views.print_listing(views.actions(store(settings), state=args.state, limit=args.limit), args,
-                        ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
+    print_listing(views.actions(store(settings), state=args.state, limit=args.limit), args,
+                  ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
     return 0
 
 
@@ -60,7 +64,7 @@ def cmd_decide(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.newest(views.audit(store(settings), conversation_id=args.conversation, limit=args.limit), args.limit)
+    rows = newest(views.audit(store(settings), conversation_id=args.conversation, limit=args.limit), args.limit)
     if args.json:
         print_json(rows)
         return 0

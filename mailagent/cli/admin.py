@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import Subparsers, command, group, store
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:

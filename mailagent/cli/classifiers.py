@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_CONFIG,
@@ -14,7 +15,9 @@ from mailagent.cli.common import (
     json_flag,
     print_json,
 )
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_test(settings: Settings, args: argparse.Namespace) -> int:

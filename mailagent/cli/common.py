@@ -8,14 +8,16 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailagent.config import Settings
+if TYPE_CHECKING:
+    from mailagent.config import Settings
+
 
 EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 65, 66, 70, 75, 78
 EX_PIPE = 141           # 128 + SIGPIPE: what a shell reports for any program whose reader went away
 
-Handler = Callable[[Settings, argparse.Namespace], int]
+Handler = Callable[["Settings", argparse.Namespace], int]
 Subparsers = Any        # argparse's private _SubParsersAction
 
 
@@ -64,11 +66,17 @@ def print_json(rows: Sequence[dict[str, Any]]) -> None:
     sys.stdout.write("\n")
 
 
+_UNAVAILABLE = (("sqlalchemy.exc", ("OperationalError", "InterfaceError")), ("sqlite3", ("OperationalError",)),
+                ("psycopg", ("OperationalError", "InterfaceError")))
+
+
 def database_error(exc: BaseException, url: str) -> str | None:
     """One line saying the database cannot be used (down, wrong credentials, no such database),
-    or None when `exc` is something else. Looks at SQLAlchemy only if it is loaded already."""
-    exc_module = sys.modules.get("sqlalchemy.exc")
-    if exc_module is None or not isinstance(exc, exc_module.OperationalError | exc_module.InterfaceError):
+    or None when `exc` is something else: an operational error of SQLAlchemy or of a driver the
+    short commands use directly (`store.plain`), looked at only if that module is loaded already."""
+    kinds = [getattr(sys.modules[module], name) for module, names in _UNAVAILABLE for name in names
+             if module in sys.modules]
+    if not isinstance(exc, tuple(kinds)):
         return None
     from mailagent.store.db import safe_url
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_NOINPUT,
@@ -17,17 +18,21 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 STATES = ["drafting", "waiting", "held", "escalated", "sent", "rejected", "ignored", "superseded"]
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
+    from mailagent.cli import rows as fields
+    from mailagent.store import listings
 
-    views.print_listing(views.drafts(store(settings), state=args.state, limit=args.limit), args,
-                        ["id", "conversation_id", "state", "delivery", "decision", "rule", "intent", "confidence",
-                         "flags"])
+    fields.print_listing([fields.draft_row(d, delivery) for d, delivery in
+                          listings.drafts(store(settings), state=args.state, limit=args.limit + 1)], args,
+                         ["id", "conversation_id", "state", "delivery", "decision", "rule", "intent", "confidence",
+                          "flags"])
     return 0
 
 

@@ -23,9 +23,10 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_listing, print_table
 
 if TYPE_CHECKING:
+    from mailagent.config import Settings
     from mailagent.evals.runs import Outcome
     from mailagent.store.models import EvalCase, EvalResult
 
@@ -56,14 +57,13 @@ def _read_text(path: str) -> str:
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.evals.cases import Filter, select_cases
     from mailagent.store import db
 
     which = Filter(tuple(args.state or ()), tuple(args.source or ()), tuple(args.tag or ()))
     with db.reading(store(settings)) as s:
         rows = [case_row(c) for c in select_cases(s, which, limit=args.limit + 1)]
-    views.print_listing(rows, args, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
+    print_listing(rows, args, ["id", "source", "state", "subject", "similarity", "facts_added", "tags"])
     return 0
 
 
@@ -214,12 +214,10 @@ def outcome_row(o: Outcome | EvalResult, before: EvalResult | None = None) -> di
 
 
 def _print_results(rows: list[dict[str, Any]]) -> None:
-    from mailagent.cli import views
-
     table = [{"case": r["case_id"], "score": f"{r['score']:.2f}", "pass": "✓" if r["passed"] else "✗",
               "was": {True: "✓", False: "✗"}.get(r.get("baseline_passed"), ""), "decision": r["decision"],
               "graders": _grades(r["grades"]) or (r["error"] or "no grader applies")} for r in rows]
-    views.print_table(table, ["case", "score", "pass", "was", "decision", "graders"])
+    print_table(table, ["case", "score", "pass", "was", "decision", "graders"])
     for r in rows:
         for g in r["grades"]:
             if not g["passed"]:
@@ -262,12 +260,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_runs(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.store.quality import eval_runs
 
     rows = eval_runs(store(settings), set_name=args.set, limit=args.limit + 1)
-    views.print_listing(rows, args, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
-                                     "prompt_version", "started_at"])
+    print_listing(rows, args, ["id", "set", "cases", "passed", "score", "gate_passed", "baseline_id", "model",
+                               "prompt_version", "started_at"])
     return 0
 
 

@@ -4,9 +4,12 @@ helpdesk's admin set up (webhook, triggers, macros) for mailagent to hear from i
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import EX_CONFIG, Fail, Subparsers, command, group
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:

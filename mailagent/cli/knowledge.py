@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     Fail,
@@ -16,7 +17,10 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_table
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_sync(settings: Settings, _args: argparse.Namespace) -> int:
@@ -45,14 +49,13 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_suggestions_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.evals import suggestions
 
     rows = suggestions.rows(store(settings), args.state)
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "kind", "state", "article_id", "title", "case_ids", "conversation_ids", "facts"])
+        print_table(rows, ["id", "kind", "state", "article_id", "title", "case_ids", "conversation_ids", "facts"])
     return 0
 
 

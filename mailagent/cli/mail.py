@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_DATAERR,
@@ -21,7 +22,9 @@ from mailagent.cli.common import (
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -29,9 +32,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     skipped; the others are stored all the same. Exit codes: 0 all stored; 66 some file could not
     be read, 65 some file was empty (66 wins), the rest stored either way; 75 storage is down and
     nothing was stored (an MTA pipe keeps the message and tries again later)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from mailagent.pipeline import ingest
+    from mailagent.store import plain
     from mailagent.worker import dispatch
 
     paths: list[str] = args.files or ["-"]
@@ -55,7 +57,9 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if items:
         try:
             ids = ingest.store_many(store(settings), items)
-        except SQLAlchemyError as exc:
+        except Exception as exc:
+            if not plain.is_storage_error(exc):
+                raise
             raise Fail(f"storage unavailable, nothing stored: {exc.__class__.__name__}: {first_line(exc)}",
                        EX_TEMPFAIL) from None
     new = [i for i in ids if i is not None]
@@ -70,10 +74,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
+    from mailagent.cli import rows as fields
+    from mailagent.store import listings
 
-    views.print_listing(views.messages(store(settings), limit=args.limit), args,
-                        ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+    fields.print_listing([fields.message_row(m) for m in listings.messages(store(settings), limit=args.limit + 1)],
+                         args, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
     return 0
 
 
@@ -90,10 +95,12 @@ def cmd_messages_show(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_conversations_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
+    from mailagent.cli import rows as fields
+    from mailagent.store import listings
 
-    views.print_listing(views.conversations(store(settings), limit=args.limit), args,
-                        ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
+    fields.print_listing([fields.conversation_row(*found) for found in
+                          listings.conversations(store(settings), limit=args.limit + 1)],
+                         args, ["id", "last_message_at", "state", "customer", "subject", "messages", "replies"])
     return 0
 
 

@@ -52,11 +52,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; whatever happens, it ends with one line on stderr and an exit code from
     the README's table (a traceback only with `-v`, for a bug)."""
+    args = parser().parse_args(argv)              # --help ends here, before any configuration
     from mailagent import config
     from mailagent.config import ConfigError
     from mailagent.tomlfile import FileError
 
-    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = None

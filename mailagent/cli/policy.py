@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import Fail, Subparsers, command, group, store
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> int:

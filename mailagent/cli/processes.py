@@ -1,5 +1,5 @@
 """The long-running processes of the Procfile (`web`, `worker`, `clock`, `watch`), `run` (all of
-them in one process) and `demo`."""
+them in one process), the `lmtp` listener an MTA delivers to, and `demo`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import EX_CONFIG, Fail, Subparsers, command, store
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -96,6 +99,20 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lmtp(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mailagent.worker import lmtp
+
+    if not settings.mailboxes:
+        raise Fail("no [mailboxes.NAME] with an address: every recipient would be refused", EX_CONFIG)
+    if args.socket and (args.host or args.port):
+        raise Fail("--socket, or --host and --port: not both", EX_CONFIG)
+    store(settings)
+    asyncio.run(lmtp.serve(settings, host=args.host, port=args.port, socket_path=args.socket))
+    return 0
+
+
 def cmd_demo(_settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import demo
 
@@ -110,6 +127,10 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--threads", type=int, metavar="N", help="threads per process (default: [worker] threads)")
     command(sub, "clock", cmd_clock, help="schedule mailbox polls and the sweeper")
     command(sub, "watch", cmd_watch, help="hold IMAP IDLE and enqueue a poll when mail arrives")
+    c = command(sub, "lmtp", cmd_lmtp, help="receive mail from Postfix or Dovecot over LMTP (stored, then acknowledged)")
+    c.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    c.add_argument("--port", type=int, help="port to listen on (default 24)")
+    c.add_argument("--socket", metavar="PATH", help="listen on this Unix socket instead")
     c = command(sub, "web", cmd_web, help="the HTTP app: the review page, helpdesk webhooks, health, metrics")
     c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=8025, help="port to listen on (default 8025)")

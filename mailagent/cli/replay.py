@@ -7,6 +7,7 @@ import argparse
 import shutil
 import textwrap
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_CONFIG,
@@ -17,7 +18,9 @@ from mailagent.cli.common import (
     print_json,
     store,
 )
-from mailagent.config import Settings
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def _column(title: str, side: object, width: int) -> list[str]:

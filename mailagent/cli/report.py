@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import Subparsers, command, print_json, store
-from mailagent.config import Settings
+from mailagent.cli.rows import print_table
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.store import metrics
 
     store(settings)
@@ -20,7 +23,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     figures = [f for source in report.sources for f in source.figures]
     for title, spans in (("per day (UTC)", report.days), ("per ISO week", report.weeks)):
         print(title)
-        views.print_table([{"period": p.label, **{f.header: metrics.show(row.get(f.key), f.unit, report.currency)
+        print_table([{"period": p.label, **{f.header: metrics.show(row.get(f.key), f.unit, report.currency)
                                                   for f in figures}} for p, row in spans],
                           ["period", *(f.header for f in figures)])
         print()

@@ -17,9 +17,10 @@ from mailagent.cli.common import (
     print_json,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_table
 
 if TYPE_CHECKING:
+    from mailagent.config import Settings
     from mailagent.store.models import User
 
 ROLES = ["rep", "lead", "ops"]
@@ -70,14 +71,13 @@ def row(user: User) -> dict[str, object]:
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
-    from mailagent.cli import views
     from mailagent.store import accounts
 
     rows = [row(u) for u in accounts.users(store(settings))]
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["name", "role", "disabled", "password", "last_login_at"])
+        print_table(rows, ["name", "role", "disabled", "password", "last_login_at"])
     return 0
 
 

@@ -4,24 +4,25 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import sys
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func
 from sqlmodel import col, select
 
-from mailagent.cli.common import NotFound, print_json
-from mailagent.store import db
+from mailagent.cli.common import NotFound
+from mailagent.cli.rows import (
+    conversation_row,
+    draft_row,
+    iso,
+    message_row,
+    terminal_safe,
+)
+from mailagent.store import db, listings
 from mailagent.store.models import (
     Action,
     AuditEntry,
     Conversation,
     Draft,
-    HelpdeskPost,
     Message,
     Outbound,
     SpanRecord,
@@ -29,38 +30,6 @@ from mailagent.store.models import (
 )
 
 T = TypeVar("T")
-# Control characters (C0, DEL, C1) and bidirectional overrides: written as escapes, so customer
-# text can neither move the cursor, recolour or clear the terminal, nor reorder what a rep reads.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_safe(text: str) -> str:
-    """Text as it may be printed to a terminal: newlines and tabs kept, other control
-    characters shown as `\\xNN` / `\\uNNNN` escapes."""
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text.replace("\r\n", "\n"))
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
-def message_row(m: Message) -> dict[str, Any]:
-    return {
-        "id": m.id, "message_id": m.message_id, "conversation_id": m.conversation_id,
-        "mailbox": m.mailbox, "source": m.source, "state": m.state, "kind": m.kind,
-        "kind_reason": m.kind_reason, "parse_error": m.parse_error, "sha256": m.sha256,
-        "from": m.from_addr, "from_name": m.from_name, "subject": m.subject,
-        "sent_at": _iso(m.sent_at), "received_at": _iso(m.received_at),
-        "attachments": m.attachments, "duplicates": m.duplicates,
-    }
-
-
-def messages(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        rows = s.exec(select(Message).order_by(col(Message.id).desc()).limit(limit + 1)).all()
-        return [message_row(m) for m in reversed(rows)]
-
-
 def _get(s: Any, model: type[T], ident: int, what: str) -> T:
     row = s.get(model, ident)
     if row is None:
@@ -88,27 +57,6 @@ def message_detail(url: str, ident: int) -> str:
     return terminal_safe("\n".join(lines))
 
 
-def conversation_row(c: Conversation, messages: int, replies: int) -> dict[str, Any]:
-    return {
-        "id": c.id, "channel": c.channel, "mailbox": c.mailbox, "helpdesk": c.helpdesk, "ticket_id": c.ticket_id,
-        "customer": c.customer_addr, "customer_name": c.customer_name,
-        "subject": c.subject, "state": c.state, "taken_by": c.taken_by, "messages": messages,
-        "replies": replies, "created_at": _iso(c.created_at), "last_message_at": _iso(c.last_message_at),
-    }
-
-
-def _counts(s: Any, model: type[Message | Outbound]) -> dict[int, int]:
-    column = model.conversation_id  # type: ignore[union-attr]
-    return dict(s.exec(select(column, func.count()).group_by(column)).all())
-
-
-def conversations(url: str, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        rows = s.exec(select(Conversation).order_by(col(Conversation.id).desc()).limit(limit + 1)).all()
-        inbound, outbound = _counts(s, Message), _counts(s, Outbound)
-        return [conversation_row(c, inbound.get(c.id, 0), outbound.get(c.id, 0)) for c in reversed(rows)]
-
-
 def conversation_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         c = _get(s, Conversation, ident, "conversation")
@@ -126,7 +74,7 @@ def conversation_detail(url: str, ident: int) -> str:
             f" {o.last_error}" if o.last_error else "")
         timeline.append((o.created_at, f"{head}\n{_indent(o.body_text)}"))
     for at, text in sorted(timeline, key=lambda item: item[0]):
-        lines += ["", f"{_iso(at)} {text}"]
+        lines += ["", f"{iso(at)} {text}"]
     return terminal_safe("\n".join(lines))
 
 
@@ -135,84 +83,6 @@ def _indent(text: str, limit: int = 1200) -> str:
     if len(text) > limit:
         text = text[:limit] + " [...]"
     return "\n".join(f"    {line}" for line in text.splitlines())
-
-
-def newest(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The newest `limit` of rows fetched with one more than asked (oldest first); when more exist,
-    stderr says so: a list is never cut silently."""
-    if len(rows) <= limit:
-        return list(rows)
-    print(f"(the newest {limit} shown, more exist: --limit N shows more)", file=sys.stderr)
-    return list(rows[len(rows) - limit:])
-
-
-def print_listing(rows: Sequence[dict[str, Any]], args: Any, columns: list[str]) -> None:
-    """The rows of a list command as JSON (`--json`) or a table, cut to `--limit`."""
-    rows = newest(rows, args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(rows, columns)
-
-
-def print_table(rows: Sequence[dict[str, Any]], columns: list[str]) -> None:
-    """Rows as aligned columns cut to the terminal width; long cells are shortened with '…'."""
-    if not rows:
-        print("(none)")
-        return
-    width = shutil.get_terminal_size((160, 24)).columns
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    sizes = [min(max(len(c), *(len(row[i]) for row in cells)), 48) for i, c in enumerate(columns)]
-    for row in [[c.upper() for c in columns], *cells]:
-        line = "  ".join(_cut(v, sizes[i]).ljust(sizes[i]) for i, v in enumerate(row))
-        print(line[:width].rstrip())
-
-
-def _cut(value: str, size: int) -> str:
-    value = terminal_safe(" ".join(value.split()))
-    return value if len(value) <= size else value[: size - 1] + "…"
-
-
-def deliveries(s: Any, drafts: Sequence[Draft]) -> dict[int, tuple[str, str | None]]:
-    """How far each sent draft's reply got (the outbox's or the helpdesk post's state, and its last
-    error): a draft `sent` by the policy or a rep may still be `failed` or `unknown` on the wire."""
-    outbound_ids = [d.outbound_id for d in drafts if d.outbound_id is not None]
-    found: dict[int, tuple[str, str | None]] = {}
-    if outbound_ids:
-        rows = s.exec(select(Outbound.id, Outbound.state, Outbound.last_error)
-                      .where(col(Outbound.id).in_(outbound_ids))).all()
-        by_outbound = {ident: (str(state), error) for ident, state, error in rows}
-        found = {d.id: by_outbound[d.outbound_id] for d in drafts if d.outbound_id in by_outbound}
-    rest = [d.id for d in drafts if d.id not in found]
-    if rest:
-        posts = s.exec(select(HelpdeskPost.draft_id, HelpdeskPost.state, HelpdeskPost.last_error)
-                       .where(col(HelpdeskPost.draft_id).in_(rest), HelpdeskPost.kind == "reply")
-                       .order_by(col(HelpdeskPost.id))).all()
-        found |= {draft_id: (str(state), error) for draft_id, state, error in posts}
-    return found
-
-
-def draft_row(d: Draft, delivery: tuple[str, str | None] | None = None) -> dict[str, Any]:
-    return {
-        "id": d.id, "conversation_id": d.conversation_id, "message_id": d.message_id, "state": d.state,
-        "decision": d.decision, "shadow": d.shadow, "rule": d.rule, "reasons": d.reasons,
-        "confidence": d.confidence, "intent": d.intent, "language": d.language, "needs_human": d.needs_human,
-        "needs_human_reason": d.needs_human_reason, "flags": d.flags, "cited": d.cited, "model": d.model,
-        "prompt_version": d.prompt_version, "usage": d.usage, "trace_id": d.trace_id,
-        "outbound_id": d.outbound_id, "delivery": delivery[0] if delivery else None,
-        "delivery_error": delivery[1] if delivery else None, "reviewed_by": d.reviewed_by,
-        "created_at": _iso(d.created_at), "decided_at": _iso(d.decided_at),
-    }
-
-
-def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with db.reading(url) as s:
-        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit + 1)
-        if state:
-            query = query.where(Draft.state == state)
-        found = list(reversed(s.exec(query).all()))
-        delivered = deliveries(s, found)
-        return [draft_row(d, delivered.get(d.id)) for d in found]
 
 
 def draft_model(url: str, ident: int) -> Draft:
@@ -224,7 +94,7 @@ def draft_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         d = _get(s, Draft, ident, "draft")
         turn = s.get(Message, d.message_id)
-        row = draft_row(d, deliveries(s, [d]).get(d.id))
+        row = draft_row(d, listings.deliveries(url, [d.id or 0]).get(d.id or 0))
     lines = [f"{k:18} {v}" for k, v in row.items() if k not in ("reasons", "usage") and v not in (None, "", [])]
     lines += [f"{'reason':18} {r}" for r in d.reasons]
     if turn is not None and turn.parse_error:
@@ -249,7 +119,7 @@ def trace_detail(url: str, conversation_id: int) -> str:
         spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_([t.id for t in traces]))).all()
     lines = []
     for t in traces:
-        lines.append(f"trace {t.id} {t.workflow} {_iso(t.started_at)}")
+        lines.append(f"trace {t.id} {t.workflow} {iso(t.started_at)}")
         own = sorted((sp for sp in spans if sp.trace_id == t.id), key=lambda sp: (sp.started_at or t.started_at))
         depth = {sp.id: 0 for sp in own}
         for sp in own:
@@ -268,8 +138,8 @@ def action_row(a: Action) -> dict[str, Any]:
         "id": a.id, "conversation_id": a.conversation_id, "draft_id": a.draft_id, "tool": a.tool,
         "arguments": a.arguments, "amount": a.amount, "currency": a.currency, "state": a.state,
         "decided_by": a.decided_by, "reasons": a.reasons, "idempotency_key": a.idempotency_key,
-        "result": a.result, "error": a.error, "created_at": _iso(a.created_at),
-        "decided_at": _iso(a.decided_at), "executed_at": _iso(a.executed_at),
+        "result": a.result, "error": a.error, "created_at": iso(a.created_at),
+        "decided_at": iso(a.decided_at), "executed_at": iso(a.executed_at),
     }
 
 
@@ -287,12 +157,12 @@ def action_detail(url: str, ident: int) -> str:
         trail = s.exec(select(AuditEntry).where(AuditEntry.action_id == ident).order_by(col(AuditEntry.id))).all()
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
-    lines += ["", "audit:"] + [f"  {_iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
+    lines += ["", "audit:"] + [f"  {iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
     return terminal_safe("\n".join(lines))
 
 
 def audit_row(e: AuditEntry) -> dict[str, Any]:
-    return {"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event,
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "event": e.event,
             "conversation_id": e.conversation_id, "draft_id": e.draft_id, "action_id": e.action_id,
             "details": e.details}
 

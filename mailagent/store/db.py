@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailagent.store.models import Mutex
+from mailagent.store.plain import SQLITE_PRAGMAS
 
 _engines: dict[str, Engine] = {}
 
@@ -43,10 +44,8 @@ def _make_engine(url: str) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below take effect
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(eng, "begin")
@@ -67,9 +66,8 @@ def dispose(url: str | None = None) -> None:
 @contextmanager
 def session(url: str) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises."""
-    with Session(engine(url), expire_on_commit=False) as s:
-        with s.begin():
-            yield s
+    with Session(engine(url), expire_on_commit=False) as s, s.begin():
+        yield s
 
 
 @contextmanager
@@ -77,9 +75,8 @@ def reading(url: str) -> Iterator[Session]:
     """A read-only transaction. On SQLite it starts deferred, so readers never queue behind the
     writers' lock; on PostgreSQL it is declared READ ONLY."""
     read_only = engine(url).execution_options(read_only=True, postgresql_readonly=True)
-    with Session(read_only, expire_on_commit=False) as s:
-        with s.begin():
-            yield s
+    with Session(read_only, expire_on_commit=False) as s, s.begin():
+        yield s
 
 
 def insert(s: Session, target: type[SQLModel] | Table) -> Any:

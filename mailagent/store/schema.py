@@ -1,7 +1,8 @@
 """The schema: Alembic migrations, applied by `mailagent db upgrade`, and to an empty database on
 first use.
 
-Checking the version is a one-row query; Alembic is imported only when a migration must run.
+Checking the version is a one-row query in plain SQL (`store.plain`): a short command pays
+neither for SQLAlchemy nor for Alembic unless a migration must run.
 Migration files are named `NNNN_what.py` with revision `NNNN`, in order, so the newest file
 names the version this code needs. Concurrent first use (several MTA-piped `ingest` processes on
 a new database) is serialized by a lock: PostgreSQL's advisory lock, a lock file next to a SQLite
@@ -16,11 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
-
-from mailagent.store.db import engine, safe_url
+from mailagent.store import plain
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -40,6 +37,11 @@ def head() -> str:
 
 def current(url: str) -> str | None:
     """The database's revision; None for an empty database."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from mailagent.store.db import engine
+
     try:
         with engine(url).connect() as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -79,6 +81,7 @@ def demo_tables(url: str) -> None:
     migrated schema (see `store.models.demo`); serialized like a migration."""
     if url in _demo_ready:
         return
+    from mailagent.store.db import engine
     from mailagent.store.models.demo import DemoTable
 
     with _migrating(url):
@@ -88,22 +91,30 @@ def demo_tables(url: str) -> None:
 
 def ensure_schema(url: str) -> None:
     """Create the schema in an empty database; refuse an old one (upgrading is an operator's
-    decision: `mailagent db upgrade`). Anything but the newest version is looked at again under
-    the migration lock: another process may be creating the schema right now (its first
-    migrations are already recorded), and waiting for it is the answer."""
-    if current(url) == head():
-        return
+    decision: `mailagent db upgrade`). The first look is plain SQL; anything but the newest
+    version is looked at again under the migration lock: another process may be creating the
+    schema right now (its first migrations are already recorded), and waiting for it is the answer."""
+    with plain.connect(url, write=False) as conn:
+        if plain.version(conn) == head():
+            return
     with _migrating(url):
         found = current(url)
         if found is None:
             _upgrade_locked(url)
         elif found != head():
+            from mailagent.store.db import safe_url
+
             raise SchemaError(f"the database {safe_url(url)} is at schema {found}, this version needs "
                               f"{head()}: run `mailagent db upgrade`")
 
 
 @contextmanager
 def _migrating(url: str) -> Iterator[None]:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from mailagent.store.db import engine
+
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         with engine(url).connect() as conn:

@@ -17,7 +17,7 @@ import dramatiq
 
 from mailagent.config import current
 from mailagent.evals import learning, quality
-from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
+from mailagent.pipeline import classify, drafting, helpdesk, outbox, poll, sweeper
 from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
 from mailagent.worker.failures import work_name
@@ -36,7 +36,7 @@ def _actor(**options: object):  # type: ignore[no-untyped-def]
 
 @_actor(max_retries=5, min_backoff=2_000)
 def poll_mailbox(name: str) -> None:
-    result = ingest.poll(current(), name, enqueue=fan_out.send)
+    result = poll.poll(current(), name, enqueue=fan_out.send)
     if not result.busy:
         log.info("%s: fetched %d, stored %d new", name, result.fetched, len(result.stored))
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailagent.config import Settings
-from mailagent.worker import broker
+
+
+def _send(settings: Settings, actor: str, *args: object) -> None:
+    """Enqueue on the shared broker; dramatiq and redis are imported only by a process that does."""
+    from mailagent.worker import broker
+
+    broker.send(settings, actor, *args)
+
 
 
 @dataclass(frozen=True)
@@ -20,20 +27,20 @@ class Done:
 def stored(settings: Settings, message_ids: list[int]) -> None:
     """New messages: the workers process them (with the in-process broker, `run` finds them)."""
     if message_ids and not settings.broker.in_process:
-        broker.send(settings, "fan_out", message_ids)
+        _send(settings, "fan_out", message_ids)
 
 
 def helpdesk_event(settings: Settings, event_id: int) -> None:
     """A stored webhook delivery: the workers apply the loop guard (with the in-process broker of
     `mailagent run`, its sweeper finds the stored event)."""
     if not settings.broker.in_process:
-        broker.send(settings, "helpdesk_event", event_id)
+        _send(settings, "helpdesk_event", event_id)
 
 
 def helpdesk_post(settings: Settings, post_id: int) -> Done | None:
     """A note or reply for a helpdesk: the workers post it (in-process: posted here)."""
     if not settings.broker.in_process:
-        broker.send(settings, "helpdesk_post", post_id)
+        _send(settings, "helpdesk_post", post_id)
         return None
     from mailagent.pipeline import helpdesk
 
@@ -51,7 +58,7 @@ def reply(settings: Settings, outbound_id: int | None, post_id: int | None) -> D
 
 def deliver(settings: Settings, outbound_id: int) -> Done | None:
     if not settings.broker.in_process:
-        broker.send(settings, "deliver", outbound_id)
+        _send(settings, "deliver", outbound_id)
         return None
     from mailagent.pipeline import outbox
 
@@ -64,7 +71,7 @@ def deliver(settings: Settings, outbound_id: int) -> Done | None:
 def resume(settings: Settings, draft_id: int) -> Done | None:
     """A draft whose actions were decided continues (approved actions run there, once)."""
     if not settings.broker.in_process:
-        broker.send(settings, "resume_draft", draft_id)
+        _send(settings, "resume_draft", draft_id)
         return None
     from mailagent.pipeline import drafting
 
