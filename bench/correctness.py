@@ -42,8 +42,9 @@ assert Path(mailagent.__file__).is_relative_to({str(tree)!r}), mailagent.__file_
 judged = harness.run(Path(tempfile.mkdtemp()))
 t = harness.table(judged)
 shown = [dict(id=j.case.id, outcome=j.outcome, state=j.state, problems=list(j.problems), cited=list(j.cited),
-              text=j.text) for j in judged
-         if {show!r} == "all" or ({show!r} == "wrong" and j.wrong) or ({show!r} == "held" and j.outcome != "sent")]
+              text=j.text, why=j.why) for j in judged
+         if {show!r} == "all" or ({show!r} == "wrong" and j.wrong)
+         or ({show!r} == "held" and j.outcome != "sent" and j.answerable)]
 print(json.dumps(dict(total=t.total, answerable=t.answerable, wrong=t.wrong, right=t.right, held=t.held,
                       none=t.none, by_kind=t.by_kind, shown=shown)))
 """
@@ -75,22 +76,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=BASELINE, help="git ref of the baseline (default: %(default)s)")
     parser.add_argument("--show", choices=["wrong", "held", "all", "none"], default="wrong",
-                        help="also print these cases of this tree's run (default: wrong auto-sends)")
+                        help="also print these cases of this tree's run: wrong auto-sends (the default), "
+                             "answerable ones held, all, none")
+    parser.add_argument("--no-baseline", action="store_true", help="only run this tree")
     args = parser.parse_args()
     started = time.monotonic()
-    before = _child(_tree_at(args.baseline), "none")
+    before = None if args.no_baseline else _child(_tree_at(args.baseline), "none")
     after = _child(ROOT, args.show)
     print(f"{after['total']} cases, {after['answerable']} answerable under the shipped policy "
           f"({time.monotonic() - started:.0f} s)\n")
     print("| run | wrong auto-sends | answerable auto-sent right | held | no draft |")
     print("|---|---|---|---|---|")
-    print(_row(f"before ({args.baseline})", before))
+    if before is not None:
+        print(_row(f"before ({args.baseline})", before))
     print(_row("after (this tree)", after))
     print("\nby kind (cases, right, wrong, held), before -> after:")
     for kind, now in after["by_kind"].items():  # type: ignore[attr-defined]
-        print(f"  {kind:13} {before['by_kind'].get(kind)} -> {now}")  # type: ignore[attr-defined]
+        print(f"  {kind:13} {before['by_kind'].get(kind) if before else ''} -> {now}")  # type: ignore[attr-defined]
     for case in after["shown"]:  # type: ignore[attr-defined]
-        print(f"\n--- {case['id']}: {case['outcome']} ({case['state']}) cited {case['cited']}")
+        print(f"\n--- {case['id']}: {case['outcome']} ({case['state']}) cited {case['cited']}; {case.get('why', '')}")
         for problem in case["problems"]:
             print(f"  ! {problem}")
         if args.show == "wrong" or case["problems"]:

@@ -23,7 +23,7 @@ import re
 import tomllib
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -86,6 +86,7 @@ class Judged:
     state: str = ""
     text: str = ""
     cited: tuple[str, ...] = ()
+    why: str = ""                     # the decision's rule and the agent's reason, for reading
 
     @property
     def right(self) -> bool:
@@ -229,23 +230,24 @@ def mail_of(case: Case, n: int) -> bytes:
     return msg.as_bytes()
 
 
-def run_case(settings: Settings, case: Case, n: int) -> tuple[str, str, tuple[str, ...]]:
-    """(draft state, text, cited articles) of the draft for this case's mail."""
+def run_case(settings: Settings, case: Case, n: int) -> tuple[str, str, tuple[str, ...], str]:
+    """(draft state, text, cited articles, why) of the draft for this case's mail."""
     url = settings.database.url
     [message_id] = store_many(url, [Inbound(mail_of(case, n), "file", "support")])
     if message_id is None:
-        return "", "", ()
+        return "", "", (), ""
     processed = classify.process(settings, message_id)
     if processed is None or processed.conversation.id is None:
-        return "", "", ()
+        return "", "", (), ""
     outcome = drafting.draft_reply_sync(settings, processed.conversation.id)
     while outcome.step is drafting.Step.REDRAFT:
         outcome = drafting.draft_reply_sync(settings, processed.conversation.id)
     with db.reading(url) as s:
         row = s.exec(select(Draft).where(Draft.message_id == message_id)).first()
     if row is None:
-        return "", "", ()
-    return str(row.state), row.text or "", tuple(row.cited or ())
+        return "", "", (), ""
+    why = f"{row.rule}: {row.needs_human_reason or (row.reasons or [''])[0]}"
+    return str(row.state), row.text or "", tuple(row.cited or ()), why
 
 
 def run(directory: Path, cases: list[Case] | None = None) -> list[Judged]:
@@ -253,8 +255,8 @@ def run(directory: Path, cases: list[Case] | None = None) -> list[Judged]:
     knowledge = Knowledge.read()
     judged = []
     for n, case in enumerate(cases if cases is not None else load_set(), 1):
-        state, text, cited = run_case(settings, case, n)
-        judged.append(judge(case, knowledge, state, text, cited))
+        state, text, cited, why = run_case(settings, case, n)
+        judged.append(replace(judge(case, knowledge, state, text, cited), why=why))
     db.dispose()
     return judged
 
