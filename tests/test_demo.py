@@ -38,9 +38,15 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
 
     sent = [d for d in json.loads(_cli(config, "drafts", "list", "--json").stdout) if d["state"] == "sent"]
     assert sent and all(d["decision"] == "send" for d in sent)
-    with db.reading(url) as s:                                          # the outage answer came from a lookup
-        outage = s.exec(select(Draft).where(Draft.intent == "outage", Draft.state == "sent")).first()
-        assert outage is not None and "Sync failures" in outage.text and "status.nimbusnotes.example" in outage.text
+    with db.reading(url) as s:
+        # The outage mail asks two things: the incident lookup answers the first; the offline model
+        # has no answer to the second, so the draft is held and says which question is missing.
+        outage = s.exec(select(Draft).where(Draft.intent == "outage")).one()
+        assert "Sync failures" in outage.text and "status.nimbusnotes.example" in outage.text
+        assert outage.state == "held" and "question 2 “Should I be worried" in outage.needs_human_reason
+        # The change-of-email mail mentions a provider "shutting down": no incident notice for it.
+        [email] = [d for d in s.exec(select(Draft)) if "change-account-email.en" in d.cited]
+        assert "Sync failures" not in email.text and "Settings → Account → Email address" in email.text
 
     actions = json.loads(_cli(config, "actions", "list", "--json").stdout)
     refund = next(a for a in actions if a["tool"] == "issue_refund" and a["arguments"]["order_id"] == "NN-1017")

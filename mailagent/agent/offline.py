@@ -131,9 +131,10 @@ def best_sections(markdown: str, question: str, context: str = "") -> Sections:
     four times one of its context (a question with no word of its own, "how do I do that?", is
     asked by its context), a word of the article's title half (the whole article is about it)."""
     title_line = next((line for line in markdown.splitlines() if line.startswith("# ")), "")
-    _, sections = _sections(markdown)
-    if not sections:
-        return Sections((), 0.0)
+    intro, sections = _sections(markdown)
+    if not sections:                                 # a short article is its own answer
+        asked = _terms(question) or _terms(context)
+        return Sections((), len(asked & _terms(markdown)) / len(asked) if asked else 0.0)
     analyzed = [(_terms(s.partition("\n")[0]), _terms(s)) for s in sections]
     about = _terms(title_line)
     asked = _terms(question) or _terms(context)
@@ -195,8 +196,25 @@ def _customer_message(items: list[dict[str, Any]]) -> tuple[str, str, str]:
 
 
 def questions_of(subject: str, text: str) -> list[Question]:
-    """The questions to answer; the subject stands for the question of a mail without a body."""
-    return split(text)[:MAX_QUESTIONS + 1] or ([Question(subject)] if subject.strip() else [])
+    """The questions to answer; the subject stands for the question of a mail without a body. A
+    question with hardly a word of its own ("Did we lose anything?", "What are we doing wrong?")
+    is about what surrounds it: it joins the next question as context, or the one before."""
+    found = split(text) or ([Question(subject)] if subject.strip() else [])
+    merged: list[Question] = []
+    pending = ""
+    for n, question in enumerate(found):
+        context = f"{pending} {question.context}".strip()
+        pending = ""
+        if len(found) > 1 and len(_terms(question.text)) < 2:
+            if n + 1 < len(found):
+                pending = f"{context} {question.text}".strip()
+                continue
+            if merged:
+                last = merged[-1]
+                merged[-1] = Question(f"{last.text} {context} {question.text}".strip(), last.context)
+                continue
+        merged.append(Question(question.text, context))
+    return merged[:MAX_QUESTIONS + 1]
 
 
 def queries(subject: str, question: Question, alone: bool) -> list[str]:
@@ -432,11 +450,11 @@ class OfflineModel(Model):
         if asks_about_outage(question) and seen.incidents is not None:
             return Answer(question, "outage", LOOKUP_CONFIDENCE, text=self.incident_text(PHRASES.get(language, PHRASES["en"]), seen.incidents))
         best, score = seen.best(queries(subject, question, of == 1))
-        intent = (best.get("intent") if best else None) or "other"
+        if best is None or score < GOOD_MATCH:
+            return Answer(question, "other", score, reason=f"no knowledge-base article answers {which}")
+        intent = best.get("intent") or "other"
         if intent in RISKY:
             return Answer(question, intent, 0.0, reason=RISKY[intent])
-        if best is None or score < GOOD_MATCH:
-            return Answer(question, intent, score, reason=f"{which} is not answered by the knowledge base")
         if best["locale"] != language:
             return Answer(question, intent, score, reason=f"no article in the customer's language ({language}) "
                                                           f"answers {which}")

@@ -31,6 +31,10 @@ RISKY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Words of a question that asks whether something is broken on our side right now.
 OUTAGE_WORDS = ("down", "outage", "not loading", "503", "is it just me", "störung", "ausfall", "caído", "caida",
                 "caída", "panne")
+# "Is this on your side?" asks about an outage when what it points at is one.
+SIDE_WORDS = ("your side", "your end", "bei ihnen", "bei euch", "vuestra parte", "vuestro lado", "su lado")
+FAILURE_WORDS = (*OUTAGE_WORDS, "nothing syncs", "not syncing", "doesn't sync", "won't load", "spinner",
+                 "synchronisiert nicht", "no se sincroniza", "no cargan")
 _NEGATIONS = ("not", "no", "don't", "nicht", "kein", "keine", "keinen", "ni", "sin", "pas", "without", "ohne")
 _REQUEST = re.compile(r"^(please|pls|can you|could you|i need|we need|i would like|we would like|"
                       r"bitte|ich möchte|wir möchten|ich brauche|hiermit|por favor|quiero|necesito|necesitamos)\b")
@@ -83,8 +87,12 @@ def risky_intent(text: str) -> str | None:
 
 
 def asks_about_outage(question: Question) -> bool:
-    """The question itself (not the story around it) asks whether something is down."""
-    return any(mentions(question.text, w) for w in OUTAGE_WORDS)
+    """The question itself (not the story around it) asks whether something is down, or whether
+    the failure its context describes is on our side."""
+    if any(mentions(question.text, w) for w in OUTAGE_WORDS):
+        return True
+    return any(mentions(question.text, w) for w in SIDE_WORDS) and any(mentions(question.full, w)
+                                                                       for w in FAILURE_WORDS)
 
 
 def _lines(body: str) -> list[str]:
