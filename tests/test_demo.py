@@ -1,5 +1,5 @@
 """`mailagent demo`, the README's first command, end to end: then a rep approves the held refund
-from the command line, which runs it once and sends the confirming reply."""
+from the command line, which runs it once and shows the confirming reply, which the rep sends."""
 
 from __future__ import annotations
 
@@ -57,6 +57,11 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
         approved = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
         assert approved.returncode == 0, approved.stderr
         again = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
+        # The reply that confirms it is shown to the rep who approved, and waits for them.
+        assert "refunded 8.00 EUR for order NN-1017" in approved.stdout and smtp.received == []
+        assert f"mailagent drafts approve {refund['draft_id']}" in approved.stdout, approved.stdout
+        sent = _cli(config, "drafts", "approve", str(refund["draft_id"]), "--as", "ana@nimbus")
+        assert sent.returncode == 0, sent.stderr
     finally:
         smtp.stop()
     assert again.returncode == 1 and "only proposed actions can be decided" in again.stderr

@@ -122,6 +122,7 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
             why = f"flagged {', '.join(d.flags)}: {d.needs_human_reason}"
         elif d.state == "waiting":
             why = "; ".join(f"action {a.id}: {a.tool} {a.amount or ''} {a.currency or ''}".rstrip()
+                            + (f" ({a.reasons[-1]})" if len(a.reasons) > 1 else "")
                             for a in actions if a.draft_id == d.id and a.state == "proposed")
         groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
     superseded = len(groups.pop("superseded", []))
@@ -144,4 +145,6 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
          f"  python -m aiosmtpd -n -l 127.0.0.1:{smtp_port} &\n"
          f"  {cli} drafts approve ID [--edit FILE]")
     if waiting:
-        _say(f"  {cli} actions approve {waiting[0].id}     (runs the {waiting[0].tool} once, then the reply goes out)")
+        # Suggest one no rule flagged as doubtful (its reasons then say only that no rule matched).
+        clear = next((a for a in waiting if len(a.reasons) <= 1), waiting[0])
+        _say(f"  {cli} actions approve {clear.id}     (runs the {clear.tool} once, then shows you the reply to send)")
