@@ -129,14 +129,15 @@ def best_sections(markdown: str, question: str, context: str = "") -> Sections:
     the one sharing the most words with it, weighted by how few sections have each word (a word
     in every section says nothing), a word in the heading three times, a word of the question
     four times one of its context (a question with no word of its own, "how do I do that?", is
-    asked by its context), a word of the article's title half (the whole article is about it)."""
+    asked by its context), a word of the article's title that no heading has half (the whole
+    article is about it)."""
     title_line = next((line for line in markdown.splitlines() if line.startswith("# ")), "")
     intro, sections = _sections(markdown)
     if not sections:                                 # a short article is its own answer
         asked = _terms(question) or _terms(context)
         return Sections((), len(asked & _terms(markdown)) / len(asked) if asked else 0.0)
     analyzed = [(_terms(s.partition("\n")[0]), _terms(s)) for s in sections]
-    about = _terms(title_line)
+    about = _terms(title_line) - set().union(*(head for head, _ in analyzed))    # named by no heading
     asked = _terms(question) or _terms(context)
     around = _terms(context) - asked
 
@@ -149,8 +150,12 @@ def best_sections(markdown: str, question: str, context: str = "") -> Sections:
                    for t in (asked | around) & words)
 
     ranked = sorted(range(len(sections)), key=lambda n: (-relevance(n), n))
+    # The best section is the only one whose heading names a word of the question no other heading
+    # has ("upgrade" of "Upgrading ..." beside "Downgrading ..."): it alone answers.
+    named = {n for n in range(len(sections))
+             if any(t in analyzed[n][0] and sum(t in head for head, _ in analyzed) == 1 for t in asked)}
     chosen = ranked[:1]
-    if len(ranked) > 1 and relevance(ranked[1]) >= NEARLY * relevance(ranked[0]) > 0:
+    if len(ranked) > 1 and named != {ranked[0]} and relevance(ranked[1]) >= NEARLY * relevance(ranked[0]) > 0:
         chosen = sorted(ranked[:2])
     covered = set().union(*(analyzed[n][1] for n in chosen))
     total = sum(weight(t) for t in asked)
