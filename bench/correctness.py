@@ -49,7 +49,8 @@ print(json.dumps(dict(total=t.total, answerable=t.answerable, wrong=t.wrong, rig
                       none=t.none, by_kind=t.by_kind, shown=shown)))
 """
     env = {**os.environ, "PYTHONPATH": str(tree), "OPENAI_AGENTS_DISABLE_TRACING": "0"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tempfile.mkdtemp())
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tempfile.mkdtemp(),
+                         check=False)
     if out.returncode != 0:
         raise SystemExit(f"run in {tree} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -36,7 +36,14 @@ from openai.types.responses import (
 
 from mailagent.agent.input import LATEST_MARKER
 from mailagent.agent.phrases import HUMAN, PHRASES, sign_off
-from mailagent.agent.questions import MAX_QUESTIONS, Question, asks_about_outage, fold, risky_intent, split
+from mailagent.agent.questions import (
+    MAX_QUESTIONS,
+    Question,
+    asks_about_outage,
+    fold,
+    risky_intent,
+    split,
+)
 
 NAME = "offline-kb-v1"
 GOOD_MATCH = 0.45
@@ -66,18 +73,20 @@ STOPWORDS = {
     "fr": {"le", "la", "les", "et", "est", "je", "mon", "ma", "pas", "avec", "pour", "merci", "bonjour", "vous"},
 }
 # Words too common to choose an article's section by (folded and cut like `_terms`).
-_COMMON = {w[:5] for w in """
-about after again also because before being could does doing dont each every from have having here into
-just know like make many more much must need only other over same should some still such than that their
-them then there these they thing this those through very want what when where which while will with would
-your yours able help please thanks hello dear anything something account nimbus notes really actually the
-and for you can how are our why who get has had was not but all any its use new old now way may one two
-aber alle auch bitte dank danke diese dieser eine einen einem einer geht gibt habe haben hallo kann kein
-keine konnen mein meine meinen mochte mochten nicht noch oder sehr sind unser unsere warum weil wenn wie
-wir wird wurde was wer wo mit und der die das den dem des ich sie ihr ihre bei nur schon fur von zum zur
-ademas algo como con cual cuando desde donde esta este esto hay hola las los mas mis muy nos para pero
-por puedo puede que quiero tengo tiene todo una uno unos del gracias saludos tambien the
-""".split()}
+_COMMON_WORDS = """
+about after again also because before being could does doing dont each every from have having here
+into just know like make many more much must need only other over same should some still such than
+that their them then there these they thing this those through very want what when where which
+while will with would your yours able help please thanks hello dear anything something account
+nimbus notes really actually the and for you can how are our why who get has had was not but all
+any its use new old now way may one two aber alle auch bitte dank danke diese dieser eine einen
+einem einer geht gibt habe haben hallo kann kein keine konnen mein meine meinen mochte mochten
+nicht noch oder sehr sind unser unsere warum weil wenn wie wir wird wurde was wer wo mit und der
+die das den dem des ich sie ihr ihre bei nur schon fur von zum zur ademas algo como con cual cuando
+desde donde esta este esto hay hola las los mas mis muy nos para pero por puedo puede que quiero
+tengo tiene todo una uno unos del gracias saludos tambien the
+"""
+_COMMON = {w[:5] for w in _COMMON_WORDS.split()}
 _ORDER_ID = re.compile(r"\b[A-Z]{2}-\d{4,}\b")
 _INVOICE_ID = re.compile(r"\bINV-\d{4}-\d{3,}\b")
 _AMOUNT = re.compile(r"(?:€|EUR|USD|\$)\s?(\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{2})?)|(\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{2})?)\s?(?:€|EUR|euros?)",
@@ -132,7 +141,7 @@ def best_sections(markdown: str, question: str, context: str = "") -> Sections:
     asked by its context), a word of the article's title that no heading has half (the whole
     article is about it)."""
     title_line = next((line for line in markdown.splitlines() if line.startswith("# ")), "")
-    intro, sections = _sections(markdown)
+    _, sections = _sections(markdown)
     if not sections:                                 # a short article is its own answer
         asked = _terms(question) or _terms(context)
         return Sections((), len(asked & _terms(markdown)) / len(asked) if asked else 0.0)

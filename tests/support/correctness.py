@@ -56,8 +56,8 @@ MARKERS = {
            "nuestro", "nuestra", "si", "algo", "esto", "este", "correo", "equipo", "de", "del", "por", "un"},
     "fr": {"le", "la", "les", "et", "vous", "votre", "est", "avec", "pour", "merci", "bonjour", "cordialement"},
 }
-USTED = re.compile(r"\b(usted|ustedes|responda|escríbanos|le responderá|su mensaje|puede descargarla)\b", re.I)
-TU = re.compile(r"\b(tu|tus|puedes|responde|escríbenos|te responderemos|tienes|has)\b", re.I)
+USTED = re.compile(r"\b(usted|ustedes|responda|escríbanos|le responderá|su mensaje|puede descargarla)\b", re.IGNORECASE)
+TU = re.compile(r"\b(tu|tus|puedes|responde|escríbenos|te responderemos|tienes|has)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ class Knowledge:
 def _paragraph_language(paragraph: str) -> str | None:
     words = re.findall(r"[^\W\d_]+", paragraph.casefold())
     counts = Counter({lang: sum(w in markers for w in words) for lang, markers in MARKERS.items()})
-    (best, n), *rest = counts.most_common() + [("", 0)]
-    return best if n >= 2 and n > rest[0][1] else None
+    (best, n), (_, runner_up) = [*counts.most_common(2), ("", 0)][:2]
+    return best if n >= 2 and n > runner_up else None
 
 
 def language_problems(text: str, language: str) -> list[str]:
@@ -189,7 +189,7 @@ def judge(case: Case, knowledge: Knowledge, state: str, text: str, cited: tuple[
             continue
         sources = {a for a, body in knowledge.bodies.items() if sentence in body}
         if sources and not sources & allowed:
-            problems.append(f"quotes {sorted(sources)[0]}, which answers a question that was not asked")
+            problems.append(f"quotes {min(sources)}, which answers a question that was not asked")
             break
     if not any(p.article == INCIDENT for p in case.parts) and any(t in reply for t in knowledge.incident_titles):
         problems.append("an incident notice for a question that is not about an incident")
