@@ -49,6 +49,7 @@ NAME = "offline-kb-v1"
 GOOD_MATCH = 0.45
 DISAGREE = 0.8              # the searches of one question found different articles
 UNCOVERED = 0.8             # the article fits, but no section of it has the question's words
+SIBLING_COVERAGE = 0.5      # a question answered by a sibling's article: how much of it a section must have
 NEARLY = 0.6                # a section this close to the best one is quoted too
 LOOKUP_CONFIDENCE = 0.9
 RISKY = {"refund_request": "a refund needs a person to check and approve it",
@@ -315,6 +316,7 @@ class Answer:
     article: dict[str, Any] | None = None        # answered from this article
     text: str = ""                               # answered from a lookup
     reason: str = ""                             # why a person must answer it
+    unmatched: bool = False                      # no article fits it on its own
 
 
 def _call(tool: str, n: int, **arguments: Any) -> ResponseFunctionToolCall:
@@ -423,6 +425,7 @@ class OfflineModel(Model):
                                reasons)
         asked = questions_of(subject, text)
         answers = [self.answer(subject, question, n, len(asked), language, seen) for n, question in enumerate(asked, 1)]
+        answers = [self.from_sibling(a, answers) if a.unmatched else a for a in answers]
         reasons = [a.reason for a in answers if a.reason]
         if len(asked) > MAX_QUESTIONS:
             reasons.append(f"the message asks more than {MAX_QUESTIONS} questions")
@@ -465,7 +468,8 @@ class OfflineModel(Model):
             return Answer(question, "outage", LOOKUP_CONFIDENCE, text=self.incident_text(PHRASES.get(language, PHRASES["en"]), seen.incidents))
         best, score = seen.best(queries(subject, question, of == 1))
         if best is None or score < GOOD_MATCH:
-            return Answer(question, "other", score, reason=f"no knowledge-base article answers {which}")
+            return Answer(question, "other", score, reason=f"no knowledge-base article answers {which}",
+                          unmatched=True)
         intent = best.get("intent") or "other"
         if intent in RISKY:
             return Answer(question, intent, 0.0, reason=RISKY[intent])
@@ -480,10 +484,26 @@ class OfflineModel(Model):
             score *= UNCOVERED
         return Answer(question, intent, score, best)
 
+    @staticmethod
+    def from_sibling(answer: Answer, answers: list[Answer]) -> Answer:
+        """A question no article fits on its own, in a mail whose other questions an article
+        answers ("3. Is there a way to schedule this every month?" after two questions about
+        exports): answered from that article when a section of it has most of the question's
+        words; as sure as that coverage allows."""
+        for other in answers:
+            article = other.article
+            if article is None or other.reason:
+                continue
+            coverage = best_sections(article["content"], answer.question.text, answer.question.context).coverage
+            if coverage >= SIBLING_COVERAGE:
+                return Answer(answer.question, other.intent, other.confidence * coverage, article)
+        return answer
+
     def from_answers(self, answers: list[Answer], phrases: dict[str, str]) -> list[str]:
         """The answers in the order asked; questions answered by the same article share its
-        introduction, each with its own section."""
+        introduction, each with its own section; the links to the full articles come last."""
         parts: list[str] = []
+        links: list[str] = []
         shown: dict[str, list[str]] = {}                 # article id -> sections already quoted
         for a in answers:
             if a.text:
@@ -501,12 +521,11 @@ class OfflineModel(Model):
             if a.text:                                   # a lookup answered it; the article adds context
                 parts.append(excerpt(article["content"], a.question.text, limit=700, context=a.question.context))
                 continue
-            url = f"{self.docs_url}/{article['id'].rsplit('.', 1)[0]}" if self.docs_url else ""
             parts += [phrases["intro"].format(title=article["title"]),
                       excerpt(article["content"], a.question.text, context=a.question.context)]
-            if url:
-                parts.append(phrases["more"].format(url=url))
-        return parts
+            if self.docs_url:
+                links.append(phrases["more"].format(url=f"{self.docs_url}/{article['id'].rsplit('.', 1)[0]}"))
+        return [*parts, *links]
 
     def refund_outcome(self, phrases: dict[str, str], seen: Seen) -> tuple[str, float, list[str]] | None:
         """(reply body, confidence, reasons) once a proposed refund was decided: what ran, or that

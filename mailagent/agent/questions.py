@@ -103,7 +103,7 @@ def _lines(body: str) -> list[str]:
         line = raw.strip()
         if line.startswith(">"):
             continue
-        if line and joined and joined[-1] and not joined[-1].endswith((".", "?", "!", ":", ",")) \
+        if line and joined and joined[-1] and not joined[-1].endswith((".", "?", "!", ":")) \
                 and not _LIST_ITEM.match(line):
             joined[-1] = f"{joined[-1]} {line}"
         else:
