@@ -47,6 +47,7 @@ from mailagent.agent.questions import (
 
 NAME = "offline-kb-v1"
 GOOD_MATCH = 0.45
+AGREE_BONUS = 0.05          # every search of a question found the same article first
 DISAGREE = 0.8              # the searches of one question found different articles
 UNCOVERED = 0.8             # the article fits, but no section of it has the question's words
 SIBLING_COVERAGE = 0.5      # a question answered by a sibling's article: how much of it a section must have
@@ -284,13 +285,17 @@ class Seen:
 
     def best(self, asked: list[str]) -> tuple[dict[str, Any] | None, float]:
         """The article that answers a question, and how sure that is (see `match_confidence`):
-        the most certain of its searches; discounted when its searches disagree on the article."""
+        the most certain of its searches; a little more when all of them found it first; discounted
+        when another of its searches found another article that fits (a search that found nothing
+        fitting is no disagreement)."""
         found = [(hits[0], match_confidence(hits)) for q in asked if (hits := self.searches.get(q[:2000]))]
         if not found:
             return None, 0.0
         best, confidence = max(found, key=lambda f: f[1])
-        if any(hit["id"] != best["id"] for hit, _ in found):
-            confidence *= DISAGREE
+        if any(hit["id"] != best["id"] and float(hit["score"]) >= GOOD_MATCH for hit, _ in found):
+            confidence *= DISAGREE                       # another search found another article that fits
+        elif confidence >= GOOD_MATCH and len(found) > 1 and all(hit["id"] == best["id"] for hit, _ in found):
+            confidence = min(1.0, confidence + AGREE_BONUS)   # every search found it first
         return best, confidence
 
 
