@@ -112,6 +112,10 @@ class Model(Section):
 class Agent(Section):
     company: str = "Example"
     sign_off: str = "Best regards,\nThe Example support team"
+    sign_offs: tuple[tuple[str, str], ...] = ()
+    """The sign-off per language code, a table in the file (`[agent.sign_offs]`, `de = "..."`);
+    `sign_off` is the English one. A language not listed gets the built-in sign-off in that
+    language, with `company` (kept as pairs: settings are hashable)."""
     voice: str = "friendly, concise and precise; no marketing language"
     instructions: str | None = None
     """A Jinja2 template replacing the built-in instructions (relative to the config file)."""
@@ -121,6 +125,11 @@ class Agent(Section):
     """Where articles are published: the offline model links `{docs_url}/{article slug}`."""
     status_page: str | None = None
     """The public status page, named in replies about incidents."""
+
+    @field_validator("sign_offs", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any) -> Any:
+        return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
 class Knowledge(Section):

@@ -38,6 +38,7 @@ from mailagent.pipeline import drafting, sweeper
 from mailagent.policy import current_policy
 from mailagent.review import ReviewError, takeover
 from mailagent.review import actions as review_actions
+from mailagent.review import drafts as review_drafts
 from mailagent.store import audit as audit_log
 from mailagent.store import db
 from mailagent.store.models import ActionState, AuditEntry, DraftState, Outbound, now
@@ -70,7 +71,8 @@ from .support.smtpd import SmtpServer
 REP = "rep@example.com"
 SECRET = "actions-test-secret-5b0e"
 SECRET_ENV = "MAILAGENT_TEST_ACTIONS_SECRET"
-CONFIRM_RULE = "confirm what was approved and done"
+CONFIRM_RULE = "the rep who approved an action sees its confirmation"
+DOUBTFUL = "policy:annual refunds after the 14-day window"          # NN-1013: annual, 37 days old
 AGENT = {"company": "Nimbus Notes", "allowed_link_domains": ["nimbusnotes.example"],
          "docs_url": "https://docs.nimbusnotes.example"}
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +113,13 @@ def decide(url: str, action_id: int, approve: bool, reason: str = "") -> None:
         review_actions.reject(settings, action_id, REP, reason)
 
 
+def send_confirmation(settings: Settings, draft_id: int, text: str | None = None) -> int:
+    """The rep who approved the action sends the reply that confirms it (or their edit of it)."""
+    row = draft(settings, draft_id)
+    assert row.state == DraftState.HELD and row.rule == CONFIRM_RULE, (row.state, row.rule)
+    return review_drafts.approve(settings, draft_id, REP, text).outbound_id
+
+
 def waiting_refund(settings: Settings, raw: bytes) -> tuple[int, int]:
     """Receive a refund request; it must wait for a rep: (draft id, action id)."""
     [outcome] = receive(settings, raw)
@@ -138,28 +147,30 @@ def test_a_refund_waits_for_a_rep_runs_once_when_approved_and_the_reply_confirms
     assert action.arguments["order_id"] == "NN-1013" and action.arguments["amount"] == "400.00"
     assert action.amount == 400.0 and action.currency == "EUR" and action.customer == DANIEL.email
     assert action.idempotency_key.startswith("ma-")
-    assert events(sqlite_url) == [("agent", "proposed"), ("policy:defaults", "awaits_rep")]
+    assert events(sqlite_url) == [("agent", "proposed"), (DOUBTFUL, "awaits_rep")]
+    assert "14-day window" in action.reasons[-1] and "14-day window" in row.reasons[0]     # shown before approving
     assert order(sqlite_url, "NN-1013").refunded == 0 and effects(sqlite_url).operations == []
     assert outbound(sqlite_url) == []
 
     # A rep approves; the paused run continues and runs the refund, once.
     decide(sqlite_url, action.id, approve=True)
     resumed = drafting.resume_draft_sync(settings, outcome.draft_id)
-    assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is not None
+    assert resumed.step is drafting.Step.DECIDED and resumed.outbound_id is None
     [action] = actions(sqlite_url)
     assert action.state == ActionState.EXECUTED and action.decided_by == REP and action.executed_at is not None
     assert action.result is not None and action.result["amount"] == "400.00" and action.result["replayed"] is False
     done = order(sqlite_url, "NN-1013")
     assert done.refunded == 400.0 and done.status == "refunded"
     assert effects(sqlite_url).operations == [("issue_refund", "NN-1013", "400.00")]
-    assert events(sqlite_url) == [("agent", "proposed"), ("policy:defaults", "awaits_rep"),
+    assert events(sqlite_url) == [("agent", "proposed"), (DOUBTFUL, "awaits_rep"),
                                   (REP, "approved"), ("system", "executed")]
 
-    # The reply confirms exactly that amount and goes out by the confirmation rule, once.
+    # The reply confirms exactly that amount; it waits for the rep who approved, who sends it, once.
     row = draft(settings, outcome.draft_id)
-    assert row.state == DraftState.SENT and row.rule == CONFIRM_RULE and row.outbound_id == resumed.outbound_id
     assert not [f for f in row.flags if f.startswith("output:")]
     assert "400.00 EUR" in row.text and "NN-1013" in row.text
+    assert outbound(sqlite_url) == []
+    assert send_confirmation(settings, outcome.draft_id) is not None
     deliver_all(settings)
     [got] = smtp_server.received
     assert got.recipients == [DANIEL.email] and b"400.00 EUR" in got.data.replace(b"=\r\n", b"")
@@ -194,9 +205,10 @@ def test_a_rejected_refund_is_not_run_and_the_reps_internal_reason_never_reaches
     row = draft(settings, draft_id)
     assert row.state == DraftState.HELD and "NN-1013" in row.text
     assert "renewal reminder" not in row.text and "non-refundable" not in row.text     # internal: audit log only
+    assert drafting.NOT_APPROVED.split(".")[0] not in row.text and "Do not say" not in row.text   # nor what the agent is told
     assert "refunded" not in row.text.lower()
     assert order(sqlite_url, "NN-1013").refunded == 0 and effects(sqlite_url).operations == []
-    assert events(sqlite_url) == [("agent", "proposed"), ("policy:defaults", "awaits_rep"), (REP, "rejected")]
+    assert events(sqlite_url) == [("agent", "proposed"), (DOUBTFUL, "awaits_rep"), (REP, "rejected")]
     deliver_all(settings)
     assert smtp_server.received == [] and outbound(sqlite_url) == []
 
@@ -240,7 +252,8 @@ def test_a_redelivered_or_concurrent_resume_runs_the_refund_once(any_db_url: str
         assert events(any_db_url, action_id).count(("system", "executed")) == 1
     assert effects(any_db_url).operations == [("issue_refund", "NN-1013", "400.00"),
                                               ("issue_refund", "NN-1026", "16.00")]
-    assert [draft(settings, d).state for d in (first_draft, second_draft)] == [DraftState.SENT, DraftState.SENT]
+    for draft_id in (first_draft, second_draft):
+        send_confirmation(settings, draft_id)
     deliver_all(settings)
     assert sorted(r.recipients[0] for r in smtp_server.received) == sorted([DANIEL.email, LUKAS.email])
     assert len(outbound(any_db_url)) == 2
@@ -321,8 +334,8 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
         assert action.result["refund_id"] == refund["refund_id"] and action.result["replayed"] is True
         assert events(sqlite_url).count(("system", "executed")) == 1
 
-        row = draft(settings, draft_id)
-        assert row.state == DraftState.SENT and row.rule == CONFIRM_RULE and "400.00 EUR" in row.text
+        assert "400.00 EUR" in draft(settings, draft_id).text
+        send_confirmation(settings, draft_id)
         assert [d.id for d in drafts(sqlite_url)] == [draft_id] and len(outbound(sqlite_url)) == 1
         deliver_all(settings)
         assert len(smtp_server.received) == 1
@@ -369,7 +382,7 @@ def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_ru
         assert action.result["refund_id"] == refund["refund_id"] and action.result["replayed"] is False
         posts = [r for r in server.requests[before:] if r.method == "POST"]
         assert {r.headers["idempotency-key"] for r in posts} == {action.idempotency_key}
-        assert draft(settings, draft_id).state == DraftState.SENT
+        send_confirmation(settings, draft_id)
         assert draft_id not in sweeper.find_due(settings, timedelta(0)).resume
         assert drafting.resume_draft_sync(settings, draft_id).step is drafting.Step.NOTHING
         assert len(server.refunds) == 1 and len(outbound(sqlite_url)) == 1
@@ -553,7 +566,7 @@ def test_cli_actions_audit_and_takeover(sqlite_url: str, tmp_path: Path, smtp_se
     assert all({"id", "at", "actor", "event", "conversation_id", "draft_id", "action_id", "details"} <= set(r)
                for r in rows)
     assert [(r["actor"], r["event"]) for r in rows] == [
-        ("agent", "proposed"), ("policy:defaults", "awaits_rep"), (REP, "taken"), (REP, "released"),
+        ("agent", "proposed"), (DOUBTFUL, "awaits_rep"), (REP, "taken"), (REP, "released"),
         (REP, "rejected")]
     assert rows[-1]["details"]["reasons"] == [reason] and rows[-1]["action_id"] == action_id
     code, out, _ = run_cli(capsys, config_path, "audit", "list", "--json", "--conversation", str(conversation_id + 99))

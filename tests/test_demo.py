@@ -1,5 +1,5 @@
 """`mailagent demo`, the README's first command, end to end: then a rep approves the held refund
-from the command line, which runs it once and sends the confirming reply."""
+from the command line, which runs it once and shows the confirming reply, which the rep sends."""
 
 from __future__ import annotations
 
@@ -38,9 +38,15 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
 
     sent = [d for d in json.loads(_cli(config, "drafts", "list", "--json").stdout) if d["state"] == "sent"]
     assert sent and all(d["decision"] == "send" for d in sent)
-    with db.reading(url) as s:                                          # the outage answer came from a lookup
-        outage = s.exec(select(Draft).where(Draft.intent == "outage", Draft.state == "sent")).first()
-        assert outage is not None and "Sync failures" in outage.text and "status.nimbusnotes.example" in outage.text
+    with db.reading(url) as s:
+        # The outage mail asks two things: the incident lookup answers the first; the offline model
+        # has no answer to the second, so the draft is held and says which question is missing.
+        outage = s.exec(select(Draft).where(Draft.intent == "outage")).one()
+        assert "Sync failures" in outage.text and "status.nimbusnotes.example" in outage.text
+        assert outage.state == "held" and "question 2 “Should I be worried" in outage.needs_human_reason
+        # The change-of-email mail mentions a provider "shutting down": no incident notice for it.
+        [email] = [d for d in s.exec(select(Draft)) if "change-account-email.en" in d.cited]
+        assert "Sync failures" not in email.text and "Settings → Account → Email address" in email.text
 
     actions = json.loads(_cli(config, "actions", "list", "--json").stdout)
     refund = next(a for a in actions if a["tool"] == "issue_refund" and a["arguments"]["order_id"] == "NN-1017")
@@ -51,6 +57,11 @@ def test_demo_then_approving_the_held_refund_runs_it_once_and_replies(tmp_path: 
         approved = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
         assert approved.returncode == 0, approved.stderr
         again = _cli(config, "actions", "approve", str(refund["id"]), "--as", "ana@nimbus")
+        # The reply that confirms it is shown to the rep who approved, and waits for them.
+        assert "refunded 8.00 EUR for order NN-1017" in approved.stdout and smtp.received == []
+        assert f"mailagent drafts approve {refund['draft_id']}" in approved.stdout, approved.stdout
+        sent = _cli(config, "drafts", "approve", str(refund["draft_id"]), "--as", "ana@nimbus")
+        assert sent.returncode == 0, sent.stderr
     finally:
         smtp.stop()
     assert again.returncode == 1 and "only proposed actions can be decided" in again.stderr

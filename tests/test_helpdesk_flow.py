@@ -289,7 +289,14 @@ def test_zendesk_refund_actions_are_approved_by_tag_run_once_and_the_confirmatio
     desk.run()
     [action] = hf.actions(sqlite_url, cid)
     assert (action.state, action.decided_by) == ("executed", f"zd:{zd.rep}")
-    [confirmation] = _public_by(zd, ticket, zd.bot)
+    # The reply that confirms it waits for the rep who approved: a note they see, then approve.
+    assert _public_by(zd, ticket, zd.bot) == [] and _public_by(zd, ticket, zd.rep) == []
+    held = zd.comments(ticket)[-1]
+    assert not held["public"] and "400.00 EUR" in held["html_body"] and "mailagent_approve" in held["html_body"]
+    zd.add_tags(ticket, "mailagent_approve")
+    desk.zendesk(ticket, actor=zd.rep, event="tags_changed")
+    desk.run()
+    [confirmation] = _public_by(zd, ticket, zd.rep)
     assert "400.00 EUR" in confirmation["html_body"]
     assert zd.tags(ticket) == []
 
@@ -608,9 +615,15 @@ def test_helpscout_refund_actions_are_approved_by_tag_and_the_confirmation_is_a_
     desk.run()
     [action] = hf.actions(sqlite_url, cid)
     assert (action.state, action.decided_by) == ("executed", "hs:unknown")
+    # The reply that confirms it waits for the rep who approved: a draft reply they see and send.
+    assert _published_replies(hs, convo) == []
+    [draft] = hs.drafts(convo)
+    assert "400.00 EUR" in str(draft["body"])
+    hs.send_draft(convo, int(draft["id"]), by=hs.rep)          # the rep sends it from the UI
+    desk.helpscout(hs, convo, "convo.agent.reply.created")
+    desk.run()
     [reply] = _published_replies(hs, convo)
-    assert reply["createdBy"]["id"] == hs.bot["id"] and "400.00 EUR" in str(reply["body"])
-    assert hs.tags(convo) == []
+    assert "400.00 EUR" in str(reply["body"]) and hs.drafts(convo) == []
 
 
 def test_a_helpdesk_draft_approved_on_the_review_page_is_posted_to_the_helpdesk(

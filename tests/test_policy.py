@@ -95,6 +95,8 @@ CONDITIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("any_action = false", {"actions": ()}, {"actions": (refund(None, "resend_invoice"),)}),
     ("actions_executed = true", {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", executed=True),)},
      {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", executed=True), refund(5))}),
+    ("approved_by_rep = true", {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", approved_by_rep=True),)},
+     {"actions": (ProposedAction("issue_refund", {}, 8.0, "EUR", executed=True),)}),
     ("amount_over = 50", {"actions": (refund(10), refund(50.01))}, {"actions": (refund(50),)}),
     ("amount_at_most = 20", {"actions": (refund(20), refund(None, "resend_invoice"))}, {"actions": (refund(20.5),)}),
     ('customer_tier = "unknown"', {"customer_tier": None}, {"customer_tier": "free"}),
@@ -243,6 +245,8 @@ ACTION_CONDITIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ('customer_tier = "plus"', {"customer_tier": "plus"}, {"customer_tier": None}),
     ('tier_in = ["plus", "business"]', {"customer_tier": "business"}, {"customer_tier": "free"}),
     ("order_age_days_at_most = 30", {"order_age_days": 30.0}, {"order_age_days": 30.5}),
+    ("order_age_days_over = 14", {"order_age_days": 14.5}, {"order_age_days": None}),
+    ('billing = "annual"', {"billing": "annual"}, {"billing": None}),
 ]
 
 

@@ -297,12 +297,17 @@ def test_approving_a_refund_runs_it_once(site: Site, browser: Browser, contexts:
     assert "8.00 EUR" in card.inner_text() and action.idempotency_key in card.inner_text()
     shot(page, site, "actions")
     submit(page, f"[data-action-approve='{action.id}']")
-    assert page.url == site.base + "/actions"
+    # The reply that confirms it is shown to the rep who approved, on its conversation, and waits.
+    assert page.url == f"{site.base}/conversations/{action.conversation_id}"
     assert f"action {action.id} (issue_refund) approved by ben" in flash(page)
+    assert "the reply is held for you to send or edit" in flash(page)
 
     assert reload(site, DemoOrder, "NN-1017").refunded == 8.0
     assert reload(site, Action, action.id).state == "executed"
     assert [e for _, e in audit(site, action_id=action.id)] == ["proposed", "awaits_rep", "approved", "executed"]
+    assert delivered(site, customer) == []
+    page.once("dialog", lambda dialog: dialog.accept())
+    submit(page, key="a")                                    # "Approve and send"
     [reply] = delivered(site, customer)
     assert b"8.00 EUR" in reply.replace(b"=\r\n", b"")
 
@@ -311,6 +316,7 @@ def test_approving_a_refund_runs_it_once(site: Site, browser: Browser, contexts:
     assert reload(site, DemoOrder, "NN-1017").refunded == 8.0
     assert [e for _, e in audit(site, action_id=action.id)].count("executed") == 1
     assert len(delivered(site, customer)) == 1
+    page.goto(site.base + "/actions")
     assert page.locator("table.list td:has-text('executed')").count() >= 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -41,6 +42,7 @@ class Checked:
     currency: str | None = None
     tier: str | None = None
     order_age_days: float | None = None
+    billing: str | None = None              # annual | monthly, when the order says so
     refusal: str | None = None
 
 
@@ -88,7 +90,7 @@ def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]
             refusal = f"order {order.id} is {order.status}: there is nothing to refund"
         elif amount > refundable:
             refusal = f"at most {refundable} {order.currency} of order {order.id} can be refunded, not {amount}"
-        return Checked(amount, currency, tier, float(age), refusal)
+        return Checked(amount, currency, tier, float(age), billing_of(order.description), refusal)
     if tool == "resend_invoice":
         owned = {i.id for i in backend.list_invoices(customer)}
         if str(arguments.get("invoice_id")) not in owned:
@@ -98,6 +100,14 @@ def _check(backend: Backend, customer: str, tool: str, arguments: dict[str, Any]
         if str(arguments.get("subscription_id")) not in owned:
             return Checked(tier=tier, refusal=f"subscription {arguments.get('subscription_id')!r} is not one of {customer}")
     return Checked(tier=tier)
+
+
+def billing_of(description: str) -> str | None:
+    """How an order's plan is billed, from the backend's description of it ("Plus annual
+    renewal, 5 seats", "Business monthly, 3 seats"); None when it does not say."""
+    words = set(re.findall(r"[a-z]+", description.casefold()))
+    annual, monthly = bool(words & {"annual", "yearly", "year"}), bool(words & {"monthly", "month"})
+    return "annual" if annual and not monthly else "monthly" if monthly and not annual else None
 
 
 def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int | None = None) -> Decimal:
@@ -118,6 +128,7 @@ def action_facts(s: Session, action: Action, checked: Checked | None, draft: Dra
         tool=action.tool, amount=action.amount, currency=action.currency,
         customer_tier=checked.tier if checked else None,
         order_age_days=checked.order_age_days if checked else None,
+        billing=checked.billing if checked else None,
         refunded_customer_today=auto_approved_today(s, action.customer, exclude=action.id),
         refunded_total_today=auto_approved_today(s, exclude=action.id),
         flags=tuple(draft.flags), taken_over=taken_over,
@@ -160,6 +171,13 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
         audit.record(s, f"policy:{decision.rule}", "awaits_rep", conversation_id=action.conversation_id,
                      draft_id=action.draft_id, action_id=action.id, reasons=list(decision.reasons))
     return action
+
+
+def waiting_reason(action: Action) -> str:
+    """Why an action waits for a rep, for the draft's reasons: with the deciding rule's reason,
+    so that what makes it doubtful is seen before it is approved."""
+    said = [r for r in action.reasons[1:] if not r.startswith("rule ")] if action.reasons else []
+    return f"action {action.id} ({action.tool}) waits for a rep" + (f": {said[-1]}" if said else "")
 
 
 def _repeated_or_too_many(s: Session, action: Action) -> str | None:

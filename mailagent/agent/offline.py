@@ -1,12 +1,16 @@
 """The offline model: a deterministic Agents SDK `Model` built on the knowledge base.
 
-It is not a language model. It runs through the real agent loop and the real tools: on its first
-turn it searches the knowledge base (by subject and by the whole message) and looks up what the
-message names (orders, invoices, incidents); for a refund request with an identifiable order it
-then proposes `issue_refund`, which pauses the run for approval; finally it writes a templated
-reply from an article's own text or from what the tools returned. Its confidence is the retrieval
-score (how well the article covers the question), or high when a lookup answered the question;
-risky intents, no good match, or no article in the customer's language make it ask for a human.
+It is not a language model. It runs through the real agent loop and the real tools. It splits the
+customer's turn into its questions (`questions.split`), each with the statements just before it.
+On its first turn it searches the knowledge base for each question (the question alone, and with
+its context), looks up what the message names (orders, invoices), and asks for the incident
+status only when a question itself asks whether something is down: a story around the question
+("my old provider is shutting down") does not choose the tool. For a refund request with an
+identifiable order it then proposes `issue_refund`, which pauses the run for approval. Finally it
+answers each question from its article's best section (or from what a lookup returned) and signs
+off in the customer's language. Its confidence is that of its weakest answer (how well the
+article covers that question); a question it cannot answer, a risky intent or no article in the
+customer's language make it hold the draft for a person, saying which question is missing.
 It needs no network and gives the same answer every time: for the demo, tests and benchmarks.
 """
 
@@ -14,8 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,87 +34,49 @@ from openai.types.responses import (
 )
 
 from mailagent.agent.input import LATEST_MARKER
+from mailagent.agent.phrases import HUMAN, PHRASES, sign_off
+from mailagent.agent.questions import (
+    MAX_QUESTIONS,
+    Question,
+    asks_about_outage,
+    fold,
+    risky_intent,
+    split,
+)
+from mailagent.agent.sections import best_sections, excerpt, terms
 
 NAME = "offline-kb-v1"
 GOOD_MATCH = 0.45
+AGREE_BONUS = 0.05          # every search of a question found the same article first
+DISAGREE = 0.8              # the searches of one question found different articles
+UNCOVERED = 0.8             # the article fits, but no section of it has the question's words
+SIBLING_COVERAGE = 0.5      # a question answered by a sibling's article: how much of it a section must have
+LOOKUP_CONFIDENCE = 0.9
 RISKY = {"refund_request": "a refund needs a person to check and approve it",
          "complaint": "an unhappy customer deserves a person",
          "dispute": "a payment dispute needs the billing team",
          "gdpr_request": "a formal data-protection request is handled by the privacy team",
          "two_factor": "turning off or recovering two-factor authentication needs an identity check"}
-
-# Intents whose words decide even when an article seems to fit: mistaking one of these for a
-# how-to question would be the expensive kind of mistake. Everything else takes the intent of
-# the article that answers it.
-RISKY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("dispute", ("chargeback", "dispute", "bank to reverse", "reclamación bancaria", "rückbuchung")),
-    ("refund_request", ("refund", "money back", "erstatt", "rückerstattung", "reembolso", "devolución",
-                        "remboursement")),
-    ("complaint", ("unacceptable", "furious", "disappointed", "terrible", "worst", "ridiculous", "lost work",
-                   "compensation", "inakzeptabel", "unzufrieden", "inaceptable")),
-    ("gdpr_request", ("gdpr", "art. 15", "article 15", "dsgvo", "rgpd", "data subject")),
-    ("account_deletion", ("delete my account", "delete account", "close my account", "konto löschen",
-                          "eliminar mi cuenta", "borrar mi cuenta")),
-)
-AGREE_BONUS = 0.05
+# The draft's intent is that of its most sensitive question: the policy must see the refund in a
+# mail that also asks for an invoice.
+SENSITIVITY = ("dispute", "refund_request", "complaint", "gdpr_request", "account_deletion", "two_factor",
+               "cancellation", "plan_change", "billing_question", "login_problem", "invoice_request", "outage",
+               "data_export", "api_question", "password_reset", "how_to", "other")
 
 STOPWORDS = {
-    "en": {"the", "and", "is", "my", "i", "to", "of", "it", "you", "please", "thanks", "with", "for", "have"},
+    "en": {"the", "and", "is", "my", "i", "to", "of", "it", "you", "please", "thanks", "with", "for", "have",
+           "how", "what", "where", "can", "do", "our", "we", "your", "in", "on"},
     "de": {"der", "die", "das", "und", "ist", "ich", "nicht", "mit", "mein", "meine", "bitte", "danke", "wie",
-           "ein", "eine", "sie", "für", "auf"},
+           "ein", "eine", "sie", "für", "auf", "auch", "aus", "unser", "unsere", "wir", "zu", "den", "dem",
+           "kann", "wo", "gibt", "oder", "habe"},
     "es": {"el", "la", "los", "las", "y", "es", "mi", "no", "con", "por", "para", "gracias", "hola", "que",
-           "una", "un", "cómo", "puedo"},
+           "una", "un", "cómo", "puedo", "de", "del", "se", "me", "he", "qué", "dónde", "mis", "tu", "lo"},
     "fr": {"le", "la", "les", "et", "est", "je", "mon", "ma", "pas", "avec", "pour", "merci", "bonjour", "vous"},
 }
-
-PHRASES = {
-    "en": {"refund_done": "I have refunded {amount} {currency} for order {order}. It usually shows on your "
-                          "statement within 5 to 10 business days.",
-           "refund_refused": "Our billing team looked at your refund request for order {order} and could not "
-                             "approve it: {reason}",
-           "incident": "Yes, we are aware of a problem: {title} (status: {status}, since {since} UTC). {update}",
-           "status_page": "You can follow the updates at {url}.",
-           "no_incident": "There is no ongoing incident on our side right now.",
-           "invoice": "The invoice for order {order} is {invoice}; you can download it here: {url}",
-           "hello": "Hi {name},", "thanks": "Thanks for getting in touch.",
-           "intro": "Here is what our guide “{title}” says:",
-           "more": "The full article: {url}", "outro": "If anything is still unclear, just reply to this email.",
-           "human": "Thanks for your message. A colleague from our team will look into this personally and "
-                    "get back to you as soon as possible."},
-    "de": {"refund_done": "ich habe {amount} {currency} für die Bestellung {order} erstattet. Die Gutschrift "
-                          "erscheint meist innerhalb von 5 bis 10 Werktagen.",
-           "refund_refused": "unser Billing-Team hat Ihre Erstattungsanfrage für die Bestellung {order} geprüft "
-                             "und konnte sie leider nicht genehmigen: {reason}",
-           "incident": "ja, uns ist ein Problem bekannt: {title} (Status: {status}, seit {since} UTC). {update}",
-           "status_page": "Aktuelle Informationen: {url}.",
-           "no_incident": "derzeit gibt es bei uns keine bekannte Störung.",
-           "invoice": "die Rechnung zur Bestellung {order} ist {invoice}; Sie können sie hier herunterladen: {url}",
-           "hello": "Hallo {name},", "thanks": "vielen Dank für Ihre Nachricht.",
-           "intro": "Dazu steht in unserer Anleitung „{title}“:",
-           "more": "Den vollständigen Artikel finden Sie hier: {url}",
-           "outro": "Wenn noch etwas unklar ist, antworten Sie einfach auf diese E-Mail.",
-           "human": "vielen Dank für Ihre Nachricht. Eine Kollegin oder ein Kollege aus unserem Team kümmert "
-                    "sich persönlich darum und meldet sich so bald wie möglich bei Ihnen."},
-    "es": {"refund_done": "he reembolsado {amount} {currency} del pedido {order}. Suele aparecer en su "
-                          "extracto en un plazo de 5 a 10 días hábiles.",
-           "refund_refused": "nuestro equipo de facturación revisó su solicitud de reembolso del pedido {order} "
-                             "y no pudo aprobarla: {reason}",
-           "incident": "sí, conocemos un problema: {title} (estado: {status}, desde {since} UTC). {update}",
-           "status_page": "Puede seguir las novedades en {url}.",
-           "no_incident": "ahora mismo no hay ninguna incidencia abierta por nuestra parte.",
-           "invoice": "la factura del pedido {order} es {invoice}; puede descargarla aquí: {url}",
-           "hello": "Hola {name}:", "thanks": "gracias por escribirnos.",
-           "intro": "Esto es lo que explica nuestra guía «{title}»:",
-           "more": "El artículo completo: {url}", "outro": "Si algo no queda claro, responda a este correo.",
-           "human": "gracias por su mensaje. Un compañero de nuestro equipo lo revisará personalmente y le "
-                    "responderá lo antes posible."},
-}
-
 _ORDER_ID = re.compile(r"\b[A-Z]{2}-\d{4,}\b")
 _INVOICE_ID = re.compile(r"\bINV-\d{4}-\d{3,}\b")
 _AMOUNT = re.compile(r"(?:€|EUR|USD|\$)\s?(\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{2})?)|(\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{2})?)\s?(?:€|EUR|euros?)",
                      re.IGNORECASE)
-_OUTAGE = ("down", "outage", "not loading", "status page", "503", "störung", "caído", "is it just me")
 _INVOICE_WORDS = ("invoice", "rechnung", "factura", "facture", "receipt")
 _CUSTOMER = re.compile(r"<customer_message subject=(?P<subject>'[^\n]*'|\"[^\n]*\")>\n(?P<body>.*?)\n</customer_message>",
                        re.DOTALL)
@@ -126,44 +91,6 @@ def detect_language(text: str) -> str:
     counts = {lang: sum(w in stop for w in words) for lang, stop in STOPWORDS.items()}
     best = max(counts, key=lambda lang: counts[lang])
     return best if counts[best] > counts["en"] and counts[best] >= 2 else "en"
-
-
-def risky_intent(text: str) -> str | None:
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return next((intent for intent, words in RISKY_WORDS if any(_contains(folded, w) for w in words)), None)
-
-
-def _contains(text: str, keyword: str) -> bool:
-    """Whole-word match for short keywords ("api", "down"), substring for longer stems."""
-    if len(keyword) <= 4:
-        return re.search(rf"(?<!\w){re.escape(keyword)}(?!\w)", text) is not None
-    return keyword in text
-
-
-def _terms(text: str) -> set[str]:
-    """Content words, cut to a 5-letter stem so "arrive" and "arriving" meet."""
-    return {w.casefold()[:5] for w in _WORDS.findall(text) if len(w) > 3}
-
-
-def excerpt(markdown: str, question: str, limit: int = 1100) -> str:
-    """The article's own words: its opening paragraph, then the section that shares the most
-    words with the customer's question (its heading counts most), within `limit`."""
-    text = re.sub(r"\*\*|__|`", "", markdown)
-    head, *sections = re.split(r"^## +", text, flags=re.MULTILINE)
-    intro = next((b.strip() for b in re.split(r"\n\s*\n", head) if b.strip() and not b.lstrip().startswith("#")), "")
-    asked = _terms(question)
-
-    def relevance(section: str) -> int:
-        heading, _, body = section.partition("\n")
-        return 3 * len(asked & _terms(heading)) + len(asked & _terms(body))
-
-    best = max(sections, key=relevance, default="")
-    title, _, body = best.partition("\n")
-    chosen = intro
-    if best:
-        section = f"{title.strip()}:\n{body.strip()}"
-        chosen = f"{intro}\n\n{section}" if len(intro) + len(section) <= limit else section
-    return chosen[:limit].rsplit("\n", 1)[0] if len(chosen) > limit else chosen
 
 
 def _first_name(name: str) -> str:
@@ -183,12 +110,43 @@ def _customer_message(items: list[dict[str, Any]]) -> tuple[str, str, str]:
     return "", "", ""
 
 
+def questions_of(subject: str, text: str) -> list[Question]:
+    """The questions to answer; the subject stands for the question of a mail without a body. A
+    question with hardly a word of its own ("Did we lose anything?", "What are we doing wrong?")
+    is about what surrounds it: it joins the next question as context, or the one before."""
+    found = split(text) or ([Question(subject)] if subject.strip() else [])
+    merged: list[Question] = []
+    pending = ""
+    for n, question in enumerate(found):
+        context = f"{pending} {question.context}".strip()
+        pending = ""
+        if len(found) > 1 and len(terms(question.text)) < 2:
+            if n + 1 < len(found):
+                pending = f"{context} {question.text}".strip()
+                continue
+            if merged:
+                last = merged[-1]
+                merged[-1] = Question(f"{last.text} {context} {question.text}".strip(), last.context)
+                continue
+        merged.append(Question(question.text, context))
+    return merged[:MAX_QUESTIONS + 1]
+
+
+def queries(subject: str, question: Question, alone: bool) -> list[str]:
+    """The searches for one question: itself, with its context, and (the mail's only question)
+    with the subject."""
+    found = [question.text, question.full]
+    if alone and subject.strip():
+        found.append(f"{subject}\n{question.full}")
+    return list(dict.fromkeys(q[:2000] for q in found if q.strip()))
+
+
 @dataclass
 class Seen:
     """What the tools returned so far in this run (read back from the input items)."""
 
     asked: list[tuple[str, dict[str, Any]]] = field(default_factory=list)     # (tool, arguments)
-    searches: list[list[dict[str, Any]]] = field(default_factory=list)
+    searches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)    # query -> hits
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)            # found ones
     invoices: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[dict[str, Any]] | None = None
@@ -203,14 +161,14 @@ class Seen:
         for item in items:
             if item.get("type") != "function_call_output" or item.get("call_id") not in calls:
                 continue
-            tool, _ = calls[item["call_id"]]
+            tool, arguments = calls[item["call_id"]]
             output = item.get("output")
             try:
                 value = json.loads(output) if isinstance(output, str) else output
             except json.JSONDecodeError:
                 value = output
             if tool == "search_knowledge":
-                seen.searches.append(_hits(value))
+                seen.searches[str(arguments.get("query", ""))] = _hits(value)
             elif tool == "lookup_order" and isinstance(value, dict) and value.get("id"):
                 seen.orders[value["id"]] = value
             elif tool == "list_invoices" and isinstance(value, list):
@@ -223,6 +181,46 @@ class Seen:
 
     def called(self, tool: str, **arguments: Any) -> bool:
         return any(t == tool and all(a.get(k) == v for k, v in arguments.items()) for t, a in self.asked)
+
+    def best(self, asked: list[str]) -> tuple[dict[str, Any] | None, float]:
+        """The article that answers a question, and how sure that is (see `match_confidence`):
+        the most certain of its searches; a little more when all of them found it first; discounted
+        when another of its searches found another article that fits (a search that found nothing
+        fitting is no disagreement)."""
+        found = [(hits[0], match_confidence(hits)) for q in asked if (hits := self.searches.get(q[:2000]))]
+        if not found:
+            return None, 0.0
+        best, confidence = max(found, key=lambda f: f[1])
+        if any(hit["id"] != best["id"] and float(hit["score"]) >= GOOD_MATCH for hit, _ in found):
+            confidence *= DISAGREE                       # another search found another article that fits
+        elif confidence >= GOOD_MATCH and len(found) > 1 and all(hit["id"] == best["id"] for hit, _ in found):
+            confidence = min(1.0, confidence + AGREE_BONUS)   # every search found it first
+        return best, confidence
+
+
+def match_confidence(hits: list[dict[str, Any]]) -> float:
+    """How sure a search is of its best article: its score (how much of the question it covers),
+    raised by its lead over the runner-up (a clear winner, not one of several half-fits). Below
+    `GOOD_MATCH` coverage it is nothing: no lead makes up for an article that does not cover it."""
+    first = float(hits[0]["score"])
+    if first < GOOD_MATCH:
+        return first
+    second = float(hits[1]["score"]) if len(hits) > 1 else 0.0
+    lead = (first - second) / first
+    return min(1.0, first + (1.0 - first) * lead)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One question's answer, or why there is none."""
+
+    question: Question
+    intent: str
+    confidence: float
+    article: dict[str, Any] | None = None        # answered from this article
+    text: str = ""                               # answered from a lookup
+    reason: str = ""                             # why a person must answer it
+    unmatched: bool = False                      # no article fits it on its own
 
 
 def _call(tool: str, n: int, **arguments: Any) -> ResponseFunctionToolCall:
@@ -240,13 +238,21 @@ def _money(text: str) -> str:
     return f"{int(re.sub(r'[^0-9]', '', whole) or 0)}.{cents}"
 
 
+def _quote(question: Question) -> str:
+    text = " ".join(question.text.split())
+    return f"“{text[:80]}{'…' if len(text) > 80 else ''}”"
+
+
 class OfflineModel(Model):
     """See the module docstring. Stateless: one instance serves concurrent runs."""
 
-    def __init__(self, *, sign_off: str, docs_url: str | None = None, status_page: str | None = None) -> None:
+    def __init__(self, *, sign_off: str, docs_url: str | None = None, status_page: str | None = None,
+                 company: str = "Example", sign_offs: Mapping[str, str] | None = None) -> None:
         self.sign_off = sign_off
         self.docs_url = docs_url.rstrip("/") if docs_url else None
         self.status_page = status_page
+        self.company = company
+        self.sign_offs = dict(sign_offs or {})
 
     async def get_response(self, system_instructions: str | None, input: str | list[Any],
                            model_settings: ModelSettings, tools: list[Tool],
@@ -270,15 +276,16 @@ class OfflineModel(Model):
     def plan(self, subject: str, text: str, language: str, seen: Seen, tools: set[str]) -> list[ResponseFunctionToolCall]:
         """The next tool calls, or none when it is time to answer."""
         n = len(seen.asked)
-        folded = f"{subject}\n{text}".casefold()
+        folded = fold(f"{subject}\n{text}")
         if not seen.asked:
-            queries = dict.fromkeys(q for q in (subject, f"{subject}\n{text}"[:2000]) if q.strip())
-            calls = [_call("search_knowledge", n + i, query=q, locale=language) for i, q in enumerate(queries)]
-            calls += [_call("lookup_order", n + 10 + i, order_id=o) for i, o in enumerate(_ORDER_ID.findall(text)[:2])]
+            asked = questions_of(subject, text)
+            searched = dict.fromkeys(q for question in asked for q in queries(subject, question, len(asked) == 1))
+            calls = [_call("search_knowledge", n + i, query=q, locale=language) for i, q in enumerate(searched)]
+            calls += [_call("lookup_order", n + 50 + i, order_id=o) for i, o in enumerate(_ORDER_ID.findall(text)[:2])]
             if _INVOICE_ID.search(text) or any(w in folded for w in _INVOICE_WORDS) or risky_intent(folded) == "refund_request":
-                calls.append(_call("list_invoices", n + 20))
-            if any(_contains(folded, w) for w in _OUTAGE):
-                calls.append(_call("incident_status", n + 21))
+                calls.append(_call("list_invoices", n + 60))
+            if any(asks_about_outage(question) for question in asked):
+                calls.append(_call("incident_status", n + 61))
             return [c for c in calls if c.name in tools]
         if risky_intent(folded) != "refund_request" or seen.called("issue_refund") or "issue_refund" not in tools:
             return []
@@ -310,83 +317,155 @@ class OfflineModel(Model):
         return None
 
     def compose(self, subject: str, text: str, name: str, language: str, seen: Seen) -> dict[str, Any]:
-        """The structured draft: reply text, honest confidence, and whether a person is needed.
-
-        Two searches ran, by subject and by the whole message. When their best articles agree,
-        the confidence is the better score; when they disagree, the topic is unclear and it is
-        the lower one, discounted. A lookup that answers the question (an incident, an invoice, a
-        refund's outcome) is what the reply says, with a high confidence."""
-        best, score = _best(seen.searches)
-        intent = risky_intent(f"{subject}\n{text}") or (best["intent"] if best and best.get("intent") else "other")
+        """The structured draft: every question answered, or held saying which one is not; the
+        confidence of the weakest answer; the intent of the most sensitive question."""
         phrases = PHRASES.get(language, PHRASES["en"])
-        answer = self.from_lookups(text, intent, phrases, seen, best)
-        reasons = []
-        if answer is not None:
-            body, intent_from_lookup = answer
-            intent = intent_from_lookup or intent
-            score, cited = max(score, 0.9), []
-        else:
-            if intent in RISKY:
-                reasons.append(RISKY[intent])
-            if best is None or score < GOOD_MATCH:
-                reasons.append("no knowledge-base article answers this well enough")
-            elif language not in PHRASES:
-                reasons.append(f"the offline model cannot write in {language}")
-            elif best["locale"] != language:
-                reasons.append(f"no article in the customer's language ({language})")
-            cited = [best["id"]] if best and not reasons else []
-            body = phrases["human"] if reasons else self.from_article(best, text, phrases)
-        needs_human = bool(reasons)
-        confidence = round(score if not needs_human else min(score, GOOD_MATCH) * 0.5, 3)
         greeting = phrases["hello"].format(name=_first_name(name))
-        return {
-            "reply": f"{greeting}\n\n{body}\n\n{self.sign_off}", "confidence": confidence, "intent": intent,
-            "language": language, "cited_articles": cited,
-            "needs_human": needs_human, "needs_human_reason": "; ".join(reasons),
-        }
+        closing = sign_off(language, company=self.company, english=self.sign_off, configured=self.sign_offs)
+        settled = self.refund_outcome(phrases, seen)
+        if settled is not None:
+            body, confidence, reasons = settled
+            return self._draft(f"{greeting}\n\n{body}\n\n{closing}", confidence, "refund_request", language, [],
+                               reasons)
+        asked = questions_of(subject, text)
+        answers = [self.answer(subject, question, n, len(asked), language, seen) for n, question in enumerate(asked, 1)]
+        answers = [self.from_sibling(a, answers) if a.unmatched else a for a in answers]
+        reasons = [a.reason for a in answers if a.reason]
+        if len(asked) > MAX_QUESTIONS:
+            reasons.append(f"the message asks more than {MAX_QUESTIONS} questions")
+        if (risky := risky_intent(subject)) and risky in RISKY and all(a.intent != risky for a in answers):
+            reasons.append(RISKY[risky])
+            answers.append(Answer(Question(subject), risky, 0.0, reason=RISKY[risky]))
+        intent = min((a.intent for a in answers), key=SENSITIVITY.index, default="other")
+        confidence = min((a.confidence for a in answers), default=0.0)
+        if language not in PHRASES:
+            reasons.append(f"the offline model cannot write in {language}")
+            human = HUMAN.get(language, f"{greeting}\n\n{phrases['human']}").format(name=_first_name(name))
+            return self._draft(f"{human}\n\n{closing}", confidence, intent, language, [], reasons)
+        answered = [a for a in answers if not a.reason]
+        if not answered or any(a.intent in RISKY and a.reason for a in answers):
+            return self._draft(f"{greeting}\n\n{phrases['human']}\n\n{closing}", confidence, intent, language, [],
+                               reasons)
+        parts = [phrases["thanks"], *self.from_answers(answered, phrases)]
+        parts.append(phrases["rest"] if reasons else phrases["outro"])
+        cited = list(dict.fromkeys(a.article["id"] for a in answered if a.article))
+        body = "\n\n".join(parts)
+        return self._draft(f"{greeting}\n\n{body}\n\n{closing}", confidence, intent, language, cited, reasons)
 
-    def from_article(self, best: dict[str, Any] | None, text: str, phrases: dict[str, str]) -> str:
-        assert best is not None
-        url = f"{self.docs_url}/{best['id'].rsplit('.', 1)[0]}" if self.docs_url else ""
-        parts = [phrases["thanks"], phrases["intro"].format(title=best["title"]), excerpt(best["content"], text)]
-        if url:
-            parts.append(phrases["more"].format(url=url))
-        parts.append(phrases["outro"])
-        return "\n\n".join(parts)
+    @staticmethod
+    def _draft(reply: str, confidence: float, intent: str, language: str, cited: list[str],
+               reasons: list[str]) -> dict[str, Any]:
+        needs_human = bool(reasons)
+        if needs_human:
+            confidence = min(confidence, GOOD_MATCH) * 0.5
+        return {"reply": reply, "confidence": round(confidence, 3), "intent": intent, "language": language,
+                "cited_articles": cited, "needs_human": needs_human, "needs_human_reason": "; ".join(reasons)}
 
-    def from_lookups(self, text: str, intent: str, phrases: dict[str, str], seen: Seen,
-                     best: dict[str, Any] | None) -> tuple[str, str | None] | None:
-        """(reply body, intent) when what the tools returned answers the message."""
+    def answer(self, subject: str, question: Question, n: int, of: int, language: str, seen: Seen) -> Answer:
+        """One question's answer: a risky intent needs a person; a question about an outage is
+        answered by the incident lookup; any other from its best article, if it fits well."""
+        which = f"question {n} {_quote(question)}" if of > 1 else "the question"
+        risky = risky_intent(question.full)
+        if risky in RISKY:
+            return Answer(question, risky, 0.0, reason=RISKY[risky])
+        if asks_about_outage(question) and seen.incidents is not None:
+            return Answer(question, "outage", LOOKUP_CONFIDENCE, text=self.incident_text(PHRASES.get(language, PHRASES["en"]), seen.incidents))
+        best, score = seen.best(queries(subject, question, of == 1))
+        if best is None or score < GOOD_MATCH:
+            return Answer(question, "other", score, reason=f"no knowledge-base article answers {which}",
+                          unmatched=True)
+        intent = best.get("intent") or "other"
+        if intent in RISKY:
+            return Answer(question, intent, 0.0, reason=RISKY[intent])
+        if best["locale"] != language:
+            return Answer(question, intent, score, reason=f"no article in the customer's language ({language}) "
+                                                          f"answers {which}")
+        invoice = self.invoice_text(question, PHRASES.get(language, PHRASES["en"]), seen) \
+            if intent == "invoice_request" else None
+        if invoice:
+            return Answer(question, intent, max(score, LOOKUP_CONFIDENCE), best, text=invoice)
+        if best_sections(best["content"], question.text, question.context).coverage == 0.0:
+            score *= UNCOVERED
+        return Answer(question, intent, score, best)
+
+    @staticmethod
+    def from_sibling(answer: Answer, answers: list[Answer]) -> Answer:
+        """A question no article fits on its own, in a mail whose other questions an article
+        answers ("3. Is there a way to schedule this every month?" after two questions about
+        exports): answered from that article when a section of it has most of the question's
+        words; as sure as that coverage allows."""
+        for other in answers:
+            article = other.article
+            if article is None or other.reason:
+                continue
+            coverage = best_sections(article["content"], answer.question.text, answer.question.context).coverage
+            if coverage >= SIBLING_COVERAGE:
+                return Answer(answer.question, other.intent, other.confidence * coverage, article)
+        return answer
+
+    def from_answers(self, answers: list[Answer], phrases: dict[str, str]) -> list[str]:
+        """The answers in the order asked; questions answered by the same article share its
+        introduction, each with its own section; the links to the full articles come last."""
+        parts: list[str] = []
+        links: list[str] = []
+        shown: dict[str, list[str]] = {}                 # article id -> sections already quoted
+        for a in answers:
+            if a.text:
+                parts.append(a.text)
+            if a.article is None:
+                continue
+            article = a.article
+            sections = best_sections(article["content"], a.question.text, a.question.context).texts
+            if article["id"] in shown:
+                new = [section for section in sections if section not in shown[article["id"]]]
+                shown[article["id"]] += new
+                parts += new
+                continue
+            shown[article["id"]] = list(sections)
+            if a.text:                                   # a lookup answered it; the article adds context
+                parts.append(excerpt(article["content"], a.question.text, limit=700, context=a.question.context))
+                continue
+            parts += [phrases["intro"].format(title=article["title"]),
+                      excerpt(article["content"], a.question.text, context=a.question.context)]
+            if self.docs_url:
+                links.append(phrases["more"].format(url=f"{self.docs_url}/{article['id'].rsplit('.', 1)[0]}"))
+        return [*parts, *links]
+
+    def refund_outcome(self, phrases: dict[str, str], seen: Seen) -> tuple[str, float, list[str]] | None:
+        """(reply body, confidence, reasons) once a proposed refund was decided: what ran, or that
+        a person follows up. A rejection's text is for the agent, never for the customer."""
         refund = seen.refund
         if isinstance(refund, dict) and refund.get("executed"):
             done = phrases["refund_done"].format(amount=refund.get("amount"), currency=refund.get("currency"),
                                                  order=refund.get("order_id"))
-            return f"{done}\n\n{phrases['outro']}", "refund_request"
-        if isinstance(refund, str):                      # a rejection: the rep's words are the reason
-            reason = refund.split(":", 1)[-1].strip() or refund
-            order_id = next(iter(seen.orders), "")
-            refused = phrases["refund_refused"].format(order=order_id, reason=reason)
-            return f"{refused}\n\n{phrases['outro']}", "refund_request"
-        if refund is not None:
-            return None                                  # it failed: a person must look
-        if seen.incidents is not None and intent not in RISKY:
-            active = [i for i in seen.incidents if i.get("status") != "resolved"]
-            if not active:
-                return phrases["no_incident"] + "\n\n" + phrases["outro"], "outage"
-            first = active[0]
-            known = phrases["incident"].format(title=first["title"], status=first["status"],
-                                               since=first["started_at"][:16].replace("T", " "),
-                                               update=first.get("public_update", ""))
-            follow = phrases["status_page"].format(url=self.status_page) if self.status_page else ""
-            return f"{known} {follow}".rstrip(), "outage"
-        orders = [o for o in seen.orders.values() if o.get("invoice_id")]
+            return f"{done}\n\n{phrases['outro']}", LOOKUP_CONFIDENCE, []
+        if isinstance(refund, str):
+            refused = phrases["refund_refused"].format(order=next(iter(seen.orders), ""))
+            return refused, LOOKUP_CONFIDENCE, []
+        if refund is not None:                           # it failed: a person must look
+            return phrases["human"], 0.0, ["the refund did not run"]
+        return None
+
+    def incident_text(self, phrases: dict[str, str], incidents: list[dict[str, Any]]) -> str:
+        active = [i for i in incidents if i.get("status") != "resolved"]
+        if not active:
+            return phrases["no_incident"]
+        first = active[0]
+        known = phrases["incident"].format(title=first["title"], status=first["status"],
+                                           since=first["started_at"][:16].replace("T", " "),
+                                           update=first.get("public_update", ""))
+        follow = phrases["status_page"].format(url=self.status_page) if self.status_page else ""
+        return f"{known} {follow}".rstrip()
+
+    @staticmethod
+    def invoice_text(question: Question, phrases: dict[str, str], seen: Seen) -> str | None:
+        """The invoice of an order the question names, with its link."""
         invoices = {i["id"]: i for i in seen.invoices}
-        if orders and intent not in RISKY and orders[0]["invoice_id"] in invoices:
-            order = orders[0]
-            invoice = invoices[order["invoice_id"]]
-            line = phrases["invoice"].format(order=order["id"], invoice=invoice["id"], url=invoice["url"])
-            extra = f"\n\n{excerpt(best['content'], text, limit=700)}" if best else ""
-            return f"{line}{extra}\n\n{phrases['outro']}", "invoice_request"
+        for order_id in _ORDER_ID.findall(question.full):
+            order = seen.orders.get(order_id)
+            if order and order.get("invoice_id") in invoices:
+                invoice = invoices[order["invoice_id"]]
+                return phrases["invoice"].format(order=order["id"], invoice=invoice["id"], url=invoice["url"])
         return None
 
     async def stream_response(self, system_instructions: str | None, input: str | list[Any],
@@ -400,17 +479,6 @@ class OfflineModel(Model):
         response = Response(id="resp_offline", created_at=0, model=NAME, object="response", output=result.output,
                             tool_choice="auto", tools=[], top_p=None, parallel_tool_calls=False, status="completed")
         yield ResponseCompletedEvent(type="response.completed", response=response, sequence_number=0)
-
-
-def _best(searches: list[list[dict[str, Any]]]) -> tuple[dict[str, Any] | None, float]:
-    """The article to answer from, and how well it fits (see `compose`)."""
-    tops = [hits[0] for hits in searches if hits]
-    if not tops:
-        return None, 0.0
-    if len({h["id"] for h in tops}) == 1:
-        bonus = AGREE_BONUS if len(tops) > 1 else 0.0
-        return tops[0], min(1.0, max(float(h["score"]) for h in tops) + bonus)
-    return tops[-1], min(float(h["score"]) for h in tops) * 0.8
 
 
 def _hits(found: Any) -> list[dict[str, Any]]:

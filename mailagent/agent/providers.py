@@ -73,8 +73,9 @@ async def openai_client(settings: Settings) -> AsyncIterator[AsyncOpenAI]:
 async def model_for_run(settings: Settings) -> AsyncIterator[Model]:
     cfg = settings.model
     if cfg.provider == "offline":
-        yield OfflineModel(sign_off=settings.agent.sign_off, docs_url=settings.agent.docs_url,
-                           status_page=settings.agent.status_page)
+        agent = settings.agent
+        yield OfflineModel(sign_off=agent.sign_off, docs_url=agent.docs_url, status_page=agent.status_page,
+                           company=agent.company, sign_offs=dict(agent.sign_offs))
         return
     async with openai_client(settings) as client:
         yield _model(cfg, client)

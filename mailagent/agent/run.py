@@ -258,9 +258,14 @@ def result_facts(result: DraftResult | None) -> dict[str, Any]:
     says of the draft, and what the checks flagged. No result means a person must answer."""
     output = result.draft if result else None
     flags = [*(result.flags if result else ()), *(["agent_escalated"] if result and result.escalations else [])]
+    reasons = [output.needs_human_reason if output and output.needs_human else "",
+               *(result.notes if result else ()), *(f"the agent escalated: {e}" for e in (result.escalations if result else ()))]
+    if output is None and not any(reasons):
+        reasons.append("there is no draft: a person must answer")
     return {"intent": output.intent if output else "other", "language": output.language if output else "",
             "confidence": output.confidence if output else 0.0,
             "needs_human": (output.needs_human if output else True) or bool(result and result.escalations),
+            "needs_human_reason": "; ".join(r for r in reasons if r),
             "flags": tuple(flags)}
 
 

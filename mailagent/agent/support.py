@@ -15,6 +15,7 @@ from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
 from mailagent.agent.context import AgentContext
+from mailagent.agent.phrases import sign_off
 from mailagent.agent.tools import KNOWLEDGE, LOOKUPS, SIDE_EFFECTS
 from mailagent.config import DATA, Settings
 from mailagent.config import Agent as AgentSettings
@@ -68,9 +69,11 @@ def instructions(settings: Settings, mailbox_address: str) -> Instructions:
 @functools.lru_cache(maxsize=64)
 def _instructions(agent: AgentSettings, mailbox_address: str, path: Path, mtime_ns: int) -> Instructions:
     template, version = _template(path, mtime_ns)
+    sign_offs = {language: sign_off(language, company=agent.company, english=agent.sign_off,
+                                    configured=dict(agent.sign_offs)) for language in LANGUAGES if language != "en"}
     text = template.render(
         company=agent.company, mailbox=mailbox_address, voice=agent.voice,
-        sign_off=agent.sign_off, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
+        sign_off=agent.sign_off, sign_offs=sign_offs, intents=", ".join(INTENTS), languages=", ".join(LANGUAGES),
         allowed_domains=", ".join(agent.allowed_link_domains) or "no external sites",
     )
     return Instructions(text, version)

@@ -29,8 +29,11 @@ STATES = ["proposed", "approved", "rejected", "executed", "failed"]
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    print_listing(views.actions(store(settings), state=args.state, limit=args.limit), args,
-                  ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by"])
+    rows = views.actions(store(settings), state=args.state, limit=args.limit)
+    if not args.json:
+        rows = [{**r, "why": views.compact(r["reasons"][-1], 90).strip('"') if r["reasons"] else ""} for r in rows]
+    print_listing(rows, args, ["id", "conversation_id", "draft_id", "tool", "amount", "currency", "state", "decided_by",
+                               "why"])
     return 0
 
 
@@ -58,7 +61,23 @@ def cmd_decide(settings: Settings, args: argparse.Namespace) -> int:
     print(f"action {args.id} {'approved' if args.sub == 'approve' else 'rejected'} by {rep}")
     if done := dispatch.resume(settings, action.draft_id):
         print(done.summary)
+        _show_held(settings, action.draft_id)
     return 0
+
+
+def _show_held(settings: Settings, draft_id: int) -> None:
+    """The reply that follows a decided action, when it waits for the rep: what would go out, and
+    how to send it or an edit of it."""
+    from mailagent.store import db
+    from mailagent.store.models import Draft, DraftState
+
+    with db.reading(settings.database.url) as s:
+        row = s.get(Draft, draft_id)
+    if row is None or row.state != DraftState.HELD or not row.text.strip():
+        return
+    print(f"\nThe reply is held for you (draft {draft_id}); nothing was sent to the customer yet:\n")
+    print("    " + row.text.replace("\n", "\n    "))
+    print(f"\nSend it: mailagent drafts approve {draft_id}   (or your edit of it: --edit FILE)")
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -133,6 +133,7 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
             why = f"flagged {', '.join(d.flags)}: {d.needs_human_reason}"
         elif d.state == "waiting":
             why = "; ".join(f"action {a.id}: {a.tool} {a.amount or ''} {a.currency or ''}".rstrip()
+                            + (f" ({a.reasons[-1]})" if len(a.reasons) > 1 else "")
                             for a in actions if a.draft_id == d.id and a.state == "proposed")
         groups[label].append(f"#{d.id:<3} {m.from_addr[:34]:34} {m.subject[:44]:44} {why}")
     for m in messages.values():
@@ -177,6 +178,8 @@ def next_steps(config_path: Path, smtp_port: int, held: Draft | None, waiting: l
     if held is not None:
         lines.append(f"{cli} drafts approve {held.id} --as you@example     # --edit FILE sends your text instead")
     if waiting:
-        lines.append(f"{cli} actions approve {waiting[0].id} --as you@example     "
-                     f"# runs the {waiting[0].tool} once, then the reply goes out")
+        # Suggest one no rule flagged as doubtful (its reasons then say only that no rule matched).
+        clear = next((a for a in waiting if len(a.reasons) <= 1), waiting[0])
+        lines.append(f"{cli} actions approve {clear.id} --as you@example     "
+                     f"# runs the {clear.tool} once, then shows you the reply to send")
     return lines

@@ -167,7 +167,7 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
                    for p, facts in zip(result.proposals, checked, strict=True)]
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
         row.run_state, row.state, row.lease_owner, row.lease_until = result.run_state, DraftState.WAITING, None, None
-        row.reasons = [f"action {a.id} ({a.tool}) waits for a rep" for a in waiting]
+        row.reasons = [proposals.waiting_reason(a) for a in waiting]
         if waiting and ticket.helpdesk is not None:         # helpdesk hook (issue 9): reps decide there
             helpdesk_drafts.waiting(s, settings, row, ticket, actions)
         if waiting:
@@ -276,6 +276,8 @@ def _record(row: Draft, request: DraftRequest, result: DraftResult) -> None:
         row.text, row.confidence, row.intent, row.language = output.reply, output.confidence, output.intent, output.language
         row.needs_human, row.needs_human_reason = output.needs_human, output.needs_human_reason
         row.cited = list(output.cited_articles)
+    if output is None or result.escalations:            # no draft, or handed over: a person answers
+        row.needs_human = True
     notes = [*result.notes, *(f"the agent escalated: {e}" for e in result.escalations)]
     if notes:
         row.needs_human_reason = "; ".join(filter(None, [row.needs_human_reason, *notes]))

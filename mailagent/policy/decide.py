@@ -41,6 +41,8 @@ NEEDS_HUMAN = "invariant: a draft that needs a human is never auto-sent"
 LOW_CONFIDENCE = "invariant: confidence below the minimum"
 FLAGGED_ACTION = "invariant: a flagged action needs a rep"
 BAD_AMOUNT = "invariant: an amount must be a number of at least 0"
+# The invariants that make a person answer whatever the rules say: shown as the reason of a hold.
+PERSON_NEEDED = (TAKEN_OVER, FLAGGED, NEEDS_HUMAN)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,7 @@ _DRAFT_CONDITIONS: dict[str, Condition] = {
     "action": ("proposed actions", lambda f: tuple(a.tool for a in f.actions), lambda have, want: want in have),
     "any_action": ("proposed actions", lambda f: tuple(a.tool for a in f.actions), lambda have, want: bool(have) == want),
     "actions_executed": ("every proposed action approved and executed", _all_executed, _eq),
+    "approved_by_rep": ("a rep approved a proposed action", lambda f: any(a.approved_by_rep for a in f.actions), _eq),
     "amount_over": ("largest proposed amount", _max_amount, lambda have, want: have > want),
     "amount_at_most": ("largest proposed amount", _max_amount, _at_most),
     "customer_tier": ("customer_tier", lambda f: f.customer_tier or "unknown", _eq),
@@ -201,6 +204,9 @@ _ACTION_CONDITIONS: dict[str, Condition] = {
     "customer_tier": ("customer_tier", lambda a: a.customer_tier or "unknown", _eq),
     "tier_in": ("customer_tier", lambda a: a.customer_tier or "unknown", lambda have, want: have in want),
     "order_age_days_at_most": ("order_age_days", lambda a: a.order_age_days, _at_most),
+    "order_age_days_over": ("order_age_days", lambda a: a.order_age_days,
+                            lambda have, want: have is not None and have > want),
+    "billing": ("billing", lambda a: a.billing or "unknown", _eq),
 }
 
 
@@ -301,7 +307,8 @@ def _send_blockers(policy: Policy, facts: Facts) -> tuple[Override, ...]:
         found.append(Override(CONVERSATION_CAP, f"this conversation already had {facts.auto_sends_conversation} "
                                                 f"auto-sent replies (the cap is {per_conversation})"))
     if facts.needs_human:
-        found.append(Override(NEEDS_HUMAN, "the agent said the draft needs a human"))
+        said = f": {facts.needs_human_reason}" if facts.needs_human_reason else ""
+        found.append(Override(NEEDS_HUMAN, f"the agent said the draft needs a human{said}"))
     if not facts.confidence >= policy.defaults.min_confidence:     # written so that NaN is held too
         found.append(Override(LOW_CONFIDENCE, f"confidence {_toml(facts.confidence)} is below the minimum "
                                               f"{_toml(policy.defaults.min_confidence)}"))
@@ -339,10 +346,17 @@ def evaluate(policy: Policy, facts: Facts) -> Evaluation[Decision]:
         decision = made("ignore", AUTOMATED, f"{_said(rule, said)}; ignored: {automated.because}, "
                                              "and automated mail is never answered", *grounds)
         return Evaluation(tried, said, by, (automated, *overrides), decision)
+    person = [o for o in overrides if o.rule in PERSON_NEEDED]
     if said == "send" and overrides:
         first, *rest = overrides
         decision = made("hold", first.rule, f"{_said(rule, 'send')}; held: {first.because}",
                         *grounds, *(f"also: {o.because}" for o in rest))
+    elif said == "hold" and person:
+        # A rule that holds anyway is not the reason shown when a person is needed in any case:
+        # the rep sees the flag or the agent's reason first, then the rule.
+        first, *rest = person
+        decision = made("hold", first.rule, f"held: {first.because}", *(f"also: {o.because}" for o in rest),
+                        f"also: {_said(rule, 'hold')}", *grounds)
     elif said == "send" and (policy.defaults.mode == "shadow" or (rule is not None and rule.shadow)):
         where = "the policy is in shadow mode" if policy.defaults.mode == "shadow" else "the rule is in shadow mode"
         decision = made("hold", by, f"{_said(rule, 'send')}; held: {where}, so it would have sent",

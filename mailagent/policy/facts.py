@@ -67,6 +67,7 @@ class Facts:
     language: str = "en"
     confidence: float = 0.0
     needs_human: bool = False
+    needs_human_reason: str = ""                # the agent's words, shown with the decision
     actions: tuple[ProposedAction, ...] = ()
     customer_tier: str | None = None            # free | plus | business | enterprise | None (unknown)
     customer_domain: str = ""
@@ -103,6 +104,7 @@ class ActionFacts:
     currency: str | None = None
     customer_tier: str | None = None
     order_age_days: float | None = None
+    billing: str | None = None                  # annual | monthly | None (unknown): how the order's plan is billed
     refunded_customer_today: Decimal = Decimal(0)       # amount already auto-approved for this customer in the last 24 h
     refunded_total_today: Decimal = Decimal(0)          # amount auto-approved for everyone in the last 24 h
     flags: tuple[str, ...] = ()

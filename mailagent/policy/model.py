@@ -32,6 +32,7 @@ Channel = Literal["email", "zendesk", "helpscout"]
 Tier = Literal["free", "plus", "business", "enterprise", "unknown"]   # "unknown": no tier on record
 Then = Literal["send", "hold", "escalate", "ignore"]
 ActionThen = Literal["auto_approve", "rep"]
+Billing = Literal["annual", "monthly", "unknown"]                    # how the order's plan is billed
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # The pre-send gate's scores (`evals.gate`): graders that need no reference, 0 (bad) to 1 (good).
 GradeName = Literal["tone", "safety", "language", "promises"]
@@ -124,6 +125,7 @@ class When(Table):
     action: ToolName | None = None
     any_action: Flag | None = None
     actions_executed: Flag | None = None
+    approved_by_rep: Flag | None = None
     amount_over: Amount | None = None
     amount_at_most: Amount | None = None
     customer_tier: Tier | None = None
@@ -167,6 +169,8 @@ class ActionWhen(Table):
     customer_tier: Tier | None = None
     tier_in: Annotated[tuple[Tier, ...], Field(min_length=1)] | None = None
     order_age_days_at_most: Amount | None = None
+    order_age_days_over: Amount | None = None
+    billing: Billing | None = None
 
 
 class ActionRule(Table):

@@ -38,6 +38,14 @@ class Approved:
     post_id: int | None = None  # ... helpdesk: the public reply in the post ledger
 
 
+def held(settings: Settings, draft_id: int) -> bool:
+    """Whether a draft waits in the review queue with a reply to send (after an action was
+    decided, the rep is shown it)."""
+    with db.reading(settings.database.url) as s:
+        row = s.get(Draft, draft_id)
+    return row is not None and row.state == DraftState.HELD and bool(row.text.strip())
+
+
 def approve(settings: Settings, draft_id: int, reviewer: str, text: str | None = None) -> Approved:
     """Send a held draft, or the rep's edit of it (`text`)."""
     with db.session(settings.database.url) as s:

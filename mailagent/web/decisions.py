@@ -89,7 +89,11 @@ def _decide_action(site: Site, request: Request, visitor: Visitor, form: FormDat
         return site.done(request, _back(form), str(exc), ok=False)
     then = _follow_up(lambda: dispatch.resume(site.settings, action.draft_id), f"action {action_id}")
     verb = "approved" if approve else "rejected"
-    return site.done(request, _back(form), f"action {action_id} ({action.tool}) {verb} by {visitor.user.name}{then}")
+    message = f"action {action_id} ({action.tool}) {verb} by {visitor.user.name}{then}"
+    if drafts.held(site.settings, action.draft_id):      # the reply that follows waits for this rep: show it
+        return site.done(request, f"/conversations/{action.conversation_id}",
+                         f"{message}; the reply is held for you to send or edit")
+    return site.done(request, _back(form), message)
 
 
 def take(site: Site, request: Request, visitor: Visitor, form: FormData | None) -> Response:
