@@ -86,6 +86,9 @@ class Ingest(Section):
     """Authentication-Results from these authserv-ids (our own MTA) decide who sent a message."""
     verify_dkim: bool = False
     """Verify DKIM signatures ourselves when no trusted Authentication-Results are present."""
+    default_mailbox: str | None = None
+    """The mailbox that answers mail whose headers name none of ours (Bcc, an alias) when it came
+    with no mailbox (`ingest` without `--mailbox`). With one mailbox configured, that one."""
 
 
 class Outbox(Section):
@@ -395,6 +398,15 @@ class Settings(Section):
         except KeyError:
             raise ConfigError([Problem(self.source, None, f"mailboxes.{name}", "no such mailbox")]) from None
 
+    def reply_mailbox(self, found: str | None) -> str | None:
+        """The mailbox a message belongs to: the one its headers name, else `[ingest]
+        default_mailbox`, else the only mailbox; None when that is ambiguous (held for a rep)."""
+        if found is not None:
+            return found
+        if self.ingest.default_mailbox is not None:
+            return self.ingest.default_mailbox
+        return next(iter(self.mailboxes)) if len(self.mailboxes) == 1 else None
+
     def helpdesk(self, name: str) -> Helpdesk:
         try:
             return self.helpdesks[name]
@@ -481,6 +493,11 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
         raise ConfigError(found) from None
     if problems := _helpdesk_problems(source, lines, settings.helpdesks):
         raise ConfigError(problems)
+    default = settings.ingest.default_mailbox
+    if default is not None and default not in settings.mailboxes:
+        loc = ("ingest", "default_mailbox")
+        raise ConfigError([Problem(source, tomlfile.line_of(lines, loc), tomlfile.dotted(loc),
+                                   f"no [mailboxes.{default}] section")])
     settings = _resolve_paths(settings, base)
     settings._source = source
     return settings

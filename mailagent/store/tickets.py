@@ -146,6 +146,12 @@ def renew(s: Session, draft_id: int, owner: str, lease: timedelta) -> bool:
                           .values(lease_until=now() + lease)).rowcount)
 
 
+def failed(s: Session, draft_id: int, owner: str, error: str) -> None:
+    """An attempt failed: keep its error and free the claim for the next attempt at once."""
+    s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)
+              .values(error=error, lease_owner=None, lease_until=None))
+
+
 def release(s: Session, draft_id: int, owner: str, state: DraftState) -> None:
     """Give the draft back (to `waiting`, or still `drafting` to be retried at once)."""
     s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)

@@ -52,9 +52,18 @@ class InProcess:
         """Poll once, then process until no runnable work is left (including work the sweeper
         finds: messages stored by `ingest`, replies due for delivery)."""
         self.poll_all()
+        same, previous = 0, None
         while True:
             self._settle()
-            if not self.actors.enqueue_due(sweeper.find_due(self.settings, timedelta(0))):
+            due = sweeper.find_due(self.settings, timedelta(0))
+            same = same + 1 if due == previous else 0
+            if same > self.settings.worker.max_attempts + 1:
+                # Every failing step ends in a visible state after bounded attempts; this only
+                # guards against a step that neither progresses nor fails, so `run` still returns.
+                log.error("work that makes no progress, left for the next run: %s", due)
+                return
+            previous = due
+            if not self.actors.enqueue_due(due):
                 self._settle()
                 return
 

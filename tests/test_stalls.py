@@ -1,0 +1,177 @@
+"""Nothing stalls the pipeline: mail that names none of our mailboxes, steps that keep failing and
+hostile structure all end in a visible state after bounded attempts, and `run --until-idle`
+returns."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dramatiq
+import pytest
+from sqlmodel import select
+
+from mailagent.config import ConfigError, load
+from mailagent.pipeline import classify, decide, sweeper
+from mailagent.pipeline.ingest import Inbound, store_many
+from mailagent.review import ReviewError, drafts
+from mailagent.store import db
+from mailagent.store.models import Draft, DraftState, Message, MessageState, Outbound
+from mailagent.worker import broker
+
+from .conftest import make_settings
+from .support.flow import SEND_EVERYTHING, policy_dir, synced
+from .support.hostile_mail import nested_multipart
+from .support.mails import mail
+from .support.smtpd import SmtpServer
+
+QUESTION = dict(subject="Password reset email never arrives",
+                body="I clicked 'forgot password' but the reset email never arrives. How do I reset my password?")
+BCC = mail(1, to="undisclosed-recipients:;", **QUESTION)       # reached us by Bcc: To names nobody of ours
+
+
+def _settings(url: str, tmp_path: Path, smtp: SmtpServer, **sections):
+    settings = make_settings(url, smtp={"port": smtp.port}, agent={"allowed_link_domains": ["nimbusnotes.example"]},
+                             policy={"directory": policy_dir(tmp_path, SEND_EVERYTHING), "reload_seconds": 0},
+                             **sections)
+    return synced(settings)
+
+
+def _two_mailboxes(settings, **ingest):
+    sales = {"address": "sales@example.com", "smtp": settings.mailboxes["support"].smtp}
+    data = settings.model_dump()
+    data["mailboxes"]["sales"] = sales
+    data["ingest"].update(ingest)
+    from mailagent import config
+
+    return config.use(type(settings).model_validate(data))
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch):
+    """`InProcess(settings)`, its broker kept inside this test."""
+    monkeypatch.setattr(broker, "_installed", broker._installed)
+    monkeypatch.setattr(dramatiq.broker, "global_broker", dramatiq.broker.global_broker)
+    from mailagent.worker.inprocess import InProcess
+
+    return InProcess
+
+
+def _run(in_process, settings, *raws: bytes) -> None:
+    store_many(settings.database.url, [Inbound(raw, "file", None) for raw in raws])
+    with in_process(settings) as app:
+        app.until_idle()
+
+
+def _rows(url: str, model):
+    with db.reading(url) as s:
+        return list(s.exec(select(model).order_by(model.id)))
+
+
+def test_bcc_mail_with_one_mailbox_is_answered_from_it(sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer,
+                                                       in_process) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+    _run(in_process, settings, BCC)
+    [message] = _rows(sqlite_url, Message)
+    [draft] = _rows(sqlite_url, Draft)
+    assert message.mailbox == "support" and draft.state == DraftState.SENT
+    [sent] = smtp_server.received
+    assert sent.sender == "support@example.com" and sent.recipients == ["alice@customer.example"]
+
+
+def test_bcc_mail_with_several_mailboxes_is_held_saying_why(sqlite_url: str, tmp_path: Path,
+                                                            smtp_server: SmtpServer, in_process) -> None:
+    settings = _two_mailboxes(_settings(sqlite_url, tmp_path, smtp_server))
+    _run(in_process, settings, BCC)
+    [message] = _rows(sqlite_url, Message)
+    [draft] = _rows(sqlite_url, Draft)
+    assert message.mailbox is None and message.state == MessageState.PROCESSED
+    assert draft.state == DraftState.HELD and draft.rule == decide.NO_WAY_OUT
+    assert any("default_mailbox" in r for r in draft.reasons) and not smtp_server.received
+    with pytest.raises(ReviewError, match="no mailbox to reply from"):          # a rep is told, nothing queued
+        drafts.approve(settings, draft.id, "rep@example.com")
+    assert _rows(sqlite_url, Outbound) == []
+
+
+def test_bcc_mail_goes_to_the_default_mailbox_when_one_is_set(sqlite_url: str, tmp_path: Path,
+                                                              smtp_server: SmtpServer, in_process) -> None:
+    settings = _two_mailboxes(_settings(sqlite_url, tmp_path, smtp_server), default_mailbox="sales")
+    _run(in_process, settings, BCC, mail(2, to="support@example.com", **QUESTION))
+    assert [m.mailbox for m in _rows(sqlite_url, Message)] == ["sales", "support"]
+    assert sorted(r.sender for r in smtp_server.received) == ["sales@example.com", "support@example.com"]
+
+
+def test_a_default_mailbox_that_is_not_configured_stops_startup(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[ingest]\ndefault_mailbox = "sales"\n[mailboxes.support]\naddress = "support@example.com"\n')
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert "ingest.default_mailbox" in str(error.value) and ":2" in str(error.value)
+
+
+def test_a_draft_that_keeps_failing_ends_held_with_its_error(sqlite_url: str, tmp_path: Path,
+                                                             smtp_server: SmtpServer, in_process,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("the policy engine broke")
+
+    monkeypatch.setattr(decide, "verdict", broken)
+    _run(in_process, settings, mail(1, **QUESTION))       # returns: no busy loop
+    [draft] = _rows(sqlite_url, Draft)
+    assert draft.state == DraftState.HELD and "drafting_failed" in draft.flags
+    assert draft.attempts == settings.worker.max_attempts + 1
+    assert "RuntimeError: the policy engine broke" in draft.reasons[0] and not smtp_server.received
+
+
+def test_a_message_whose_processing_keeps_failing_ends_failed(sqlite_url: str, tmp_path: Path,
+                                                              smtp_server: SmtpServer, in_process,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+    real = classify.inspect
+
+    def inspect(raw: bytes, **kw):
+        if b"poison" in raw:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(raw, **kw)
+
+    monkeypatch.setattr(classify, "inspect", inspect)
+    raw = mail(1, subject="poison")
+    _run(in_process, settings, raw, mail(2, **QUESTION))
+    poison, fine = _rows(sqlite_url, Message)
+    assert poison.state == MessageState.FAILED and poison.attempts == settings.worker.max_attempts + 1
+    assert "RecursionError: maximum recursion depth exceeded" in (poison.error or "")
+    assert poison.raw == raw and fine.state == MessageState.PROCESSED
+    assert [d.message_id for d in _rows(sqlite_url, Draft)] == [fine.id]
+    # the next run finds nothing to do with it: a failed message is surfaced, not retried
+    with in_process(settings) as app:
+        assert app.actors.enqueue_due(sweeper.find_due(settings, timedelta(0))) == 0
+
+
+def test_deep_nesting_goes_through_the_whole_pipeline(sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer,
+                                                      in_process) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+    raw = nested_multipart(5000)
+    _run(in_process, settings, raw)
+    [message] = _rows(sqlite_url, Message)
+    [draft] = _rows(sqlite_url, Draft)
+    assert message.state == MessageState.PROCESSED and message.raw == raw
+    assert "MIME parts nested too deeply; the body is kept as raw text" in message.defects
+    assert draft.state not in (DraftState.DRAFTING, DraftState.WAITING)
+
+
+def test_an_empty_file_among_several_does_not_stop_the_others(tmp_path: Path, sqlite_url: str) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{sqlite_url}"\n[mailboxes.support]\naddress = "support@example.com"\n')
+    files = []
+    for n in range(5):
+        path = tmp_path / f"{n}.eml"
+        path.write_bytes(b"" if n == 2 else mail(n))
+        files.append(str(path))
+    proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "ingest", *files],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 65 and b"2.eml: empty" in proc.stderr and b"stored 4 new" in proc.stderr
+    assert len(_rows(sqlite_url, Message)) == 4
