@@ -96,6 +96,11 @@ class Outbox(Section):
     retry_base_seconds: Seconds = 30
     retry_max_seconds: Seconds = 3600
     send_timeout_seconds: Seconds = 60
+    """The deadline of one whole SMTP transaction, whatever the server does (a stall before the
+    data is retried; a stall while the server has the message is an unknown outcome)."""
+    threads: int = Field(4, ge=1)
+    """Delivery threads of `mailagent run` (their own pool: a stalled SMTP server never takes the
+    threads that ingest and drafting use). With `mailagent worker`, run `--queues outbox` apart."""
 
 
 class Model(Section):

@@ -4,8 +4,11 @@ returns."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,10 +28,10 @@ from .conftest import make_settings
 from .support.flow import SEND_EVERYTHING, policy_dir, synced
 from .support.hostile_mail import nested_multipart
 from .support.mails import mail
-from .support.smtpd import SmtpServer
+from .support.smtpd import SilentServer, SmtpServer
 
-QUESTION = dict(subject="Password reset email never arrives",
-                body="I clicked 'forgot password' but the reset email never arrives. How do I reset my password?")
+QUESTION = {"subject": "Password reset email never arrives",
+            "body": "I clicked 'forgot password' but the reset email never arrives. How do I reset my password?"}
 BCC = mail(1, to="undisclosed-recipients:;", **QUESTION)       # reached us by Bcc: To names nobody of ours
 
 
@@ -172,6 +175,52 @@ def test_an_empty_file_among_several_does_not_stop_the_others(tmp_path: Path, sq
         path.write_bytes(b"" if n == 2 else mail(n))
         files.append(str(path))
     proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "ingest", *files],
-                          capture_output=True, timeout=60)
+                          capture_output=True, timeout=60, check=False)
     assert proc.returncode == 65 and b"2.eml: empty" in proc.stderr and b"stored 4 new" in proc.stderr
     assert len(_rows(sqlite_url, Message)) == 4
+
+
+# --- a hung SMTP server --------------------------------------------------------------------------
+
+def test_an_smtp_transaction_ends_by_its_deadline_whatever_the_server_does(smtp_server: SmtpServer) -> None:
+    from mailagent.config import Smtp
+    from mailagent.mail import smtp
+
+    silent = SilentServer()
+    try:
+        mute = asyncio.run(smtp.send(Smtp(host="127.0.0.1", port=silent.port, security="none"), "a@example.com",
+                                     ["b@example.com"], b"Subject: x\r\n\r\nx\r\n", deadline=1))
+    finally:
+        silent.stop()
+    assert mute.status is smtp.Status.RETRY and mute.phase is smtp.Phase.CONNECT and "deadline" in mute.detail
+    smtp_server.handler.hold_data = threading.Event()               # takes the data, never answers it
+    try:
+        held = asyncio.run(smtp.send(Smtp(host="127.0.0.1", port=smtp_server.port, security="none"),
+                                     "a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nx\r\n", deadline=1))
+    finally:
+        smtp_server.handler.hold_data.set()
+    assert held.status is smtp.Status.UNKNOWN and held.phase is smtp.Phase.DATA
+    assert held.last_reply.startswith("250")                          # RCPT's answer, the last one heard
+
+
+def test_a_stalled_smtp_server_does_not_take_the_drafting_workers(sqlite_url: str, tmp_path: Path,
+                                                                   smtp_server: SmtpServer, in_process) -> None:
+    settings = _settings(sqlite_url, tmp_path, smtp_server, worker={"threads": 2}, outbox={"threads": 1})
+    smtp_server.handler.hold_data = threading.Event()
+    ids = store_many(sqlite_url, [Inbound(mail(n, sender=f"c{n}@customer.example", **QUESTION), "file", "support")
+                                  for n in range(6)])
+    with in_process(settings) as app:
+        for message_id in ids:
+            app.actors.process_message.send(message_id)
+        deadline = time.monotonic() + 120          # a hang guard, not a timing assertion
+        while time.monotonic() < deadline:
+            decided = [d for d in _rows(sqlite_url, Draft) if d.state == DraftState.SENT]
+            if len(decided) == 6:
+                break
+            time.sleep(0.2)
+        # every draft was decided while the SMTP server held the first reply's data
+        assert len(decided) == 6 and smtp_server.handler.stalled == 1 and not smtp_server.received
+        smtp_server.handler.hold_data.set()
+        app.until_idle()
+    assert sorted(r.recipients[0] for r in smtp_server.received) == [f"c{n}@customer.example" for n in range(6)]
+    assert {o.state for o in _rows(sqlite_url, Outbound)} == {"sent"}

@@ -30,7 +30,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags"])
+        views.print_table(rows, ["id", "conversation_id", "state", "decision", "rule", "intent", "confidence", "flags", "delivery"])
     return 0
 
 

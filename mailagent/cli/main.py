@@ -18,6 +18,7 @@ from mailagent.cli import (
     helpdesk,
     knowledge,
     mail,
+    outbox,
     policy,
     processes,
     replay,
@@ -26,7 +27,7 @@ from mailagent.cli import (
 )
 from mailagent.cli.common import EX_CONFIG, EX_TEMPFAIL, Fail, NotFound
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, evals, classifiers, replay, admin, users,
+GROUPS = (processes, mail, knowledge, drafts, outbox, policy, actions, helpdesk, evals, classifiers, replay, admin, users,
           report)
 
 

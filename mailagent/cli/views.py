@@ -39,7 +39,7 @@ def message_row(m: Message) -> dict[str, Any]:
         "kind_reason": m.kind_reason, "parse_error": m.parse_error, "sha256": m.sha256,
         "from": m.from_addr, "from_name": m.from_name, "subject": m.subject,
         "sent_at": _iso(m.sent_at), "received_at": _iso(m.received_at),
-        "attachments": m.attachments, "duplicates": m.duplicates,
+        "attachments": m.attachments, "duplicates": m.duplicates, "attempts": m.attempts, "error": m.error,
     }
 
 
@@ -143,24 +143,26 @@ def _cut(value: str, size: int) -> str:
     return value if len(value) <= size else value[: size - 1] + "…"
 
 
-def draft_row(d: Draft) -> dict[str, Any]:
+def draft_row(d: Draft, delivery: str | None = None) -> dict[str, Any]:
+    """`delivery`: the state of the draft's reply in the outbox, when it has one."""
     return {
         "id": d.id, "conversation_id": d.conversation_id, "message_id": d.message_id, "state": d.state,
         "decision": d.decision, "shadow": d.shadow, "rule": d.rule, "reasons": d.reasons,
         "confidence": d.confidence, "intent": d.intent, "language": d.language, "needs_human": d.needs_human,
         "needs_human_reason": d.needs_human_reason, "flags": d.flags, "cited": d.cited, "model": d.model,
         "prompt_version": d.prompt_version, "usage": d.usage, "trace_id": d.trace_id,
-        "outbound_id": d.outbound_id, "reviewed_by": d.reviewed_by, "created_at": _iso(d.created_at),
-        "decided_at": _iso(d.decided_at),
+        "outbound_id": d.outbound_id, "delivery": delivery, "reviewed_by": d.reviewed_by,
+        "created_at": _iso(d.created_at), "decided_at": _iso(d.decided_at),
     }
 
 
 def drafts(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Draft).order_by(col(Draft.id).desc()).limit(limit)
+        query = (select(Draft, Outbound.state).outerjoin(Outbound, col(Draft.outbound_id) == Outbound.id)
+                 .order_by(col(Draft.id).desc()).limit(limit))
         if state:
             query = query.where(Draft.state == state)
-        return [draft_row(d) for d in reversed(s.exec(query).all())]
+        return [draft_row(d, delivery) for d, delivery in reversed(s.exec(query).all())]
 
 
 def draft_model(url: str, ident: int) -> Draft:
@@ -172,7 +174,8 @@ def draft_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         d = _get(s, Draft, ident, "draft")
         turn = s.get(Message, d.message_id)
-    row = draft_row(d)
+        reply = s.get(Outbound, d.outbound_id) if d.outbound_id else None
+    row = draft_row(d, reply.state if reply else None)
     lines = [f"{k:18} {v}" for k, v in row.items() if k not in ("reasons", "usage") and v not in (None, "", [])]
     lines += [f"{'reason':18} {r}" for r in d.reasons]
     if turn is not None:
@@ -253,3 +256,35 @@ def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> lis
 def compact(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def outbound_row(o: Outbound) -> dict[str, Any]:
+    return {
+        "id": o.id, "conversation_id": o.conversation_id, "mailbox": o.mailbox, "state": o.state,
+        "recipients": o.recipients, "subject": o.subject, "approved_by": o.approved_by, "attempts": o.attempts,
+        "next_attempt_at": _iso(o.next_attempt_at), "smtp_phase": o.smtp_phase, "smtp_last_reply": o.smtp_last_reply,
+        "last_error": o.last_error, "smtp_response": o.smtp_response, "refused": o.refused,
+        "message_id": o.message_id, "created_at": _iso(o.created_at), "sent_at": _iso(o.sent_at),
+        "resolved_by": o.resolved_by, "resolved_at": _iso(o.resolved_at),
+    }
+
+
+def outbounds(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with db.reading(url) as s:
+        query = select(Outbound).order_by(col(Outbound.id).desc()).limit(limit)
+        if state:
+            query = query.where(Outbound.state == state)
+        return [outbound_row(o) for o in reversed(s.exec(query).all())]
+
+
+def outbound_detail(url: str, ident: int) -> str:
+    """A reply in the outbox: where its SMTP transaction got and what the server last said, so a
+    rep can settle an unknown delivery; then the reply itself."""
+    with db.reading(url) as s:
+        o = _get(s, Outbound, ident, "reply in the outbox")
+        trail = s.exec(select(AuditEntry).where(AuditEntry.conversation_id == o.conversation_id)
+                       .order_by(col(AuditEntry.id))).all()
+    lines = [f"{k:16} {v}" for k, v in outbound_row(o).items() if v not in (None, "", [], {})]
+    lines += [f"{'audit':16} {_iso(e.at)} {e.actor} {e.event} {compact(e.details, 160)}" for e in trail
+              if e.details.get("outbound_id") == ident]
+    return "\n".join([*lines, "", f"--- reply to {', '.join(o.recipients)}: {o.subject} ---", o.body_text.strip()])

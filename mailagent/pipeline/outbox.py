@@ -142,12 +142,13 @@ def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
     if cfg is None:
         outcome = smtp.Outcome(smtp.Status.FAILED, f"mailbox {row.mailbox!r} has no [smtp] section")
     else:
-        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw))
+        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw,
+                                        deadline=settings.outbox.send_timeout_seconds))
     retry_in = None
     with db.session(url) as s:
         row = s.get(Outbound, outbound_id, with_for_update=True)
         assert row is not None
-        row.refused = outcome.refused
+        row.refused, row.smtp_phase, row.smtp_last_reply = outcome.refused, outcome.phase, outcome.last_reply
         if outcome.status is smtp.Status.SENT:
             row.state, row.sent_at, row.smtp_response = OutboundState.SENT, now(), outcome.detail
         elif outcome.status is smtp.Status.RETRY and row.attempts < settings.outbox.max_attempts:

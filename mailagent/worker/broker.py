@@ -15,12 +15,14 @@ import dramatiq
 
 from mailagent.config import Broker, Settings, current
 
-# Actor name -> queue. Delivery has its own queue (and may get its own workers), so a stalled
-# SMTP server never takes the threads that drafting needs.
+# Actor name -> queue. Delivery has its own queue and its own workers (`mailagent worker --queues
+# outbox`; a pool of its own in `mailagent run`), so a stalled SMTP server never takes the threads
+# that drafting needs.
+DELIVERY = "outbox"
 QUEUES: dict[str, str] = {
     "poll_mailbox": "ingest", "fan_out": "ingest", "process_message": "ingest",
     "draft_reply": "draft", "resume_draft": "draft",
-    "deliver": "outbox", "save_to_sent": "outbox",
+    "deliver": DELIVERY, "save_to_sent": DELIVERY,
     "sweep": "default", "build_eval_cases": "default", "record_quality": "default",
     "helpdesk_event": "helpdesk", "helpdesk_post": "helpdesk",
 }

@@ -18,6 +18,7 @@ from mailagent import config
 from mailagent.config import Settings
 from mailagent.pipeline import sweeper
 from mailagent.worker import clock, watch
+from mailagent.worker.broker import DELIVERY, QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,19 @@ class InProcess:
         )
 
         self.settings, self.actors = settings, actors
-        self.worker = dramatiq.Worker(actors.broker, worker_threads=settings.worker.threads)
+        others = set(QUEUES.values()) - {DELIVERY}
+        # Two pools: a stalled SMTP server holds delivery threads only, never drafting's.
+        self.workers = [dramatiq.Worker(actors.broker, queues=others, worker_threads=settings.worker.threads),
+                        dramatiq.Worker(actors.broker, queues={DELIVERY}, worker_threads=settings.outbox.threads)]
 
     def __enter__(self) -> InProcess:
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
     def poll_all(self) -> None:
         for name, mailbox in self.settings.mailboxes.items():
