@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
 
 import dramatiq
 
 from mailagent.config import current
 from mailagent.evals import learning, quality
-from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox, sweeper
+from mailagent.pipeline import classify, drafting, helpdesk, ingest, outbox
 from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
+from mailagent.worker.broker import sweep as sweep_into
 from mailagent.worker.runs import Runs
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,10 @@ def helpdesk_post(post_id: int) -> None:
 
 @_actor(max_retries=0)
 def sweep() -> None:
-    """Re-enqueue work stuck in a non-final state (see `sweeper`)."""
-    settings = current()
-    enqueue_due(sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
+    """Enqueue work stuck in a non-final state that is not already waiting in a queue (see `sweeper`)."""
+    count = sweep_into(broker, current())
+    if count:
+        log.info("sweep: %d stuck item(s) enqueued", count)
 
 
 @_actor(max_retries=3, min_backoff=5_000)
@@ -155,19 +156,3 @@ def record_quality() -> None:
     quality.refresh(current())
 
 
-def enqueue_due(due: sweeper.Due) -> int:
-    for message_id in due.process:
-        process_message.send(message_id)
-    for conversation_id in due.draft:
-        draft_reply.send(conversation_id)
-    for draft_id in due.resume:
-        resume_draft.send(draft_id)
-    for outbound_id in due.deliver:
-        deliver.send(outbound_id)
-    for outbound_id in due.save_to_sent:
-        save_to_sent.send(outbound_id)
-    for event_id in due.helpdesk_events:
-        helpdesk_event.send(event_id)
-    for post_id in due.helpdesk_posts:
-        helpdesk_post.send(post_id)
-    return due.count

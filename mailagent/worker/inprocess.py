@@ -18,7 +18,7 @@ from mailagent import config
 from mailagent.config import Settings
 from mailagent.pipeline import sweeper
 from mailagent.worker import clock, watch
-from mailagent.worker.broker import DELIVERY, QUEUES
+from mailagent.worker.broker import DELIVERY, QUEUES, enqueue_due
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class InProcess:
                 log.error("work that makes no progress, left for the next run: %s", due)
                 return
             previous = due
-            if not self.actors.enqueue_due(due):
+            if not enqueue_due(self.actors.broker, due):
                 self._settle()
                 return
 
