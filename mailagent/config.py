@@ -79,7 +79,9 @@ class Clock(Section):
 
 class Ingest(Section):
     batch_size: int = Field(100, ge=1, le=1000)
-    lease_seconds: Seconds = 120
+    lease_seconds: Seconds = 30
+    """A poll holds its mailbox for this long and renews it every third of it while it runs: a
+    poll killed mid-batch pauses that mailbox's ingestion for at most this long."""
     own_addresses: tuple[str, ...] = ()
     subject_window_days: int = Field(14, ge=0)
     trusted_authserv_ids: tuple[str, ...] = ()
