@@ -98,6 +98,13 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         raise
 
 
+def conversation_of(settings: Settings, message_id: int) -> int | None:
+    """The conversation of a message processed already."""
+    with db.reading(settings.database.url) as s:
+        return s.exec(select(Message.conversation_id).where(
+            Message.id == message_id, Message.state == MessageState.PROCESSED)).first()
+
+
 def _claim(url: str, message_id: int, max_attempts: int) -> bytes | None:
     """Count an attempt and return the raw bytes; None when the message is not waiting, or when
     its attempts are spent (then it is marked failed)."""

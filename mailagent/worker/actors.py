@@ -50,9 +50,13 @@ def fan_out(message_ids: list[int]) -> None:
 
 @_actor(max_retries=10, min_backoff=1_000)
 def process_message(message_id: int) -> None:
-    processed = classify.process(current(), message_id)
-    if processed is not None:
-        draft_reply.send(processed.conversation.id)
+    """Process, then draft. A redelivered message (its worker died after processing) still asks
+    for the draft: drafting claims only what is not answered or being answered."""
+    settings = current()
+    processed = classify.process(settings, message_id)
+    conversation_id = processed.conversation.id if processed else classify.conversation_of(settings, message_id)
+    if conversation_id is not None:
+        draft_reply.send(conversation_id)
 
 
 @functools.cache
