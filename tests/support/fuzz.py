@@ -24,7 +24,14 @@ from mailagent.mail.headers import identity
 from mailagent.pipeline import sweeper
 from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.store import db
-from mailagent.store.models import Draft, DraftState, Message, MessageState, Outbound, OutboundState
+from mailagent.store.models import (
+    Draft,
+    DraftState,
+    Message,
+    MessageState,
+    Outbound,
+    OutboundState,
+)
 
 from ..conftest import make_settings
 from ..corpora import corpora
@@ -81,7 +88,7 @@ def _header_dup(raw: bytes, rng: random.Random) -> bytes:
 
 
 def _deep_nesting(raw: bytes, rng: random.Random) -> bytes:
-    head, sep, body = _split(raw)
+    head, _, body = _split(raw)
     depth = rng.choice([50, 500, 2000, 5000])
     head = re.sub(rb"(?im)^content-type:.*(\r?\n[ \t].*)*\r?\n?", b"", head + b"\n").rstrip(b"\r\n")
     parts = [head, b"\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"n0\"\n\n"]
