@@ -34,7 +34,7 @@ from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
 from mailagent.evals import classifiers, gate, snapshot
-from mailagent.pipeline import decide, helpdesk_drafts, outbox
+from mailagent.pipeline import decide, helpdesk_drafts, outbox, sender
 from mailagent.policy import Decision, current_policy
 from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
@@ -153,6 +153,7 @@ async def _run(settings: Settings, ticket: Ticket, request: DraftRequest, owner:
 
 
 def build_request(settings: Settings, ticket: Ticket, customer: Customer | None) -> DraftRequest:
+    unverified = sender.unverified(ticket)
     mailbox = settings.mailboxes.get(outbox.reply_mailbox(settings, ticket.mailbox) or "")
     return DraftRequest(
         conversation_id=ticket.conversation_id, draft_id=ticket.draft_id,
@@ -160,7 +161,8 @@ def build_request(settings: Settings, ticket: Ticket, customer: Customer | None)
         customer_addr=ticket.customer_addr, subject=ticket.subject, latest=ticket.text,
         hidden_text=ticket.hidden_text, quoted_text=ticket.quoted_text, attachment_names=ticket.attachment_names,
         history=tuple(Turn(h.who, h.at, h.text) for h in ticket.history),
-        customer_details=customer.details() if customer else {},
+        customer_details=customer.details() if customer and not unverified else {},
+        unverified_sender=unverified,
     )
 
 
@@ -177,7 +179,8 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
         if row is None:
             return False                                    # another worker took the draft over
         _record(row, request, result)
-        actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts)
+        actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts,
+                                     unverified_sender=request.unverified_sender)
                    for p, facts in zip(result.proposals, checked, strict=True)]
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
         row.run_state, row.state, row.lease_owner, row.lease_until = result.run_state, DraftState.WAITING, None, None
