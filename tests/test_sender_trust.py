@@ -16,7 +16,14 @@ from mailagent.store import db
 from mailagent.store.models import Action, ActionState, Draft, DraftState
 
 from .conftest import make_settings
-from .support.actions_flow import LUKAS, SMALL_REFUNDS_RULE, backend_data, effects, policies, refund_mail
+from .support.actions_flow import (
+    LUKAS,
+    SMALL_REFUNDS_RULE,
+    backend_data,
+    effects,
+    policies,
+    refund_mail,
+)
 from .support.flow import deliver_all, receive, synced
 from .support.mails import MX, mail
 from .support.smtpd import SmtpServer

@@ -7,7 +7,12 @@ DNS) and `record` inside it. Everything later (policy facts, review surfaces) re
 from __future__ import annotations
 
 from mailagent.config import Settings
-from mailagent.mail.auth import DnsLookup, SenderAuth, authenticate, sender_matches_customer
+from mailagent.mail.auth import (
+    DnsLookup,
+    SenderAuth,
+    authenticate,
+    sender_matches_customer,
+)
 from mailagent.store.models import Message
 from mailagent.store.tickets import Ticket
 
