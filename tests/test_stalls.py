@@ -223,3 +223,11 @@ def test_a_stalled_smtp_server_does_not_take_the_drafting_workers(sqlite_url: st
         app.until_idle()
     assert sorted(r.recipients[0] for r in smtp_server.received) == [f"c{n}@customer.example" for n in range(6)]
     assert {o.state for o in _rows(sqlite_url, Outbound)} == {"sent"}
+
+
+def test_worker_queues_are_checked_before_dramatiq_starts(tmp_path: Path, sqlite_url: str) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{sqlite_url}"\n[broker]\nurl = "redis://127.0.0.1:6379/8"\n')
+    proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "worker", "--queues",
+                           "outbox", "smtp"], capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 78 and b"no such queue: smtp" in proc.stderr and b"outbox" in proc.stderr
