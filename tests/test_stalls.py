@@ -231,3 +231,26 @@ def test_worker_queues_are_checked_before_dramatiq_starts(tmp_path: Path, sqlite
     proc = subprocess.run([sys.executable, "-m", "mailagent", "--config", str(config_file), "worker", "--queues",
                            "outbox", "smtp"], capture_output=True, timeout=60, check=False)
     assert proc.returncode == 78 and b"no such queue: smtp" in proc.stderr and b"outbox" in proc.stderr
+
+
+def test_a_storage_error_does_not_count_against_the_message(sqlite_url: str, tmp_path: Path,
+                                                            smtp_server: SmtpServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from mailagent.pipeline import threads
+
+    settings = _settings(sqlite_url, tmp_path, smtp_server)
+    [message_id] = store_many(sqlite_url, [Inbound(mail(1, **QUESTION), "file", "support")])
+
+    def locked(*_a, **_k):
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(threads, "assign", locked)
+    for _ in range(settings.worker.max_attempts + 2):
+        with pytest.raises(OperationalError):
+            classify.process(settings, message_id)
+    [message] = _rows(sqlite_url, Message)
+    assert message.state == MessageState.STORED and message.attempts == 0 and message.error is None
+    monkeypatch.undo()
+    assert classify.process(settings, message_id) is not None

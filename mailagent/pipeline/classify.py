@@ -92,7 +92,8 @@ def process(settings: Settings, message_id: int) -> Processed | None:
     try:
         return _process(settings, message_id, claimed)
     except SQLAlchemyError:
-        raise                        # storage trouble is not the message's fault: retried as it is
+        _uncount(url, message_id)    # storage trouble is not the message's fault: retried as it is
+        raise
     except Exception as exc:
         _failed(url, message_id, f"{type(exc).__name__}: {exc}"[:2000])
         raise
@@ -122,6 +123,16 @@ def _claim(url: str, message_id: int, max_attempts: int) -> bytes | None:
             log.error("message %s: %s", message_id, msg.error)
             return None
         return s.exec(select(Message.raw).where(Message.id == message_id)).one()
+
+
+def _uncount(url: str, message_id: int) -> None:
+    """Give back the attempt a storage error cost (best effort: storage may still be down)."""
+    try:
+        with db.session(url) as s:
+            s.execute(update(Message).where(Message.id == message_id, Message.attempts > 0)
+                      .values(attempts=Message.attempts - 1))
+    except SQLAlchemyError:
+        log.warning("message %s: could not give back an attempt lost to a storage error", message_id)
 
 
 def _failed(url: str, message_id: int, error: str) -> None:
