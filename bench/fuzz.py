@@ -85,6 +85,8 @@ def main() -> int:
             ("STALLS", report.stalls, base.stalls)):
         print(f"{label:24}{now_v:>12}{base_v:>12}")
     print("drafts by state:  " + ", ".join(f"{k} {v}" for k, v in sorted(report.drafts.items())))
+    for why, count in report.reply_errors.most_common():
+        print(f"reply {why} ({count})")
     if report.failed_reasons:
         print("failed messages:  " + ", ".join(f"{k} {v}" for k, v in report.failed_reasons.most_common()))
     per, base_per = seconds / args.count * 1000, base_s / args.baseline * 1000

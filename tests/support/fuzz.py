@@ -199,6 +199,7 @@ class Report:
     not_stored: int = 0
     due_after: int = 0                     # what the sweeper would still find: stalled work
     failed_reasons: Counter[str] = field(default_factory=Counter)
+    reply_errors: Counter[str] = field(default_factory=Counter)   # failed or unknown replies: why
 
     @property
     def stalls(self) -> int:
@@ -219,6 +220,9 @@ def check(settings: Settings, items: list[tuple[str, bytes]], ids: list[int | No
             if m.state == MessageState.FAILED:
                 report.failed_reasons[(m.error or "").split(":")[0]] += 1
         report.drafts.update(d.state for d in s.exec(select(Draft)))
-        report.outbound.update(o.state for o in s.exec(select(Outbound)))
+        for o in s.exec(select(Outbound)):
+            report.outbound[o.state] += 1
+            if o.state in (OutboundState.FAILED, OutboundState.UNKNOWN):
+                report.reply_errors[f"{o.state} in {o.smtp_phase}: {(o.last_error or '')[:100]}"] += 1
     report.due_after = sweeper.find_due(settings, timedelta(0)).count
     return report
