@@ -75,7 +75,8 @@ def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        views.print_table(rows, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+        views.print_table(rows, ["id", "received_at", "kind", "from", "subject", "state", "conversation_id",
+                                 "parse_error", "error"])
     return 0
 
 
