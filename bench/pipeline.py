@@ -82,6 +82,7 @@ def tickets(n: int, tag: str) -> list[bytes]:
         head = re.sub(rb"(?m)^Return-Path:.*$", b"Return-Path: <" + sender + b">", head)
         head = re.sub(rb"(?m)^From:(.*?)<[^>\n]*>", rb"From:\1<" + sender + b">", head)
         head = re.sub(rb"(?m)^From: *([^<\s]+@[^\s]+) *$", b"From: " + sender, head)
+        head = re.sub(rb"(?m)((?:header\.d|header\.from|smtp\.mailfrom)=)[^;\s]+", rb"\1bench.example", head)
         out.append(head + sep + rest)
     return out
 
@@ -130,6 +131,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
         "worker": {"threads": spec["threads"], "inflight": spec["inflight"]},
         "model": model,
         "policy": {"directory": spec["policy_dir"], "reload_seconds": 0},
+        "ingest": {"trusted_authserv_ids": ["mx1.nimbusnotes.example"]},   # the sample inbox's MTA
         "mailboxes": {"support": {"address": MAILBOX, "display_name": "Nimbus Support",
                                   "smtp": {"host": "127.0.0.1", "port": spec["smtp_port"], "security": "none"}}},
     }))

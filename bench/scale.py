@@ -55,6 +55,8 @@ threads = 8
 [policy]
 directory = "{root / 'policies'}"
 reload_seconds = 0
+[ingest]
+trusted_authserv_ids = ["mx1.nimbusnotes.example"]
 [mailboxes.support]
 address = "{MAILBOX}"
 [mailboxes.support.smtp]

@@ -79,13 +79,18 @@ class Clock(Section):
 
 class Ingest(Section):
     batch_size: int = Field(100, ge=1, le=1000)
-    lease_seconds: Seconds = 120
+    lease_seconds: Seconds = 30
+    """A poll holds its mailbox for this long and renews it every third of it while it runs: a
+    poll killed mid-batch pauses that mailbox's ingestion for at most this long."""
     own_addresses: tuple[str, ...] = ()
     subject_window_days: int = Field(14, ge=0)
     trusted_authserv_ids: tuple[str, ...] = ()
     """Authentication-Results from these authserv-ids (our own MTA) decide who sent a message."""
     verify_dkim: bool = False
     """Verify DKIM signatures ourselves when no trusted Authentication-Results are present."""
+    default_mailbox: str | None = None
+    """The mailbox that answers mail whose headers name none of ours (Bcc, an alias) when it came
+    with no mailbox (`ingest` without `--mailbox`). With one mailbox configured, that one."""
 
 
 class Outbox(Section):
@@ -93,6 +98,11 @@ class Outbox(Section):
     retry_base_seconds: Seconds = 30
     retry_max_seconds: Seconds = 3600
     send_timeout_seconds: Seconds = 60
+    """The deadline of one whole SMTP transaction, whatever the server does (a stall before the
+    data is retried; a stall while the server has the message is an unknown outcome)."""
+    threads: int = Field(4, ge=1)
+    """Delivery threads of `mailagent run` (their own pool: a stalled SMTP server never takes the
+    threads that ingest and drafting use). With `mailagent worker`, run `--queues outbox` apart."""
 
 
 class Model(Section):
@@ -407,6 +417,15 @@ class Settings(Section):
         except KeyError:
             raise ConfigError([Problem(self.source, None, f"mailboxes.{name}", "no such mailbox")]) from None
 
+    def reply_mailbox(self, found: str | None) -> str | None:
+        """The mailbox a message belongs to: the one its headers name, else `[ingest]
+        default_mailbox`, else the only mailbox; None when that is ambiguous (held for a rep)."""
+        if found is not None:
+            return found
+        if self.ingest.default_mailbox is not None:
+            return self.ingest.default_mailbox
+        return next(iter(self.mailboxes)) if len(self.mailboxes) == 1 else None
+
     def helpdesk(self, name: str) -> Helpdesk:
         try:
             return self.helpdesks[name]
@@ -493,6 +512,11 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
         raise ConfigError(found) from None
     if problems := _helpdesk_problems(source, lines, settings.helpdesks):
         raise ConfigError(problems)
+    default = settings.ingest.default_mailbox
+    if default is not None and default not in settings.mailboxes:
+        loc = ("ingest", "default_mailbox")
+        raise ConfigError([Problem(source, tomlfile.line_of(lines, loc), tomlfile.dotted(loc),
+                                   f"no [mailboxes.{default}] section")])
     settings = _resolve_paths(settings, base)
     settings._source = source
     return settings

@@ -19,6 +19,7 @@ from mailagent.config import Settings
 from mailagent.store import db, schema
 
 from .support.dovecot import PASSWORD, Dovecot, free_port
+from .support.mails import MX
 from .support.smtpd import SmtpServer
 
 PG_ADMIN = os.environ.get("MAILAGENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -124,7 +125,8 @@ def make_settings(url: str, *, imap: dict[str, Any] | None = None, smtp: dict[st
                            "password_env": "MAILAGENT_TEST_IMAP_PASSWORD", "idle": False, **imap}
     if smtp is not None:
         mailbox["smtp"] = {"host": "127.0.0.1", "security": "none", **smtp}
-    data = {"database": {"url": url}, "mailboxes": {"support": mailbox},
+    ingest = {"trusted_authserv_ids": [MX, "mx1.nimbusnotes.example"], **sections.pop("ingest", {})}
+    data = {"database": {"url": url}, "mailboxes": {"support": mailbox}, "ingest": ingest,
             "outbox": {"retry_base_seconds": 1}, **sections}
     return config.use(Settings.model_validate(data))
 

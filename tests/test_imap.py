@@ -177,6 +177,38 @@ def test_an_expired_lease_is_taken_over(dovecot: Dovecot, imap_user: str, sqlite
     assert len(poll.poll(settings, "support", Collect()).stored) == 1
 
 
+def test_a_long_poll_renews_its_lease_and_a_killed_one_pauses_the_mailbox_briefly(
+        dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for, monkeypatch) -> None:
+    base = settings_for(sqlite_url, imap_user)
+    settings = base.model_copy(update={"ingest": base.ingest.model_copy(update={"lease_seconds": 1, "batch_size": 1})})
+    dovecot.append(imap_user, "INBOX", mail(1), mail(2))
+    from mailagent.mail import imap
+
+    real, slow = imap.after_ingest, threading.Event()
+
+    def after_ingest(client, cfg, uids):      # the fetch loop busy for three lease periods, no transaction open
+        if uids and not slow.is_set():
+            slow.set()
+            time.sleep(3)
+        return real(client, cfg, uids)
+
+    monkeypatch.setattr(imap, "after_ingest", after_ingest)
+    outcome: list[object] = []
+    poller = threading.Thread(target=lambda: outcome.append(ingest.poll(settings, "support", Collect())))
+    poller.start()
+    assert slow.wait(30)
+    time.sleep(1.5)                            # past the lease: still held, because its holder renews it
+    assert not ingest._acquire(sqlite_url, "support", "INBOX", "another-poller", 1)
+    poller.join(30)
+    [result] = outcome
+    assert len(result.stored) == 2 and _cursor(sqlite_url).locked_by is None
+    # a poll that died holding the lease (no renewals) blocks the mailbox for one lease period only
+    assert ingest._acquire(sqlite_url, "support", "INBOX", "killed-poller", 1)
+    assert ingest.poll(settings, "support", Collect()).busy
+    time.sleep(1.1)
+    assert not ingest.poll(settings, "support", Collect()).busy
+
+
 def test_a_poll_that_lost_its_lease_writes_nothing(dovecot: Dovecot, imap_user: str, sqlite_url: str,
                                                    settings_for, monkeypatch) -> None:
     settings = settings_for(sqlite_url, imap_user)

@@ -143,12 +143,12 @@ def test_retries_end_in_failed_after_max_attempts(sqlite_url: str, settings_for,
 def test_partial_and_total_recipient_refusals(smtp_server: SmtpServer, settings_for, sqlite_url: str) -> None:
     cfg = settings_for(sqlite_url).mailbox("support").smtp
     smtp_server.handler.refuse = {"gone@x.example": "550 5.1.1 No such user", "full@x.example": "452 4.2.2 Mailbox full"}
-    partial = asyncio.run(smtp.send(cfg, "support@example.com", ["ok@x.example", "gone@x.example"], b"Subject: x\r\n\r\nx\r\n"))
+    partial = asyncio.run(smtp.send(cfg, "support@example.com", ["ok@x.example", "gone@x.example"], b"Subject: x\r\n\r\nx\r\n", deadline=30))
     assert partial.status == "sent" and partial.refused == {"gone@x.example": "550 5.1.1 No such user"}
     assert smtp_server.received[0].recipients == ["ok@x.example"]
-    final = asyncio.run(smtp.send(cfg, "support@example.com", ["gone@x.example"], b"Subject: x\r\n\r\nx\r\n"))
+    final = asyncio.run(smtp.send(cfg, "support@example.com", ["gone@x.example"], b"Subject: x\r\n\r\nx\r\n", deadline=30))
     assert final.status == "failed" and final.refused
-    temporary = asyncio.run(smtp.send(cfg, "support@example.com", ["full@x.example"], b"Subject: x\r\n\r\nx\r\n"))
+    temporary = asyncio.run(smtp.send(cfg, "support@example.com", ["full@x.example"], b"Subject: x\r\n\r\nx\r\n", deadline=30))
     assert temporary.status == "retry"
 
 

@@ -39,7 +39,7 @@ def verdict(raw: bytes, **kw: object):  # type: ignore[no-untyped-def]
     return authenticate(raw, trusted_ids=[MX], **kw)  # type: ignore[arg-type]
 
 
-CUSTOMER = mail(sender="Alice <alice@customer.example>")
+CUSTOMER = mail(sender="Alice <alice@customer.example>", authenticated=False)
 
 
 # --- RFC 8601 parsing -------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_two_from_fields_or_addresses_are_never_authenticated() -> None:
     raw = with_headers(CUSTOMER, results(f"{MX}; dmarc=pass header.from=customer.example"),
                        "From: ceo@customer.example")
     assert verdict(with_headers(raw)).reason.startswith("2 From")
-    multi = mail(sender="a@customer.example, b@other.example")
+    multi = mail(sender="a@customer.example, b@other.example", authenticated=False)
     assert not verdict(with_headers(multi, results(f"{MX}; dmarc=pass header.from=customer.example"))).authenticated
 
 

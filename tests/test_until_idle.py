@@ -1,5 +1,5 @@
-"""`run --until-idle` ends whatever a stage does: work that raises is tried once per run, work that
-stays due without raising is handed on at most `InProcess.MAX_PASSES` times, and both are reported.
+"""`run --until-idle` ends whatever a stage does: work that raises, or stays due without raising, is
+handed on at most `[worker] max_attempts` + 1 times in a run, and reported.
 The stage here is broken on purpose (the sent-folder copy), inside the real in-process worker."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def _sent_reply(url: str) -> int:
 
 
 @pytest.mark.parametrize(("stage", "expected"), [
-    ("raises", "save_to_sent({id}): RuntimeError: the Sent folder is broken"),
-    ("does nothing", "save_to_sent({id}): still due after 3 passes in this run"),
+    ("raises", "save_to_sent({id}): RuntimeError: the Sent folder is broken ({n} attempts)"),
+    ("does nothing", "save_to_sent({id}): still due after {n} passes in this run"),
 ])
 def test_a_stage_that_keeps_failing_ends_the_run_with_a_report(sqlite_url: str, settings_for, imap_user: str,
                                                                monkeypatch: pytest.MonkeyPatch, stage: str,
@@ -46,5 +46,6 @@ def test_a_stage_that_keeps_failing_ends_the_run_with_a_report(sqlite_url: str, 
     monkeypatch.setattr(outbox, "save_to_sent", broken)
     with InProcess(settings) as app:
         failures = app.until_idle()
-    assert [f.line() for f in failures] == [expected.format(id=outbound_id)]
-    assert calls == [outbound_id] * (1 if stage == "raises" else InProcess.MAX_PASSES)
+    passes = settings.worker.max_attempts + 1
+    assert [f.line() for f in failures] == [expected.format(id=outbound_id, n=passes)]
+    assert calls == [outbound_id] * passes

@@ -136,9 +136,10 @@ def action_facts(s: Session, action: Action, checked: Checked | None, draft: Dra
 
 
 def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, arguments: dict[str, Any],
-            checked: Checked) -> Action:
+            checked: Checked, *, unverified_sender: str = "") -> Action:
     """Store one proposal and decide it (once: a proposal stored before is returned as it is).
-    `checked` is what `check` found out about it."""
+    `checked` is what `check` found out about it; `unverified_sender` says why the sender cannot
+    speak for the account (then only a rep may approve, whatever the policy says)."""
     key = idempotency_key(draft.id or 0, call_id, tool, arguments)
     existing = s.exec(select(Action).where(Action.idempotency_key == key)).first()
     if existing is not None:
@@ -162,6 +163,11 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
         action.reasons = [earlier]
         audit.record(s, "system", "awaits_rep", conversation_id=action.conversation_id, draft_id=action.draft_id,
                      action_id=action.id, reasons=[earlier])
+        return action
+    if unverified_sender:
+        action.reasons = [f"the sender is not verified as the account holder ({unverified_sender}): a rep decides"]
+        audit.record(s, "system", "awaits_rep", conversation_id=action.conversation_id, draft_id=action.draft_id,
+                     action_id=action.id, reasons=action.reasons)
         return action
     decision = decide_action(policy, action_facts(s, action, checked, draft, conversation.taken_by is not None))
     if decision.decision == "auto_approve":

@@ -21,6 +21,8 @@ class AgentContext:
     locale: str | None = None
     searches: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[str] = field(default_factory=list)
+    unverified_sender: str = ""               # why the sender cannot speak for the account ("": it can)
+    withheld: list[str] = field(default_factory=list)   # account tools refused for that reason
 
     @property
     def url(self) -> str:

@@ -62,6 +62,10 @@ class DraftRequest:
     attachment_names: tuple[str, ...] = ()
     history: tuple[Turn, ...] = ()
     customer_details: dict[str, str] = field(default_factory=dict)
+    unverified_sender: str = ""                   # why the sender cannot speak for the account ("": it can)
+
+
+UNVERIFIED_FLAG = "sender_unverified"
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,8 @@ def _arguments(raw: str | None) -> dict[str, Any]:
 
 def _context(settings: Settings, request: DraftRequest) -> AgentContext:
     return AgentContext(settings=settings, customer=request.customer_addr, conversation_id=request.conversation_id,
-                        draft_id=request.draft_id, backend=make_backend(settings))
+                        draft_id=request.draft_id, backend=make_backend(settings),
+                        unverified_sender=request.unverified_sender)
 
 
 async def draft(settings: Settings, request: DraftRequest) -> DraftResult:
@@ -213,6 +218,9 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
 
     def result(draft: ReplyDraft | None, flags: tuple[str, ...] = (), notes: tuple[str, ...] = (),
                error: str | None = None, **more: Any) -> DraftResult:
+        if context.withheld:      # the sender asked about an account it is not proven to hold
+            flags = (*flags, UNVERIFIED_FLAG)
+            notes = (*notes, f"account data withheld ({', '.join(context.withheld)}): {context.unverified_sender}")
         return DraftResult(draft, flags, notes, name, prompt.version, trace_id, error=error,
                            escalations=tuple(context.escalations), **more)
 

@@ -47,9 +47,21 @@ def search_knowledge(ctx: RunContextWrapper[AgentContext], query: str, locale: s
     return _json(found)
 
 
+def _withheld(ctx: RunContextWrapper[AgentContext], tool: str) -> str | None:
+    """Account data is not given out for a sender who is not proven to be the customer of record
+    (forged From, another sender in the thread, Reply-To elsewhere); the draft is then held."""
+    if not ctx.context.unverified_sender:
+        return None
+    ctx.context.withheld.append(tool)
+    return _json({"withheld": True, "reason": "the sender is not verified as the account holder: do not discuss "
+                  "the account; say a colleague will follow up"})
+
+
 @function_tool
 def lookup_customer(ctx: RunContextWrapper[AgentContext]) -> str:
     """The customer who wrote: plan, seats, subscription status and renewal date."""
+    if withheld := _withheld(ctx, "lookup_customer"):
+        return withheld
     customer = _backend(ctx).lookup_customer(ctx.context.customer)
     return _json(customer.to_dict() if customer else {"found": False})
 
@@ -61,6 +73,8 @@ def lookup_order(ctx: RunContextWrapper[AgentContext], order_id: str) -> str:
     Args:
         order_id: The order number, e.g. NN-1013.
     """
+    if withheld := _withheld(ctx, "lookup_order"):
+        return withheld
     order = _backend(ctx).lookup_order(order_id.strip())
     if order is None or order.customer_email.lower() != ctx.context.customer.lower():
         return _json({"found": False, "order_id": order_id})      # never another customer's order
@@ -70,6 +84,8 @@ def lookup_order(ctx: RunContextWrapper[AgentContext], order_id: str) -> str:
 @function_tool
 def list_invoices(ctx: RunContextWrapper[AgentContext]) -> str:
     """The invoices of the customer who wrote, newest first, with their download links."""
+    if withheld := _withheld(ctx, "list_invoices"):
+        return withheld
     invoices = _backend(ctx).list_invoices(ctx.context.customer)
     return _json([i.to_dict() for i in invoices])
 

@@ -61,6 +61,10 @@ directory = "{knowledge}"
 [policy]
 directory = "{policies}"
 
+[ingest]
+# The sample mail carries the verdicts of our receiving MTA (RFC 8601 Authentication-Results).
+trusted_authserv_ids = ["mx1.nimbusnotes.example"]
+
 [mailboxes.support]
 address = "support@nimbusnotes.example"
 display_name = "Nimbus Notes Support"

@@ -78,7 +78,8 @@ def cmd_messages_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.store import listings
 
     fields.print_listing([fields.message_row(m) for m in listings.messages(store(settings), limit=args.limit + 1)],
-                         args, ["id", "received_at", "kind", "from", "subject", "conversation_id", "parse_error"])
+                         args, ["id", "received_at", "kind", "from", "subject", "state", "conversation_id",
+                                "parse_error", "error"])
     return 0
 
 

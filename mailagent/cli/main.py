@@ -19,6 +19,7 @@ from mailagent.cli import (
     helpdesk,
     knowledge,
     mail,
+    outbox,
     policy,
     processes,
     replay,
@@ -35,7 +36,7 @@ from mailagent.cli.common import (
     database_error,
 )
 
-GROUPS = (processes, mail, knowledge, drafts, policy, actions, helpdesk, evals, classifiers, replay, admin, users,
+GROUPS = (processes, mail, knowledge, drafts, outbox, policy, actions, helpdesk, evals, classifiers, replay, admin, users,
           report)
 
 

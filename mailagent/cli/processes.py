@@ -43,6 +43,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         os.environ["MAILAGENT_CONFIG"] = str(Path(settings.source).resolve())
     argv = ["dramatiq", "mailagent.worker.actors", "--processes", str(args.processes or settings.worker.processes),
             "--threads", str(args.threads or settings.worker.threads)]
+    if args.queues:
+        from mailagent.worker.broker import QUEUES
+
+        unknown = sorted(set(args.queues) - set(QUEUES.values()))
+        if unknown:
+            raise Fail(f"no such queue: {', '.join(unknown)} (queues: {', '.join(sorted(set(QUEUES.values())))})",
+                       EX_CONFIG)
+        argv += ["--queues", *args.queues]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
 
 
@@ -125,6 +133,8 @@ def register(sub: Subparsers) -> None:
     c = command(sub, "worker", cmd_worker, help="dramatiq worker processes on the configured broker")
     c.add_argument("--processes", type=int, metavar="N", help="worker processes (default: [worker] processes)")
     c.add_argument("--threads", type=int, metavar="N", help="threads per process (default: [worker] threads)")
+    c.add_argument("--queues", nargs="+", metavar="QUEUE",
+                   help="only these queues (ingest draft outbox helpdesk default); run outbox apart from the rest")
     command(sub, "clock", cmd_clock, help="schedule mailbox polls and the sweeper")
     command(sub, "watch", cmd_watch, help="hold IMAP IDLE and enqueue a poll when mail arrives")
     c = command(sub, "lmtp", cmd_lmtp, help="receive mail from Postfix or Dovecot over LMTP (stored, then acknowledged)")

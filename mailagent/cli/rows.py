@@ -34,7 +34,7 @@ def message_row(m: Any) -> dict[str, Any]:
         "kind_reason": m.kind_reason, "parse_error": m.parse_error, "sha256": m.sha256,
         "from": m.from_addr, "from_name": m.from_name, "subject": m.subject,
         "sent_at": iso(m.sent_at), "received_at": iso(m.received_at),
-        "attachments": m.attachments, "duplicates": m.duplicates,
+        "attachments": m.attachments, "duplicates": m.duplicates, "attempts": m.attempts, "error": m.error,
     }
 
 

@@ -178,3 +178,35 @@ def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> lis
 def compact(value: Any, limit: int = 300) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def outbound_row(o: Outbound) -> dict[str, Any]:
+    return {
+        "id": o.id, "conversation_id": o.conversation_id, "mailbox": o.mailbox, "state": o.state,
+        "recipients": o.recipients, "subject": o.subject, "approved_by": o.approved_by, "attempts": o.attempts,
+        "next_attempt_at": iso(o.next_attempt_at), "smtp_phase": o.smtp_phase, "smtp_last_reply": o.smtp_last_reply,
+        "last_error": o.last_error, "smtp_response": o.smtp_response, "refused": o.refused,
+        "message_id": o.message_id, "created_at": iso(o.created_at), "sent_at": iso(o.sent_at),
+        "resolved_by": o.resolved_by, "resolved_at": iso(o.resolved_at),
+    }
+
+
+def outbounds(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    with db.reading(url) as s:
+        query = select(Outbound).order_by(col(Outbound.id).desc()).limit(limit)
+        if state:
+            query = query.where(Outbound.state == state)
+        return [outbound_row(o) for o in reversed(s.exec(query).all())]
+
+
+def outbound_detail(url: str, ident: int) -> str:
+    """A reply in the outbox: where its SMTP transaction got and what the server last said, so a
+    rep can settle an unknown delivery; then the reply itself."""
+    with db.reading(url) as s:
+        o = _get(s, Outbound, ident, "reply in the outbox")
+        trail = s.exec(select(AuditEntry).where(AuditEntry.conversation_id == o.conversation_id)
+                       .order_by(col(AuditEntry.id))).all()
+    lines = [f"{k:16} {v}" for k, v in outbound_row(o).items() if v not in (None, "", [], {})]
+    lines += [f"{'audit':16} {iso(e.at)} {e.actor} {e.event} {compact(e.details, 160)}" for e in trail
+              if e.details.get("outbound_id") == ident]
+    return "\n".join([*lines, "", f"--- reply to {', '.join(o.recipients)}: {o.subject} ---", o.body_text.strip()])

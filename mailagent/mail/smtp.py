@@ -8,6 +8,7 @@ decides), never retried blindly: a duplicate reply is worse than a late one.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,18 +130,60 @@ class Status(StrEnum):
     UNKNOWN = "unknown"      # may have been delivered: do not resend without a human
 
 
+class Phase(StrEnum):
+    """How far an SMTP transaction got: what a rep needs to settle an unknown outcome."""
+
+    CONNECT = "connect"      # TCP, greeting, EHLO, TLS, AUTH
+    MAIL = "mail"            # MAIL FROM
+    RCPT = "rcpt"            # RCPT TO
+    DATA = "data"            # the message was being sent, or its answer awaited
+    DONE = "done"            # the server answered the data
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: Status
     detail: str
     refused: dict[str, str] = field(default_factory=dict)
+    phase: Phase = Phase.CONNECT
+    last_reply: str = ""     # the server's last answer ("" when it gave none)
 
 
 def _answer(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
 
-async def send(cfg: Smtp, sender: str, recipients: list[str], raw: bytes) -> Outcome:
+class _Transcript:
+    """The phase reached and the server's last answer, kept as the transaction goes."""
+
+    def __init__(self) -> None:
+        self.phase, self.last_reply = Phase.CONNECT, ""
+
+    def at(self, phase: Phase) -> None:
+        self.phase = phase
+
+    def heard(self, response: aiosmtplib.SMTPResponse | aiosmtplib.SMTPResponseException) -> None:
+        self.last_reply = f"{response.code} {response.message}".strip()
+
+    def outcome(self, status: Status, detail: str, refused: dict[str, str] | None = None) -> Outcome:
+        return Outcome(status, detail, refused or {}, self.phase, self.last_reply)
+
+
+async def send(cfg: Smtp, sender: str, recipients: list[str], raw: bytes, *, deadline: float) -> Outcome:
+    """One SMTP transaction, over within `deadline` seconds whatever the server does (a server
+    that accepts and then stalls, or trickles its answers, cannot hold the worker)."""
+    transcript = _Transcript()
+    try:
+        async with asyncio.timeout(deadline):
+            return await _transact(cfg, sender, recipients, raw, transcript)
+    except TimeoutError:
+        detail = f"no complete answer within the {deadline:g} s deadline (in {transcript.phase})"
+        if transcript.phase is Phase.DATA:
+            return transcript.outcome(Status.UNKNOWN, f"the server stalled while it had the message: {detail}")
+        return transcript.outcome(Status.RETRY, detail)
+
+
+async def _transact(cfg: Smtp, sender: str, recipients: list[str], raw: bytes, t: _Transcript) -> Outcome:
     password = secret("smtp.password_env", cfg.password_env) if cfg.password_env else None
     token = secret("smtp.oauth2_token_env", cfg.oauth2_token_env) if cfg.oauth2_token_env else None
 
@@ -153,44 +196,48 @@ async def send(cfg: Smtp, sender: str, recipients: list[str], raw: bytes) -> Out
         username=cfg.user if (password or token) else None, password=password,
         oauth_token_generator=oauth_token if token else None,
     )
-    in_data = False
     utf8 = needs_smtputf8([sender, *recipients])
     encoding, options = ("utf-8", ["SMTPUTF8"]) if utf8 else ("ascii", [])
     try:
-        await client.connect()
+        t.heard(await client.connect())
         if utf8 and client.is_ehlo_or_helo_needed:
             await client.ehlo()                              # to know the server's extensions
         if utf8 and not client.supports_extension("smtputf8"):
             await _quietly_quit(client)
-            return Outcome(Status.FAILED, "an address has non-ASCII characters before the @, which needs "
-                                          "SMTPUTF8 (RFC 6531), and this SMTP server does not offer it")
-        await client.mail(sender, options=options, encoding=encoding)
+            return t.outcome(Status.FAILED, "an address has non-ASCII characters before the @, which needs "
+                                            "SMTPUTF8 (RFC 6531), and this SMTP server does not offer it")
+        t.at(Phase.MAIL)
+        t.heard(await client.mail(sender, options=options, encoding=encoding))
+        t.at(Phase.RCPT)
         refused: dict[str, str] = {}
         for rcpt in recipients:
             try:
-                await client.rcpt(rcpt, encoding=encoding)
+                t.heard(await client.rcpt(rcpt, encoding=encoding))
             except aiosmtplib.SMTPRecipientRefused as exc:
+                t.heard(exc)
                 refused[rcpt] = _answer(exc)
         if len(refused) == len(recipients):
             temporary = any(answer.startswith("4") for answer in refused.values())
             await _quietly_quit(client)
-            return Outcome(Status.RETRY if temporary else Status.FAILED,
-                           "every recipient was refused", refused)
-        in_data = True
+            return t.outcome(Status.RETRY if temporary else Status.FAILED, "every recipient was refused", refused)
+        t.at(Phase.DATA)
         response = await client.data(raw)
-        in_data = False
+        t.heard(response)
+        t.at(Phase.DONE)
         await _quietly_quit(client)
-        return Outcome(Status.SENT, f"{response.code} {response.message}", refused)
+        return t.outcome(Status.SENT, f"{response.code} {response.message}", refused)
     except aiosmtplib.SMTPAuthenticationError as exc:
-        return Outcome(Status.FAILED, f"authentication failed (check the SMTP credentials): {_answer(exc)}")
+        t.heard(exc)
+        return t.outcome(Status.FAILED, f"authentication failed (check the SMTP credentials): {_answer(exc)}")
     except aiosmtplib.SMTPResponseException as exc:
+        t.heard(exc)
         status = Status.RETRY if 400 <= exc.code < 500 else Status.FAILED
-        return Outcome(status, _answer(exc))
+        return t.outcome(status, _answer(exc))
     except (aiosmtplib.SMTPException, OSError) as exc:
         detail = f"{type(exc).__name__}: {exc}"
-        if in_data:
-            return Outcome(Status.UNKNOWN, f"connection lost while the server had the message: {detail}")
-        return Outcome(Status.RETRY, detail)
+        if t.phase is Phase.DATA:
+            return t.outcome(Status.UNKNOWN, f"connection lost while the server had the message: {detail}")
+        return t.outcome(Status.RETRY, detail)
     finally:
         client.close()
 

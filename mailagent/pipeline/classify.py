@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import defer
+from sqlmodel import select
 
 from mailagent.config import Settings
 from mailagent.mail import loops
@@ -85,13 +88,68 @@ def inspect(raw: bytes, *, own_addresses: Collection[str], mailboxes: Mapping[st
 
 
 def process(settings: Settings, message_id: int) -> Processed | None:
-    """Parse, classify and thread one stored message; None if it was already processed."""
+    """Parse, classify and thread one stored message; None if it was already processed (or
+    failed). Each call is an attempt, counted before the work: a message whose processing keeps
+    failing, or kills its worker, ends `failed` with the reason after `[worker] max_attempts`,
+    never retried forever (a poison message)."""
     url = settings.database.url
-    with db.reading(url) as s:
-        msg = s.get(Message, message_id)
-        if msg is None or msg.state != MessageState.STORED:
+    claimed = _claim(url, message_id, settings.worker.max_attempts)
+    if claimed is None:
+        return None
+    try:
+        return _process(settings, message_id, claimed)
+    except SQLAlchemyError:
+        _uncount(url, message_id)    # storage trouble is not the message's fault: retried as it is
+        raise
+    except Exception as exc:
+        _failed(url, message_id, f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+
+
+def conversation_of(settings: Settings, message_id: int) -> int | None:
+    """The conversation of a message processed already."""
+    with db.reading(settings.database.url) as s:
+        return s.exec(select(Message.conversation_id).where(
+            Message.id == message_id, Message.state == MessageState.PROCESSED)).first()
+
+
+def _claim(url: str, message_id: int, max_attempts: int) -> bytes | None:
+    """Count an attempt and return the raw bytes; None when the message is not waiting, or when
+    its attempts are spent (then it is marked failed)."""
+    with db.session(url) as s:
+        attempts = s.execute(update(Message).where(Message.id == message_id, Message.state == MessageState.STORED)
+                             .values(attempts=Message.attempts + 1).returning(Message.attempts)).scalar()
+        if attempts is None:
             return None
-        raw = msg.raw
+        if attempts > max_attempts:
+            msg = s.get(Message, message_id, options=[defer(Message.raw)])  # type: ignore[arg-type]
+            assert msg is not None
+            msg.state, msg.processed_at = MessageState.FAILED, now()
+            msg.error = (f"processing failed {attempts - 1} times; last error: "
+                         f"{msg.error or 'the worker stopped during processing'}")
+            log.error("message %s: %s", message_id, msg.error)
+            return None
+        return s.exec(select(Message.raw).where(Message.id == message_id)).one()
+
+
+def _uncount(url: str, message_id: int) -> None:
+    """Give back the attempt a storage error cost (best effort: storage may still be down)."""
+    try:
+        with db.session(url) as s:
+            s.execute(update(Message).where(Message.id == message_id, Message.attempts > 0)
+                      .values(attempts=Message.attempts - 1))
+    except SQLAlchemyError:
+        log.warning("message %s: could not give back an attempt lost to a storage error", message_id)
+
+
+def _failed(url: str, message_id: int, error: str) -> None:
+    log.exception("message %s: processing failed", message_id)
+    with db.session(url) as s:
+        s.execute(update(Message).where(Message.id == message_id).values(error=error))
+
+
+def _process(settings: Settings, message_id: int, raw: bytes) -> Processed | None:
+    url = settings.database.url
     found = inspect(raw, own_addresses=settings.own_addresses,
                     mailboxes={m.address: name for name, m in settings.mailboxes.items()})
     if found.parse_error:
@@ -104,12 +162,13 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         if msg is None or msg.state != MessageState.STORED:
             return None
         _record(msg, found)
+        msg.mailbox = settings.reply_mailbox(msg.mailbox or found.mailbox)
         sender.record(msg, verdict)
         reported = found.report.original_ids if found.report else ()
         if found.report is not None:
             bounces.link(s, msg, found.report)
         conversation = threads.assign(s, msg, window, also=reported)
-        msg.state, msg.processed_at = MessageState.PROCESSED, now()
+        msg.state, msg.processed_at, msg.error = MessageState.PROCESSED, now(), None
         return Processed(msg, conversation)
 
 
@@ -125,4 +184,3 @@ def _record(msg: Message, found: Inspection) -> None:
         msg.defects = list(parsed.defects)
     msg.parse_error = found.parse_error
     msg.kind, msg.kind_reason = found.kind, found.kind_reason
-    msg.mailbox = msg.mailbox or found.mailbox

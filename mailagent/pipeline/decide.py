@@ -17,6 +17,7 @@ from mailagent.store.tickets import Counts, Ticket
 STATE = {"send": DraftState.SENT, "hold": DraftState.HELD, "escalate": DraftState.ESCALATED,
          "ignore": DraftState.IGNORED}
 EMPTY = "invariant: nothing to send"
+NO_WAY_OUT = "invariant: no mailbox to reply from"
 
 
 def by_rep(decided_by: str | None) -> bool:
@@ -44,11 +45,15 @@ def facts(ticket: Ticket, customer: Customer | None, result: DraftResult | None,
     )
 
 
-def verdict(policy: Policy, facts: Facts, text: str) -> Decision:
-    """The policy's decision, and an empty draft is never sent whatever it says."""
+def verdict(policy: Policy, facts: Facts, text: str, *, no_reply_path: str | None = None) -> Decision:
+    """The policy's decision; whatever it says, an empty draft is never sent, nor one with no way
+    out (`no_reply_path` says why: no mailbox to reply from)."""
     decision = decide(policy, facts)
     if decision.decision == "send" and not text.strip():
         return Decision("hold", EMPTY, (*decision.reasons, "held: the draft is empty"), policy_version=policy.version)
+    if decision.decision == "send" and no_reply_path:
+        return Decision("hold", NO_WAY_OUT, (*decision.reasons, f"held: {no_reply_path}"),
+                        policy_version=policy.version)
     return decision
 
 

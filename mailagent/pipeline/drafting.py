@@ -34,7 +34,7 @@ from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest, DraftResult, Verdict, draft, resume
 from mailagent.config import Settings
 from mailagent.evals import classifiers, gate, snapshot
-from mailagent.pipeline import decide, helpdesk_drafts, outbox
+from mailagent.pipeline import decide, helpdesk_drafts, outbox, sender
 from mailagent.policy import Decision, current_policy
 from mailagent.store import audit, db, tickets
 from mailagent.store.models import (
@@ -106,9 +106,23 @@ def resume_draft_sync(settings: Settings, draft_id: int) -> Outcome:
 # --- the work on a claimed draft ----------------------------------------------------------------
 
 async def _work(settings: Settings, owner: str, ticket: Ticket) -> Outcome:
-    draft_id, attempts = ticket.draft_id, ticket.attempts
-    if attempts > settings.worker.max_attempts:
+    """One attempt; a failure is recorded on the draft and the claim given back at once, so the
+    next attempt (up to `[worker] max_attempts`, then held for a person) need not wait for the
+    lease to run out."""
+    if ticket.attempts > settings.worker.max_attempts:
         return await asyncio.to_thread(_give_up, settings, ticket, owner)
+    try:
+        return await _attempt(settings, owner, ticket)
+    except OutcomeUnknown:
+        raise                                   # handed back to `waiting` already
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        await _write(settings, lambda s: tickets.failed(s, ticket.draft_id, owner, error))
+        raise
+
+
+async def _attempt(settings: Settings, owner: str, ticket: Ticket) -> Outcome:
+    draft_id, attempts = ticket.draft_id, ticket.attempts
     async with _holding(settings, draft_id, owner):
         customer = await asyncio.to_thread(customer_of, settings, ticket.customer_addr)
         request = build_request(settings, ticket, customer)
@@ -139,14 +153,16 @@ async def _run(settings: Settings, ticket: Ticket, request: DraftRequest, owner:
 
 
 def build_request(settings: Settings, ticket: Ticket, customer: Customer | None) -> DraftRequest:
-    mailbox = settings.mailboxes.get(ticket.mailbox or "")
+    unverified = sender.unverified(ticket)
+    mailbox = settings.mailboxes.get(outbox.reply_mailbox(settings, ticket.mailbox) or "")
     return DraftRequest(
         conversation_id=ticket.conversation_id, draft_id=ticket.draft_id,
         mailbox_address=mailbox.address if mailbox else "", customer_name=ticket.from_name,
         customer_addr=ticket.customer_addr, subject=ticket.subject, latest=ticket.text,
         hidden_text=ticket.hidden_text, quoted_text=ticket.quoted_text, attachment_names=ticket.attachment_names,
         history=tuple(Turn(h.who, h.at, h.text) for h in ticket.history),
-        customer_details=customer.details() if customer else {},
+        customer_details=customer.details() if customer and not unverified else {},
+        unverified_sender=unverified,
     )
 
 
@@ -163,7 +179,8 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
         if row is None:
             return False                                    # another worker took the draft over
         _record(row, request, result)
-        actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts)
+        actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts,
+                                     unverified_sender=request.unverified_sender)
                    for p, facts in zip(result.proposals, checked, strict=True)]
         waiting = [a for a in actions if a.state == ActionState.PROPOSED]
         row.run_state, row.state, row.lease_owner, row.lease_until = result.run_state, DraftState.WAITING, None, None
@@ -196,13 +213,24 @@ def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer |
             row.reasons = [f"message {newest} arrived while drafting: drafting again"]
             return Outcome(Step.REDRAFT, ticket.draft_id)
         facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now(), grades=grades, labels=labels)
-        decision = decide.verdict(policy, facts, row.text)
+        no_way_out = outbox.NO_MAILBOX if ticket.helpdesk is None and outbox.reply_mailbox(
+            settings, ticket.mailbox) is None else None
+        decision = decide.verdict(policy, facts, row.text, no_reply_path=no_way_out)
         outbound_id = _apply(s, settings, row, ticket, decision, facts.to_dict(), policy.version)
         return Outcome(Step.DECIDED, ticket.draft_id, outbound_id, f"{row.state} ({decision.rule})")
 
 
 def _give_up(settings: Settings, ticket: Ticket, owner: str) -> Outcome:
-    """Too many claims ended without a decision: hold it for a person, with the reason."""
+    """Too many claims ended without a decision: hold it for a person, with the reason. If even
+    recording the decision fails, the draft is held bare: a failure never repeats forever."""
+    try:
+        return _hold_failed(settings, ticket, owner, decided=True)
+    except Exception:
+        log.exception("draft %s: recording the give-up decision failed; holding it bare", ticket.draft_id)
+        return _hold_failed(settings, ticket, owner, decided=False)
+
+
+def _hold_failed(settings: Settings, ticket: Ticket, owner: str, *, decided: bool) -> Outcome:
     with db.session(settings.database.url) as s:
         row = _locked(s, ticket, owner)
         if row is None:
@@ -211,7 +239,11 @@ def _give_up(settings: Settings, ticket: Ticket, owner: str) -> Outcome:
         reason = f"drafting failed {ticket.attempts - 1} times: a person must answer ({row.error or 'see the logs'})"
         decision = Decision("hold", "invariant: drafting keeps failing", (reason,))
         row.flags = [*row.flags, "drafting_failed"]
-        _apply(s, settings, row, ticket, decision, {}, current_policy(settings).version)
+        if decided:
+            _apply(s, settings, row, ticket, decision, {}, current_policy(settings).version)
+        else:
+            row.state, row.decision, row.rule, row.reasons, row.decided_at = (
+                DraftState.HELD, decision.decision, decision.rule, list(decision.reasons), now())
         log.error("draft %s: %s", ticket.draft_id, reason)
         return Outcome(Step.DECIDED, ticket.draft_id, None, f"{row.state} ({decision.rule})")
 

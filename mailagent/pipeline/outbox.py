@@ -71,12 +71,26 @@ def queue(s: Session, settings: Settings, conversation: Conversation, parent: Pa
     return Queued(outbound_id=row.id)
 
 
+def reply_mailbox(settings: Settings, name: str | None) -> str | None:
+    """The configured mailbox a conversation's replies go out from: its own, or for one that came
+    with none (Bcc, an alias) the default (`Settings.reply_mailbox`); None when there is none to
+    pick, or its mailbox is no longer configured."""
+    if name is not None:
+        return name if name in settings.mailboxes else None
+    return settings.reply_mailbox(None)
+
+
+NO_MAILBOX = ("no mailbox to reply from: the message named none of our addresses (Bcc or an alias) and "
+              "several mailboxes are configured; set [ingest] default_mailbox, or answer it from the right one")
+
+
 def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Parent,
                 text: str, approved_by: str | None) -> Outbound:
     """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
-    if mailbox_name is None:
-        raise ValueError(f"conversation {conversation_id} has no mailbox to reply from")
-    mailbox = settings.mailbox(mailbox_name)
+    chosen = reply_mailbox(settings, mailbox_name)
+    if chosen is None:
+        raise ValueError(f"conversation {conversation_id}: {NO_MAILBOX}")
+    mailbox_name, mailbox = chosen, settings.mailbox(chosen)
     recipient = smtp.ascii_domain(parent.reply_to or parent.from_addr)
     reply = smtp.Reply(
         sender=mailbox.address, sender_name=mailbox.display_name, to=(recipient,),
@@ -131,12 +145,13 @@ def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
     if cfg is None:
         outcome = smtp.Outcome(smtp.Status.FAILED, f"mailbox {row.mailbox!r} has no [smtp] section")
     else:
-        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw))
+        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw,
+                                        deadline=settings.outbox.send_timeout_seconds))
     retry_in = None
     with db.session(url) as s:
         row = s.get(Outbound, outbound_id, with_for_update=True)
         assert row is not None
-        row.refused = outcome.refused
+        row.refused, row.smtp_phase, row.smtp_last_reply = outcome.refused, outcome.phase, outcome.last_reply
         if outcome.status is smtp.Status.SENT:
             row.state, row.sent_at, row.smtp_response = OutboundState.SENT, now(), outcome.detail
         elif outcome.status is smtp.Status.RETRY and row.attempts < settings.outbox.max_attempts:

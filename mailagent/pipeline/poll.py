@@ -81,6 +81,7 @@ def poll(settings: Settings, name: str, enqueue: Enqueue) -> PollResult:
         return PollResult(busy=True)
     result = PollResult()
     error: str | None = None
+    renewing = _Renewer(url, name, owner, lease)
     try:
         with imap.connect(mailbox.imap) as client:
             _poll_once(settings, name, client, owner, enqueue, result)
@@ -90,8 +91,35 @@ def poll(settings: Settings, name: str, enqueue: Enqueue) -> PollResult:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        renewing.stop()
         _release(url, name, owner, error)
     return result
+
+
+class _Renewer:
+    """Renews the poll's mailbox lease every third of `lease` seconds while the poll lives, so the
+    lease can be short: a poll killed mid-batch pauses the mailbox for at most `lease` seconds."""
+
+    def __init__(self, url: str, name: str, owner: str, lease: float) -> None:
+        self.url, self.name, self.owner, self.lease = url, name, owner, lease
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"lease:{name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.lease / 3):
+            try:
+                with plain.connect(self.url, write=True) as conn:
+                    held = cursors.renew(conn, self.name, self.owner, datetime.now(UTC) + timedelta(seconds=self.lease))
+            except Exception:  # noqa: BLE001 - the next renewal tries again; the writer checks the lease
+                log.warning("%s: renewing the poll lease failed", self.name, exc_info=True)
+                continue
+            if not held:
+                return                          # taken over: the writer stops at its next commit
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, enqueue: Enqueue,

@@ -7,8 +7,14 @@ DNS) and `record` inside it. Everything later (policy facts, review surfaces) re
 from __future__ import annotations
 
 from mailagent.config import Settings
-from mailagent.mail.auth import DnsLookup, SenderAuth, authenticate
+from mailagent.mail.auth import (
+    DnsLookup,
+    SenderAuth,
+    authenticate,
+    sender_matches_customer,
+)
 from mailagent.store.models import Message
+from mailagent.store.tickets import Ticket
 
 
 def check(settings: Settings, raw: bytes, *, dns: DnsLookup | None = None) -> SenderAuth:
@@ -22,3 +28,17 @@ def record(message: Message, verdict: SenderAuth) -> None:
     message.sender_auth_method = verdict.method
     message.sender_auth_domain = verdict.domain
     message.sender_auth_reason = verdict.reason
+
+
+def unverified(ticket: Ticket) -> str:
+    """Why the turn's sender cannot speak for the customer of record's account ("" when it can):
+    a From that is not the customer's (a hijacked thread), not authenticated (a forged From), or a
+    Reply-To outside the customer's domain. Then no account data reaches the model and no action
+    runs without a rep. A helpdesk's requester is the helpdesk's word."""
+    if ticket.channel != "email":
+        return ""
+    auth = SenderAuth(bool(ticket.sender_authenticated), ticket.sender_auth_method, ticket.sender_auth_domain,
+                      ticket.sender_auth_reason or "no verdict recorded")
+    match = sender_matches_customer(from_addr=ticket.from_addr, reply_to=ticket.reply_to,
+                                    customer_addr=ticket.customer_addr, auth=auth)
+    return "" if match.matches else match.reason

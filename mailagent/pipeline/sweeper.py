@@ -1,12 +1,14 @@
 """The sweeper: finds work stuck in a non-final state, so that a lost broker message (a crash
 between commit and enqueue, a worker killed mid-step) only ever delays work, never loses it.
 
-Enqueueing twice is harmless (every actor checks the row's state); the sweeper only has to make
-sure nothing waits forever. It also ends the `sending` state of replies whose worker died."""
+Enqueueing twice is harmless (every actor checks the row's state), but a sweep enqueues only what
+is not already waiting in the broker (`Due.without`), so a backlog is not enqueued again at every
+sweep while it drains; the sweeper only has to make sure nothing waits forever. It also ends the `sending` state of replies whose worker died."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_
@@ -41,8 +43,22 @@ class Due:
 
     @property
     def count(self) -> int:
-        return (len(self.process) + len(self.draft) + len(self.resume) + len(self.deliver) + len(self.save_to_sent)
-                + len(self.helpdesk_events) + len(self.helpdesk_posts))
+        return sum(len(refs) for _, refs in self.work())
+
+    def work(self) -> list[tuple[str, list[int]]]:
+        """(actor name, row ids) of everything due."""
+        return [(actor, getattr(self, name)) for name, actor in ACTORS.items()]
+
+    def without(self, queued: Collection[tuple[str, int]]) -> Due:
+        """What is due and not already waiting in the broker's queues (`(actor, row id)` pairs):
+        enqueued once, never again at every sweep while a backlog drains."""
+        return replace(self, **{name: [ref for ref in getattr(self, name) if (actor, ref) not in queued]
+                                for name, actor in ACTORS.items()})
+
+
+# Due's fields and the actors that do their work.
+ACTORS = {"process": "process_message", "draft": "draft_reply", "resume": "resume_draft", "deliver": "deliver",
+          "save_to_sent": "save_to_sent", "helpdesk_events": "helpdesk_event", "helpdesk_posts": "helpdesk_post"}
 
 
 def find_due(settings: Settings, stuck_after: timedelta) -> Due:

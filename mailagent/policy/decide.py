@@ -287,6 +287,9 @@ def _blocking_flag(flag: str) -> str | None:
         return "the message could not be parsed (parse_error)"
     if flag == "model_error":
         return "the model failed (model_error)"
+    if flag == "sender_unverified":
+        return ("the sender asked about an account it is not proven to hold: a forged or unauthenticated From, "
+                "another sender in the thread, or a Reply-To elsewhere (sender_unverified)")
     return None
 
 

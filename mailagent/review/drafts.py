@@ -62,6 +62,8 @@ def approve_in(s: Session, settings: Settings, draft_id: int, reviewer: str, tex
         raise ReviewError(f"draft {draft_id} has no text to send: write the reply and send it as an edit")
     conversation, turn = s.get(Conversation, row.conversation_id), s.get(Message, row.message_id)
     assert conversation is not None and turn is not None
+    if conversation.helpdesk is None and outbox.reply_mailbox(settings, conversation.mailbox) is None:
+        raise ReviewError(f"draft {draft_id}: {outbox.NO_MAILBOX}")
     queued = outbox.queue(s, settings, conversation, outbox.Parent.of(turn), final, approved_by=reviewer, draft_id=draft_id,
                           author_id=author_id, remove_tags=remove_tags)
     edited = text is not None and text.strip() != row.text.strip()

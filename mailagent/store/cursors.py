@@ -48,3 +48,9 @@ def advance(conn: Conn, name: str, owner: str, last_uid: int, uidvalidity: int, 
     return bool(conn.execute("UPDATE mailbox_cursor SET last_uid = ?, uidvalidity = ?, locked_until = ? "
                              "WHERE mailbox = ? AND locked_by = ?",
                              [last_uid, uidvalidity, conn.stamp(until), name, owner]).rowcount)
+
+
+def renew(conn: Conn, name: str, owner: str, until: datetime) -> bool:
+    """Extend the holder's lease; False if another poll took the mailbox over."""
+    return bool(conn.execute("UPDATE mailbox_cursor SET locked_until = ? WHERE mailbox = ? AND locked_by = ?",
+                             [conn.stamp(until), name, owner]).rowcount)

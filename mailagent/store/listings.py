@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from mailagent.store import plain
 
 _MESSAGE = ("id, message_id, conversation_id, mailbox, source, state, kind, kind_reason, parse_error, sha256, "
-            "from_addr, from_name, subject, sent_at, received_at, attachments, duplicates")
+            "from_addr, from_name, subject, sent_at, received_at, attachments, duplicates, attempts, error")
 _CONVERSATION = ("id, channel, mailbox, helpdesk, ticket_id, customer_addr, customer_name, subject, state, taken_by, "
                  "created_at, last_message_at")
 _DRAFT = ("id, conversation_id, message_id, state, decision, shadow, rule, reasons, confidence, intent, language, "

@@ -78,6 +78,11 @@ class Ticket:
     channel: str = "email"                      # email | zendesk | helpscout
     helpdesk: str | None = None                 # [helpdesks.NAME] of a helpdesk ticket ...
     ticket_ref: str | None = None               # ... and the helpdesk's ticket id
+    # who sent the turn (mail.auth, recorded at classify): a From header alone proves nothing
+    sender_authenticated: bool | None = None
+    sender_auth_method: str = ""
+    sender_auth_domain: str = ""
+    sender_auth_reason: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -146,6 +151,12 @@ def renew(s: Session, draft_id: int, owner: str, lease: timedelta) -> bool:
                           .values(lease_until=now() + lease)).rowcount)
 
 
+def failed(s: Session, draft_id: int, owner: str, error: str) -> None:
+    """An attempt failed: keep its error and free the claim for the next attempt at once."""
+    s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)
+              .values(error=error, lease_owner=None, lease_until=None))
+
+
 def release(s: Session, draft_id: int, owner: str, state: DraftState) -> None:
     """Give the draft back (to `waiting`, or still `drafting` to be retried at once)."""
     s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)
@@ -161,6 +172,8 @@ def load(s: Session, draft_id: int, attempts: int) -> Ticket:
         Message.reply_to, Message.subject, Message.reply_text, Message.text, Message.hidden_text,
         Message.quoted_text, Message.attachments,
         Conversation.channel, Conversation.helpdesk, Conversation.ticket_id,     # helpdesk hook (issue 9)
+        Message.sender_authenticated, Message.sender_auth_method, Message.sender_auth_domain,
+        Message.sender_auth_reason,
     ).join(Conversation, Conversation.id == Draft.conversation_id).join(Message, Message.id == Draft.message_id)
         .where(Draft.id == draft_id)).one()
     earlier = s.exec(select(Message.received_at, Message.reply_text, Message.text, Message.kind, Message.source)
@@ -188,6 +201,8 @@ def load(s: Session, draft_id: int, attempts: int) -> Ticket:
         history=tuple(history[-HISTORY:]), first_contact=other_conversations == 0 and not earlier,
         run_state=d.run_state, verdicts=verdicts,
         channel=d.channel, helpdesk=d.helpdesk, ticket_ref=d.ticket_id,
+        sender_authenticated=d.sender_authenticated, sender_auth_method=d.sender_auth_method,
+        sender_auth_domain=d.sender_auth_domain, sender_auth_reason=d.sender_auth_reason,
     )
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
 
 import dramatiq
 
 from mailagent.config import current
 from mailagent.evals import learning, quality
-from mailagent.pipeline import classify, drafting, helpdesk, outbox, poll, sweeper
+from mailagent.pipeline import classify, drafting, helpdesk, outbox, poll
 from mailagent.review import helpdesk as helpdesk_events
 from mailagent.worker.broker import QUEUES, installed
+from mailagent.worker.broker import sweep as sweep_into
 from mailagent.worker.failures import work_name
 from mailagent.worker.runs import Runs
 
@@ -51,9 +51,13 @@ def fan_out(message_ids: list[int]) -> None:
 
 @_actor(max_retries=10, min_backoff=1_000)
 def process_message(message_id: int) -> None:
-    processed = classify.process(current(), message_id)
-    if processed is not None:
-        draft_reply.send(processed.conversation.id)
+    """Process, then draft. A redelivered message (its worker died after processing) still asks
+    for the draft: drafting claims only what is not answered or being answered."""
+    settings = current()
+    processed = classify.process(settings, message_id)
+    conversation_id = processed.conversation.id if processed else classify.conversation_of(settings, message_id)
+    if conversation_id is not None:
+        draft_reply.send(conversation_id)
 
 
 @functools.cache
@@ -136,9 +140,10 @@ def helpdesk_post(post_id: int) -> None:
 
 @_actor(max_retries=0)
 def sweep() -> None:
-    """Re-enqueue work stuck in a non-final state (see `sweeper`)."""
-    settings = current()
-    enqueue_due(sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds)))
+    """Enqueue work stuck in a non-final state that is not already waiting in a queue (see `sweeper`)."""
+    count = sweep_into(broker, current())
+    if count:
+        log.info("sweep: %d stuck item(s) enqueued", count)
 
 
 @_actor(max_retries=3, min_backoff=5_000)
@@ -156,16 +161,3 @@ def record_quality() -> None:
     quality.refresh(current())
 
 
-def due_work(due: sweeper.Due) -> list[tuple[dramatiq.Actor, int]]:
-    """The messages that hand the sweeper's finds to their actors, as (actor, row id)."""
-    return [*((process_message, i) for i in due.process), *((draft_reply, i) for i in due.draft),
-            *((resume_draft, i) for i in due.resume), *((deliver, i) for i in due.deliver),
-            *((save_to_sent, i) for i in due.save_to_sent), *((helpdesk_event, i) for i in due.helpdesk_events),
-            *((helpdesk_post, i) for i in due.helpdesk_posts)]
-
-
-def enqueue_due(due: sweeper.Due) -> int:
-    work = due_work(due)
-    for actor, row_id in work:
-        actor.send(row_id)
-    return len(work)

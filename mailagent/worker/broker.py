@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
 from mailagent.config import Broker, Settings, current
 
-# Actor name -> queue. Delivery has its own queue (and may get its own workers), so a stalled
-# SMTP server never takes the threads that drafting needs.
+if TYPE_CHECKING:
+    from mailagent.pipeline.sweeper import Due
+
+# Actor name -> queue. Delivery has its own queue and its own workers (`mailagent worker --queues
+# outbox`; a pool of its own in `mailagent run`), so a stalled SMTP server never takes the threads
+# that drafting needs.
+DELIVERY = "outbox"
 QUEUES: dict[str, str] = {
     "poll_mailbox": "ingest", "fan_out": "ingest", "process_message": "ingest",
     "draft_reply": "draft", "resume_draft": "draft",
-    "deliver": "outbox", "save_to_sent": "outbox",
+    "deliver": DELIVERY, "save_to_sent": DELIVERY,
     "sweep": "default", "build_eval_cases": "default", "record_quality": "default",
     "helpdesk_event": "helpdesk", "helpdesk_post": "helpdesk",
 }
@@ -64,8 +70,50 @@ def _sender(cfg: Broker) -> dramatiq.Broker:
     return make_broker(cfg)
 
 
+def message(actor: str, *args: Any) -> dramatiq.Message[Any]:
+    """A message for `actor` by name, without importing the actors."""
+    return dramatiq.Message(queue_name=QUEUES[actor], actor_name=actor, args=args, kwargs={}, options={})
+
+
 def send(settings: Settings, actor: str, *args: Any, delay_ms: int | None = None) -> None:
     """Enqueue a message for `actor` on the shared broker, without importing the actors."""
     broker = _installed if _installed is not None else _sender(settings.broker)
-    message = dramatiq.Message(queue_name=QUEUES[actor], actor_name=actor, args=args, kwargs={}, options={})
-    broker.enqueue(message, delay=delay_ms)
+    broker.enqueue(message(actor, *args), delay=delay_ms)
+
+
+def queued(broker: dramatiq.Broker) -> set[tuple[str, int]]:
+    """(actor, row id) of every message waiting in the broker: queued, delayed for a retry, or
+    fetched by a worker and not acknowledged yet (Redis keeps a message's body in
+    `NS:QUEUE.msgs` / `NS:QUEUE.DQ.msgs` until it is acknowledged). A `fan_out` batch counts for
+    each message it names."""
+    bodies: list[bytes] = []
+    for queue in set(QUEUES.values()):
+        if hasattr(broker, "client"):                                 # RedisBroker
+            for key in (f"{broker.namespace}:{queue}.msgs", f"{broker.namespace}:{queue}.DQ.msgs"):
+                bodies += [body for _, body in broker.client.hscan_iter(key)]
+        elif queue in getattr(broker, "queues", {}):                  # StubBroker: queue.Queue of bodies
+            bodies += list(broker.queues[queue].queue)
+    found: set[tuple[str, int]] = set()
+    for body in bodies:
+        decoded = dramatiq.Message.decode(body)
+        if decoded.actor_name == "fan_out" and decoded.args:
+            found.update(("process_message", ref) for ref in decoded.args[0])
+        elif decoded.args and isinstance(decoded.args[0], int):
+            found.add((decoded.actor_name, decoded.args[0]))
+    return found
+
+
+def enqueue_due(broker: dramatiq.Broker, due: Due) -> int:
+    """Send every due row to its actor; the number sent."""
+    for actor, refs in due.work():
+        for ref in refs:
+            broker.enqueue(message(actor, ref))
+    return due.count
+
+
+def sweep(broker: dramatiq.Broker, settings: Settings) -> int:
+    """The clock's sweep: work stuck in a non-final state and not already queued, enqueued once."""
+    from mailagent.pipeline import sweeper
+
+    due = sweeper.find_due(settings, timedelta(seconds=settings.clock.stuck_after_seconds))
+    return enqueue_due(broker, due.without(queued(broker)))

@@ -2,7 +2,8 @@
 
 For a first run on one machine and for batch use. `until_idle` does all work that is runnable now
 and returns what failed; replies waiting for a retry stay queued in the database for the next run,
-and so does work that failed: it is tried once per run, never again and again within one."""
+and so does work that keeps failing: it is tried a bounded number of times per run, never again
+and again."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from mailagent import config
 from mailagent.config import Settings
 from mailagent.pipeline import sweeper
 from mailagent.worker import clock, watch
+from mailagent.worker.broker import DELIVERY, QUEUES, message
 from mailagent.worker.failures import Failure, installed, work_name
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,6 @@ log = logging.getLogger(__name__)
 
 class InProcess:
     """A dramatiq worker on the in-process broker, plus the clock and watchers when running."""
-
-    MAX_PASSES = 3
 
     def __init__(self, settings: Settings) -> None:
         if not settings.broker.in_process:
@@ -41,14 +41,19 @@ class InProcess:
         self.settings, self.actors = settings, actors
         self.failures = installed(actors.broker)
         actors.runs().on_failure = self.failures.record
-        self.worker = dramatiq.Worker(actors.broker, worker_threads=settings.worker.threads)
+        others = set(QUEUES.values()) - {DELIVERY}
+        # Two pools: a stalled SMTP server holds delivery threads only, never drafting's.
+        self.workers = [dramatiq.Worker(actors.broker, queues=others, worker_threads=settings.worker.threads),
+                        dramatiq.Worker(actors.broker, queues={DELIVERY}, worker_threads=settings.outbox.threads)]
 
     def __enter__(self) -> InProcess:
-        self.worker.start()
+        for worker in self.workers:
+            worker.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
         # Retries still waiting in the delay queues end with this run (the in-process broker is
         # memory): the sweeper finds their rows next time, and a later run in the same process
         # (tests, the demo) starts clean.
@@ -62,26 +67,27 @@ class InProcess:
     def until_idle(self) -> list[Failure]:
         """Poll once, then process until no runnable work is left (including work the sweeper
         finds: messages stored by `ingest`, replies due for delivery); what failed, one entry per
-        piece of work. The sweeper hands a piece of work on at most `MAX_PASSES` times: work that
-        failed, or that stays due whatever is done to it, is reported, not retried forever."""
+        piece of work. The sweeper hands a piece of work on at most `[worker] max_attempts` + 1
+        times in a run, as many as the stages' own bounded attempts need to end a failing draft
+        or message in a visible state; work still due after that is reported, not retried forever."""
         self.failures.clear()
         passes: Counter[str] = Counter()
+        limit = self.settings.worker.max_attempts + 1
         self.poll_all()
         while True:
             self._settle()
-            work = []
-            for actor, row_id in self.actors.due_work(sweeper.find_due(self.settings, timedelta(0))):
-                name = work_name(actor.actor_name, row_id)
-                if name not in self.failures and passes[name] < self.MAX_PASSES:
-                    passes[name] += 1
-                    work.append((actor, row_id))
-                elif name not in self.failures:
-                    self.failures.record(name, f"still due after {self.MAX_PASSES} passes in this run")
+            due = {work_name(actor, ref): (actor, ref)
+                   for actor, refs in sweeper.find_due(self.settings, timedelta(0)).work() for ref in refs}
+            work = [(name, found) for name, found in due.items() if passes[name] < limit]
             if not work:
                 self._settle()
+                for name in due:
+                    if name not in self.failures:
+                        self.failures.record(name, f"still due after {limit} passes in this run")
                 return self.failures.report()
-            for actor, row_id in work:
-                actor.send(row_id)
+            for name, (actor, ref) in work:
+                passes[name] += 1
+                self.actors.broker.enqueue(message(actor, ref))
 
     def _settle(self) -> None:
         """Wait until every queue is empty (not the delay queues: retries wait for the next run)

@@ -242,6 +242,9 @@ def write_config(path: Path, url: str, *, policy_dir: Path, smtp_port: int | Non
             return "[" + ", ".join(value(x) for x in v) + "]"
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    from .mails import MX
+
+    sections = {"ingest": {"trusted_authserv_ids": [MX]}, **sections}
     lines = ["[database]", f"url = {value(url)}", "",
              "[policy]", f"directory = {value(policy_dir)}", "reload_seconds = 0", "",
              "[mailboxes.support]", 'address = "support@example.com"', 'display_name = "Example Support"', ""]

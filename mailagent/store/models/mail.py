@@ -36,6 +36,7 @@ class MailboxCursor(SQLModel, table=True):
 class MessageState(StrEnum):
     STORED = "stored"          # raw bytes and envelope kept; not parsed yet
     PROCESSED = "processed"    # parsed (or parse_error set), classified, threaded
+    FAILED = "failed"          # processing kept failing (a poison message): `error` says why
 
 
 class Message(SQLModel, table=True):
@@ -78,6 +79,8 @@ class Message(SQLModel, table=True):
     sender_auth_reason: str = Field(default="", sa_column_kwargs={"server_default": ""})
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
     processed_at: datetime | None = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})   # processing claims so far
+    error: str | None = None                        # why the last processing attempt failed
 
 
 class Conversation(SQLModel, table=True):
@@ -128,6 +131,10 @@ class Outbound(SQLModel, table=True):
     last_error: str | None = None
     smtp_response: str | None = None
     refused: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    smtp_phase: str | None = None                   # how far the last attempt got (mail.smtp.Phase) ...
+    smtp_last_reply: str | None = None              # ... and the server's last answer there
     created_at: datetime = Field(default_factory=now)
     sent_at: datetime | None = None
     saved_to_sent: bool = False
+    resolved_by: str | None = None                  # a rep who settled an unknown outcome by hand
+    resolved_at: datetime | None = None
