@@ -12,6 +12,7 @@ from mailagent.store.models import DraftState, MessageState
 from mailagent.worker import broker
 
 from .support import fuzz
+from .support.flow import fresh_queues
 from .support.smtpd import SmtpServer
 
 
@@ -30,8 +31,11 @@ def test_150_mutated_mails_through_the_whole_pipeline_stall_nothing(
     settings = fuzz.settings_for(sqlite_url, tmp_path, smtp_server.port)
     items = fuzz.mutated(150, seed=20261206)
     ids = fuzz.store(settings, items)
-    with InProcess(settings) as app:
-        app.until_idle()
+    try:
+        with InProcess(settings) as app:
+            app.until_idle()
+    finally:
+        fresh_queues()
     report = fuzz.check(settings, items, ids)
     assert report.not_stored == 0 and report.raw_mismatches == 0
     assert report.stalls == 0, report

@@ -25,7 +25,7 @@ from mailagent.store.models import Draft, DraftState, Message, MessageState, Out
 from mailagent.worker import broker
 
 from .conftest import make_settings
-from .support.flow import SEND_EVERYTHING, policy_dir, synced
+from .support.flow import SEND_EVERYTHING, fresh_queues, policy_dir, synced
 from .support.hostile_mail import nested_multipart
 from .support.mails import mail
 from .support.smtpd import SilentServer, SmtpServer
@@ -59,7 +59,8 @@ def in_process(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(dramatiq.broker, "global_broker", dramatiq.broker.global_broker)
     from mailagent.worker.inprocess import InProcess
 
-    return InProcess
+    yield InProcess
+    fresh_queues()
 
 
 def _run(in_process, settings, *raws: bytes) -> None:

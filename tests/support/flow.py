@@ -87,3 +87,15 @@ def draft(settings: Settings, draft_id: int) -> Draft:
         row = s.get(Draft, draft_id)
         assert row is not None
         return row
+
+
+def fresh_queues() -> None:
+    """The in-process broker outlives a test (the actors are declared once per process): retries
+    left in its delay queues, requeued when a worker stops, would leave a later test waiting on
+    a queue that never drains. Each test starts with empty queues."""
+    from queue import Queue
+
+    from mailagent.worker import actors
+
+    for name in list(actors.broker.queues):
+        actors.broker.queues[name] = Queue()
