@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     Fail,
@@ -11,12 +12,14 @@ from mailagent.cli.common import (
     group,
     json_flag,
     limit_flag,
-    print_json,
     reviewer,
     reviewer_flag,
     store,
 )
-from mailagent.config import Settings
+from mailagent.cli.rows import print_listing
+
+if TYPE_CHECKING:
+    from mailagent.config import Settings
 
 STATES = ["queued", "sending", "sent", "failed", "unknown"]
 
@@ -24,12 +27,9 @@ STATES = ["queued", "sending", "sent", "failed", "unknown"]
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.cli import views
 
-    rows = views.outbounds(store(settings), state=args.state, limit=args.limit)
-    if args.json:
-        print_json(rows)
-    else:
-        views.print_table(rows, ["id", "conversation_id", "state", "recipients", "subject", "attempts", "smtp_phase",
-                                 "smtp_last_reply", "last_error"])
+    print_listing(views.outbounds(store(settings), state=args.state, limit=args.limit), args,
+                  ["id", "conversation_id", "state", "recipients", "subject", "attempts", "smtp_phase",
+                   "smtp_last_reply", "last_error"])
     return 0
 
 
@@ -76,12 +76,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only replies in this state (unknown: a rep must settle them)")
     limit_flag(c)
     c = command(out, "show", cmd_show, help="one reply: its SMTP phase, the server's last answer, the text")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
     c = command(out, "retry", cmd_retry, help="send a failed reply again (the same bytes, once)")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
     reviewer_flag(c)
     c = command(out, "resolve", cmd_resolve, help="settle an unknown delivery after checking it")
-    c.add_argument("id", type=int)
+    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
     verdict = c.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--delivered", action="store_true", help="it did arrive: mark it sent")
     verdict.add_argument("--failed", dest="delivered", action="store_false", help="it did not: mark it failed")

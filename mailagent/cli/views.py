@@ -193,7 +193,7 @@ def outbound_row(o: Outbound) -> dict[str, Any]:
 
 def outbounds(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Outbound).order_by(col(Outbound.id).desc()).limit(limit)
+        query = select(Outbound).order_by(col(Outbound.id).desc()).limit(limit + 1)
         if state:
             query = query.where(Outbound.state == state)
         return [outbound_row(o) for o in reversed(s.exec(query).all())]
