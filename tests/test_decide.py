@@ -74,3 +74,24 @@ def test_taken_over_and_capped_conversations_are_held_whatever_the_rules_say() -
     assert decide.verdict(SEND_WHEN_SURE, taken, SURE.reply).decision == "hold"
     capped = decide.facts(TICKET, None, result(), replace(NO_COUNTS, auto_sends_conversation=99), AT)
     assert decide.verdict(SEND_WHEN_SURE, capped, SURE.reply).rule.startswith("invariant: auto-send cap")
+
+
+def test_the_sender_facts_come_from_the_turns_verdict_and_rules_can_hold_on_them() -> None:
+    verified = replace(TICKET, sender_authenticated=True, sender_auth_method="dmarc",
+                       sender_auth_domain="customer.example", sender_auth_reason="dmarc=pass")
+    forged = replace(verified, sender_authenticated=False, sender_auth_reason="dmarc=fail")
+    hijack = replace(verified, from_addr="mallory@evil.example", sender_auth_domain="evil.example")
+    elsewhere = replace(verified, reply_to="collect@evil.example")
+    helpdesk = replace(TICKET, channel="zendesk", sender_authenticated=None)
+    seen = {name: decide.facts(ticket, None, result(), NO_COUNTS, AT) for name, ticket in
+            (("verified", verified), ("forged", forged), ("hijack", hijack), ("elsewhere", elsewhere),
+             ("helpdesk", helpdesk))}
+    assert {name: (f.sender_authenticated, f.sender_matches_customer) for name, f in seen.items()} == {
+        "verified": (True, True), "forged": (False, False), "hijack": (True, False),
+        "elsewhere": (True, False), "helpdesk": (True, True)}
+    policy = Policy(defaults=Defaults(decision="hold", min_confidence=0.85), rules=(
+        Rule(name="strangers", when=When(sender_matches_customer=False), then="escalate"),
+        Rule(name="sure", when=When(confidence_at_least=0.9), then="send")))
+    decisions = {name: decide.verdict(policy, f, "Hi Ana").decision for name, f in seen.items()}
+    assert decisions == {"verified": "send", "forged": "escalate", "hijack": "escalate", "elsewhere": "escalate",
+                         "helpdesk": "send"}

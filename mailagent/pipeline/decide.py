@@ -9,6 +9,7 @@ from datetime import datetime
 
 from mailagent.actions.backends import Customer
 from mailagent.agent.run import DraftResult, result_facts
+from mailagent.pipeline import sender
 from mailagent.policy import Decision, Policy, decide
 from mailagent.policy.facts import Facts, ProposedAction
 from mailagent.store.models import ActionState, DraftState
@@ -38,6 +39,8 @@ def facts(ticket: Ticket, customer: Customer | None, result: DraftResult | None,
                                      executed=a.state == ActionState.EXECUTED) for a in counts.actions),
         customer_tier=customer.tier if customer else None, customer_domain=ticket.customer_addr.rpartition("@")[2],
         has_attachments=bool(ticket.attachment_names), first_contact=ticket.first_contact,
+        sender_authenticated=ticket.channel != "email" or bool(ticket.sender_authenticated),
+        sender_matches_customer=not sender.unverified(ticket),
         taken_over=ticket.taken_by is not None, at=at,
         auto_sends_customer_today=counts.auto_sends_customer_today,
         auto_sends_conversation=counts.auto_sends_conversation,

@@ -191,6 +191,8 @@ _DRAFT_CONDITIONS: dict[str, Condition] = {
     "domain_in": ("customer_domain", lambda f: f.customer_domain.lower(), lambda have, want: have in want),
     "has_attachments": ("has_attachments", lambda f: f.has_attachments, _eq),
     "first_contact": ("first_contact", lambda f: f.first_contact, _eq),
+    "sender_authenticated": ("sender_authenticated", lambda f: f.sender_authenticated, _eq),
+    "sender_matches_customer": ("sender_matches_customer", lambda f: f.sender_matches_customer, _eq),
     "flag": ("flags", lambda f: f.flags, lambda have, want: want in have),
     "auto_sends_customer_today_at_least": ("auto_sends_customer_today", lambda f: f.auto_sends_customer_today, _at_least),
     "auto_sends_conversation_at_least": ("auto_sends_conversation", lambda f: f.auto_sends_conversation, _at_least),

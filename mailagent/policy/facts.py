@@ -73,6 +73,10 @@ class Facts:
     customer_domain: str = ""
     has_attachments: bool = False
     first_contact: bool = False
+    # Who wrote the turn (`pipeline.sender`, from the receiving MTA's verdict): the pipeline always
+    # sets both; a helpdesk's requester is the helpdesk's word. Defaults keep older fixtures as they were.
+    sender_authenticated: bool = True           # the From domain is authenticated (DMARC / DKIM)
+    sender_matches_customer: bool = True        # the sender may speak for the customer of record's account
     flags: tuple[str, ...] = ()                 # "injection", "parse_error", "output:action_claim", ...
     taken_over: bool = False                    # a rep took the conversation over
     at: datetime = field(default_factory=_now)  # when the decision is made (aware; naive means UTC)

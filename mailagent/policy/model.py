@@ -134,6 +134,8 @@ class When(Table):
     domain_in: Annotated[tuple[Domain, ...], Field(min_length=1)] | None = None
     has_attachments: Flag | None = None
     first_contact: Flag | None = None
+    sender_authenticated: Flag | None = None
+    sender_matches_customer: Flag | None = None
     flag: Text | None = None
     in_business_hours: Flag | None = None
     auto_sends_customer_today_at_least: Count | None = None
