@@ -194,19 +194,19 @@ def test_a_long_poll_renews_its_lease_and_a_killed_one_pauses_the_mailbox_briefl
 
     monkeypatch.setattr(imap, "after_ingest", after_ingest)
     outcome: list[object] = []
-    poller = threading.Thread(target=lambda: outcome.append(ingest.poll(settings, "support", Collect())))
+    poller = threading.Thread(target=lambda: outcome.append(poll.poll(settings, "support", Collect())))
     poller.start()
     assert slow.wait(30)
     time.sleep(1.5)                            # past the lease: still held, because its holder renews it
-    assert not ingest._acquire(sqlite_url, "support", "INBOX", "another-poller", 1)
+    assert not poll._acquire(sqlite_url, "support", "INBOX", "another-poller", 1)
     poller.join(30)
     [result] = outcome
     assert len(result.stored) == 2 and _cursor(sqlite_url).locked_by is None
     # a poll that died holding the lease (no renewals) blocks the mailbox for one lease period only
-    assert ingest._acquire(sqlite_url, "support", "INBOX", "killed-poller", 1)
-    assert ingest.poll(settings, "support", Collect()).busy
+    assert poll._acquire(sqlite_url, "support", "INBOX", "killed-poller", 1)
+    assert poll.poll(settings, "support", Collect()).busy
     time.sleep(1.1)
-    assert not ingest.poll(settings, "support", Collect()).busy
+    assert not poll.poll(settings, "support", Collect()).busy
 
 
 def test_a_poll_that_lost_its_lease_writes_nothing(dovecot: Dovecot, imap_user: str, sqlite_url: str,

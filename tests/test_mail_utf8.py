@@ -118,7 +118,7 @@ def test_an_international_domain_goes_out_as_idna(smtp_server: SmtpServer, setti
     to = smtp.ascii_domain("zoe@bücher.example")
     assert to == "zoe@xn--bcher-kva.example"
     _, raw = smtp.compose(_reply(to))
-    outcome = asyncio.run(smtp.send(settings.mailbox("support").smtp, "support@example.com", [to], raw))
+    outcome = asyncio.run(smtp.send(settings.mailbox("support").smtp, "support@example.com", [to], raw, deadline=30))
     assert outcome.status == "sent" and smtp_server.received[0].recipients == [to]
 
 
@@ -131,7 +131,7 @@ def test_a_non_ascii_local_part_needs_smtputf8(settings_for, sqlite_url: str) ->
         server = SmtpServer(smtputf8=offered).start()
         try:
             cfg = settings_for(sqlite_url).mailbox("support").smtp.model_copy(update={"port": server.port})
-            outcome = asyncio.run(smtp.send(cfg, "support@example.com", [to], raw))
+            outcome = asyncio.run(smtp.send(cfg, "support@example.com", [to], raw, deadline=30))
         finally:
             server.stop()
         if not offered:

@@ -41,6 +41,8 @@ from mailagent.policy import load_policy
 from mailagent.store import db, schema
 from mailagent.store.models import Draft
 
+from .mails import MX, passed
+
 SET = Path(__file__).resolve().parents[1] / "data" / "correctness.toml"
 INCIDENT = "incident"
 INCIDENT_ARTICLE = "service-status-incidents"
@@ -210,6 +212,8 @@ def settings_for(directory: Path) -> Settings:
     url = f"sqlite:///{directory / 'correctness.db'}"
     settings = config.use(Settings.model_validate({
         "database": {"url": url}, "model": {"provider": "offline"}, "agent": AGENT,
+        # the MTAs whose verdict counts: the tests' own and the sample inbox's (as the demo trusts it)
+        "ingest": {"trusted_authserv_ids": [MX, "mx1.nimbusnotes.example"]},
         "policy": {"directory": str(DATA / "policies"), "reload_seconds": 0},
         "mailboxes": {"support": {"address": "support@nimbusnotes.example", "display_name": "Nimbus Notes Support"}},
     }))
@@ -222,6 +226,7 @@ def settings_for(directory: Path) -> Settings:
 def mail_of(case: Case, n: int) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = case.sender or f"Sam Rivera <customer{n}@customers.example>"
+    msg["Authentication-Results"] = passed(msg["From"])
     msg["To"] = "support@nimbusnotes.example"
     msg["Subject"] = case.subject
     msg["Date"] = "Fri, 20 Nov 2026 09:40:00 +0000"
