@@ -17,10 +17,16 @@ from sqlalchemy import Engine, Table, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailagent.store.models import Mutex
 from mailagent.store.plain import SQLITE_PRAGMAS
+
+# Only store/ imports SQLAlchemy: the rest names a transaction and the errors it may raise by these.
+__all__ = ["DatabaseError", "IntegrityError", "Session", "dispose", "engine", "insert", "lock", "reading", "safe_url",
+           "session"]
+DatabaseError = SQLAlchemyError
 
 _engines: dict[str, Engine] = {}
 
