@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from freezegun import freeze_time
 from sqlmodel import SQLModel, select
 
-from mailagent.knowledge.search import is_search_index
+from mailagent.store.knowledge import is_search_index
 from mailagent.pipeline import classify
 from mailagent.pipeline.ingest import Inbound, store_many
 from mailagent.pipeline.threads import subject_key

@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlmodel import SQLModel, select
-
 from mailagent import config, tomlfile
 from mailagent.agent.providers import model_name
 from mailagent.agent.support import instructions
 from mailagent.config import ConfigError, Settings
 from mailagent.knowledge.search import sync
-from mailagent.store import db, schema
+from mailagent.store import copying, db, schema
 from mailagent.store.models import (
     Article,
     ArticleVersion,
@@ -35,8 +33,7 @@ from mailagent.tomlfile import Problem
 
 SECTIONS = ("model", "agent", "knowledge", "policy")
 # What a replay reads from its database besides the knowledge: the demo backend (parents first).
-_COPIED: tuple[type[SQLModel], ...] = (Article, ArticleVersion, DemoCustomer, DemoSubscription, DemoOrder,
-                                       DemoInvoice, DemoIncident)
+_COPIED = (Article, ArticleVersion, DemoCustomer, DemoSubscription, DemoOrder, DemoInvoice, DemoIncident)
 
 
 def load(live: Settings, path: str | Path) -> Settings:
@@ -60,12 +57,7 @@ def describe(settings: Settings, source: str | None) -> dict[str, str | None]:
 def _copy(source: str, target: str) -> None:
     for url in (source, target):
         schema.demo_tables(url)             # the demo backend's own tables, apart from the schema
-    with db.reading(source) as s:
-        tables = [(model, [row.model_dump() for row in s.exec(select(model))]) for model in _COPIED]
-    with db.session(target) as s:
-        for model, rows in tables:
-            s.add_all(model(**row) for row in rows)
-            s.flush()
+    copying.copy_rows(source, target, _COPIED)
 
 
 @contextmanager

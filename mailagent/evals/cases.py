@@ -22,21 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists
-from sqlmodel import Session, col, select
-
 from mailagent.config import Settings
 from mailagent.evals import diff, snapshot
 from mailagent.redact import password_values, redact
-from mailagent.store import audit, casefile, db
-from mailagent.store.models import (
-    Action,
-    Draft,
-    EvalCase,
-    Feedback,
-    Message,
-    now,
-)
+from mailagent.store import audit, casefile, db, evalcases
+from mailagent.store.db import Session
+from mailagent.store.models import Draft, EvalCase, Message, now
 
 SOURCES = ("approved", "edit", "rep-written", "rejected", "flag")
 STATES = ("new", "accepted", "dropped")
@@ -48,9 +39,9 @@ class CaseError(ValueError):
 
 
 def _actions(s: Session, draft_id: int) -> list[dict[str, Any]]:
-    rows = s.exec(select(Action).where(Action.draft_id == draft_id).order_by(col(Action.id))).all()
     return [{"tool": a.tool, "arguments": a.arguments, "amount": str(a.amount) if a.amount is not None else None,
-             "currency": a.currency, "state": a.state, "decided_by": a.decided_by} for a in rows]
+             "currency": a.currency, "state": a.state, "decided_by": a.decided_by}
+            for a in evalcases.draft_actions(s, draft_id)]
 
 
 def _meta(draft: Draft) -> dict[str, Any]:
@@ -114,20 +105,12 @@ def _case(s: Session, settings: Settings, draft: Draft, *, origin: str, source: 
     )
 
 
-def _insert(s: Session, case: EvalCase) -> bool:
-    """Insert unless a case of that origin exists (a second builder, a second flag)."""
-    values = {c.name: getattr(case, c.name) for c in EvalCase.__table__.columns if c.name != "id"}  # type: ignore[attr-defined]
-    return bool(s.execute(db.insert(s, EvalCase).values(**values).on_conflict_do_nothing()).rowcount)
-
-
 def build(settings: Settings, limit: int = BATCH) -> int:
     """Turn Feedback rows that have no case yet into cases; returns how many were stored."""
     url = settings.database.url
     with db.reading(url) as s:
-        pending = s.exec(select(Feedback).where(~exists().where(EvalCase.feedback_id == Feedback.id))
-                         .order_by(col(Feedback.id)).limit(limit)).all()
         built = []
-        for fb in pending:
+        for fb in evalcases.feedback_without_case(s, limit):
             draft = s.get(Draft, fb.draft_id)
             if draft is None:
                 continue
@@ -139,7 +122,7 @@ def build(settings: Settings, limit: int = BATCH) -> int:
     if not built:
         return 0
     with db.session(url) as s:
-        return sum(_insert(s, case) for case in built)
+        return sum(evalcases.insert_new(s, case) for case in built)
 
 
 def flag(settings: Settings, conversation_id: int, rep: str, note: str, *, reference: str | None = None,
@@ -161,8 +144,8 @@ def flag(settings: Settings, conversation_id: int, rep: str, note: str, *, refer
     if case is None:
         raise CaseError(f"the message draft {draft.id} answered is gone")
     with db.session(url) as s:
-        _insert(s, case)
-        stored = s.exec(select(EvalCase).where(EvalCase.origin == case.origin)).one()
+        evalcases.insert_new(s, case)
+        stored = evalcases.by_origin(s, case.origin)
     return stored
 
 
@@ -174,12 +157,7 @@ class Filter:
 
 
 def select_cases(s: Session, which: Filter, limit: int | None = None) -> list[EvalCase]:
-    query = select(EvalCase)
-    if which.states:
-        query = query.where(col(EvalCase.state).in_(which.states))
-    if which.sources:
-        query = query.where(col(EvalCase.source).in_(which.sources))
-    rows = list(s.exec(query.order_by(col(EvalCase.id))).all())
+    rows = evalcases.matching(s, which.states, which.sources)
     if which.tags:
         rows = [r for r in rows if set(which.tags) & set(r.tags)]
     return rows[-limit:] if limit else rows
@@ -190,7 +168,7 @@ def summary(s: Session) -> tuple[dict[str, int], list[str]]:
     without loading the snapshots."""
     counts = dict.fromkeys(STATES, 0)
     tags: set[str] = set()
-    for state, row_tags in s.exec(select(EvalCase.state, EvalCase.tags)):
+    for state, row_tags in evalcases.states_and_tags(s):
         counts[state] = counts.get(state, 0) + 1
         tags.update(row_tags)
     return counts, sorted(tags)

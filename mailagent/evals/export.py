@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from openai import OpenAIError
-from sqlmodel import select
 
 from mailagent.agent.input import compose_input
 from mailagent.agent.providers import openai_client
@@ -27,9 +26,10 @@ from mailagent.config import Settings
 from mailagent.evals import sets
 from mailagent.evals.cases import select_cases
 from mailagent.evals.judges import RUBRICS
+from mailagent.evals.runs import results_of
 from mailagent.redact import redact
 from mailagent.store import db
-from mailagent.store.models import EvalCase, EvalResult
+from mailagent.store.models import EvalCase
 
 CUSTOMER_ADDRESS = "customer@example.invalid"
 CUSTOMER_NAME = "Customer"
@@ -136,8 +136,7 @@ def definition(name: str, settings: Settings) -> dict[str, Any]:
 def _samples(settings: Settings, run_id: int | None) -> dict[int, str]:
     if run_id is None:
         return {}
-    with db.reading(settings.database.url) as s:
-        results = s.exec(select(EvalResult).where(EvalResult.run_id == run_id)).all()
+    results = results_of(settings.database.url, run_id)
     if not results:
         raise ExportError(f"eval run {run_id} has no results")
     return {r.case_id: r.reply for r in results}

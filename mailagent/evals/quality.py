@@ -14,15 +14,14 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import fmean
 
-from sqlalchemy import delete
-from sqlmodel import Session, col, select
-
 from mailagent.config import Settings
 from mailagent.evals import classifiers as classifying
 from mailagent.evals import gate
 from mailagent.evals.diff import edit_distance, similarity, tokens
 from mailagent.store import db
-from mailagent.store.models import Draft, EvalCase, Feedback, Message, QualityDaily, now
+from mailagent.store import quality as store_quality
+from mailagent.store.db import Session
+from mailagent.store.models import Message, now
 
 Figure = tuple[str, float, int]           # name, value, count
 
@@ -33,8 +32,7 @@ def _day(day: date) -> tuple[datetime, datetime]:
 
 
 def _drafts(s: Session, settings: Settings, start: datetime, end: datetime) -> list[Figure]:
-    decided = s.exec(select(Draft).where(col(Draft.decided_at) >= start, col(Draft.decided_at) < end,
-                                         col(Draft.decision).in_(["send", "hold", "escalate"]))).all()
+    decided = store_quality.decided_drafts(s, start, end)
     if not decided:
         return []
     auto = sum(d.decision == "send" and not d.shadow and d.reviewed_by is None for d in decided)
@@ -60,7 +58,7 @@ def _drafts(s: Session, settings: Settings, start: datetime, end: datetime) -> l
 
 
 def _reviews(s: Session, start: datetime, end: datetime) -> list[Figure]:
-    reviewed = s.exec(select(Feedback).where(col(Feedback.created_at) >= start, col(Feedback.created_at) < end)).all()
+    reviewed = store_quality.reviews(s, start, end)
     if not reviewed:
         return []
     out: list[Figure] = [("approved_unedited_rate", sum(f.verdict == "approved" for f in reviewed) / len(reviewed),
@@ -74,8 +72,7 @@ def _reviews(s: Session, start: datetime, end: datetime) -> list[Figure]:
 
 
 def _cases(s: Session, start: datetime, end: datetime) -> list[Figure]:
-    made = s.exec(select(EvalCase).where(col(EvalCase.created_at) >= start, col(EvalCase.created_at) < end,
-                                         col(EvalCase.feedback_id).is_not(None))).all()
+    made = store_quality.cases_from_reviews(s, start, end)
     waits = [(c.created_at - c.rep_at).total_seconds() for c in made]
     return [("case_seconds", fmean(waits), len(waits)), ("case_seconds_max", max(waits), len(waits))] if waits else []
 
@@ -93,7 +90,6 @@ def refresh(settings: Settings, days: Iterable[date] | None = None) -> int:
     for day in days if days is not None else (today - timedelta(days=1), today):
         found = figures(settings, day)
         with db.session(settings.database.url) as s:
-            s.execute(delete(QualityDaily).where(col(QualityDaily.day) == day))
-            s.add_all(QualityDaily(day=day, name=name, value=round(value, 4), count=count) for name, value, count in found)
+            store_quality.replace_day(s, day, found)
         stored += len(found)
     return stored

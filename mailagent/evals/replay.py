@@ -19,8 +19,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import col, select
-
 from mailagent.agent.run import DraftRequest, DraftResult, draft, result_facts
 from mailagent.config import Settings
 from mailagent.evals import candidate, gate, snapshot
@@ -34,8 +32,7 @@ from mailagent.policy import (
     decide,
     load_policy,
 )
-from mailagent.store import casefile, db
-from mailagent.store.models import Action, SpanRecord
+from mailagent.store import casefile, db, evalcases, traces
 
 
 @dataclass(frozen=True)
@@ -131,8 +128,7 @@ def trace_steps(url: str, trace_id: str | None) -> tuple[str, ...]:
     if not trace_id:
         return ()
     with db.reading(url) as s:
-        spans = s.exec(select(SpanRecord).where(SpanRecord.trace_id == trace_id)
-                       .order_by(col(SpanRecord.started_at))).all()
+        spans = traces.spans(s, trace_id)
     lines = []
     for span in spans:
         if span.kind == "custom" and span.name in ("task", "turn"):
@@ -173,4 +169,4 @@ def conversation(live: Settings, conversation_id: int, *, draft_id: int | None =
 
 def _actions_of(url: str, draft_id: int) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        return [{"tool": a.tool} for a in s.exec(select(Action).where(Action.draft_id == draft_id))]
+        return [{"tool": a.tool} for a in evalcases.draft_actions(s, draft_id)]

@@ -19,8 +19,6 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from sqlmodel import col, select
-
 from mailagent.config import Settings
 from mailagent.evals import candidate, snapshot
 from mailagent.evals import classifiers as classifying
@@ -30,7 +28,7 @@ from mailagent.evals.replay import Replayed, customer_text, our_domains, replay
 from mailagent.evals.sets import EvalSet, Gate
 from mailagent.policy import Policy, load_policy
 from mailagent.redact import redact
-from mailagent.store import db
+from mailagent.store import db, evalruns
 from mailagent.store.models import EvalCase, EvalResult, EvalRun, now
 
 Progress = Callable[[int, int], None]
@@ -156,8 +154,7 @@ def baseline_run(url: str, set_name: str, which: str | None) -> EvalRun | None:
         return None
     with db.reading(url) as s:
         if which == "last":
-            return s.exec(select(EvalRun).where(EvalRun.set_name == set_name, EvalRun.state == "done")
-                          .order_by(col(EvalRun.id).desc())).first()
+            return evalruns.last_finished(s, set_name)
         if not which.isdigit() or (run := s.get(EvalRun, int(which))) is None:
             raise LookupError(f"no eval run {which!r} (give a run id, or last)")
         if run.state != "done":
@@ -167,7 +164,7 @@ def baseline_run(url: str, set_name: str, which: str | None) -> EvalRun | None:
 
 def results_of(url: str, run_id: int) -> list[EvalResult]:
     with db.reading(url) as s:
-        return list(s.exec(select(EvalResult).where(EvalResult.run_id == run_id).order_by(col(EvalResult.case_id))))
+        return evalruns.results(s, run_id)
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlmodel import Session, col, select
 
 from mailagent.actions.backends import customer_of
 from mailagent.agent.input import Turn
 from mailagent.agent.run import DraftRequest
 from mailagent.config import Settings
 from mailagent.redact import redact_data
-from mailagent.store.models import Conversation, Draft, Message, MessageState, Outbound
+from mailagent.store import evalcases
+from mailagent.store.db import Session
+from mailagent.store.models import Conversation, Draft, Message
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,7 @@ def request_for_draft(s: Session, settings: Settings, draft: Draft) -> DraftRequ
     conversation, turn = s.get(Conversation, draft.conversation_id), s.get(Message, draft.message_id)
     if conversation is None or turn is None:
         return None
-    earlier = s.exec(select(Message).where(
-        Message.conversation_id == conversation.id, col(Message.id) < turn.id, Message.kind == "normal",
-        Message.state == MessageState.PROCESSED)).all()
-    sent = s.exec(select(Outbound).where(Outbound.conversation_id == conversation.id,
-                                         Outbound.created_at < draft.created_at)).all()
+    earlier, sent = evalcases.history_before(s, conversation.id or 0, turn.id or 0, draft.created_at)
     history = sorted([Turn("customer", m.received_at, m.reply_text or m.text) for m in earlier]
                      + [Turn("us", o.created_at, o.body_text) for o in sent], key=lambda t: t.at)
     mailbox = settings.mailboxes.get(conversation.mailbox or "")

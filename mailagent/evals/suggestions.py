@@ -17,15 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, col, select
-
 from mailagent.agent.offline import detect_language
 from mailagent.config import Settings
 from mailagent.evals import facts
 from mailagent.intents import INTENTS
 from mailagent.knowledge import versions
 from mailagent.knowledge.articles import LOCALES
-from mailagent.store import audit, db
+from mailagent.store import audit, db, evalcases
+from mailagent.store import knowledge as store_knowledge
+from mailagent.store import suggestions as store_suggestions
+from mailagent.store.db import Session
 from mailagent.store.models import (
     Article,
     ArticleVersion,
@@ -116,7 +117,7 @@ def _same_topic(row: KnowledgeSuggestion, statements: Sequence[str]) -> bool:
 
 
 def _unique_id(s: Session, base: str, locale: str) -> str:
-    taken = {a.id for a in s.exec(select(Article))} | {k.article_id for k in s.exec(select(KnowledgeSuggestion))}
+    taken = store_suggestions.taken_ids(s)
     candidate, n = f"{base}.{locale}", 2
     while candidate in taken:
         candidate, n = f"{base}-{n}.{locale}", n + 1
@@ -149,7 +150,7 @@ def _suggest(s: Session, case: EvalCase, open_rows: list[KnowledgeSuggestion]) -
     conversations = [case.conversation_id] if case.conversation_id is not None else []
     if target is not None:
         heading = _title(case)
-        latest = versions.latest_of(s, target.id)
+        latest = store_knowledge.latest_version(s, target.id)
         row = KnowledgeSuggestion(kind="edit", article_id=target.id, base_version=latest.version if latest else None,
                                   title=target.title, locale=target.locale, intent=target.intent, tags=list(target.tags),
                                   body=f"{target.body.rstrip()}\n\n## {heading}\n\n{' '.join(new)}", facts=new,
@@ -172,9 +173,8 @@ def propose(settings: Settings, limit: int = 200) -> int:
     opened = 0
     with db.session(settings.database.url) as s:
         db.lock(s, "knowledge-suggestions")
-        pending = s.exec(select(EvalCase).where(EvalCase.suggested == False)  # noqa: E712 - SQL
-                         .order_by(col(EvalCase.id)).limit(limit)).all()
-        open_rows = list(s.exec(select(KnowledgeSuggestion).where(KnowledgeSuggestion.state == "open")))
+        pending = evalcases.not_suggested(s, limit)
+        open_rows = store_suggestions.listing(s, "open")
         for case in pending:
             case.suggested = True
             if case.reference and case.source in SOURCES and case.state != "dropped":
@@ -193,10 +193,7 @@ def row(k: KnowledgeSuggestion) -> dict[str, Any]:
 def rows(url: str, state: str | None = None) -> list[dict[str, Any]]:
     """For `kb suggestions list` and the review page."""
     with db.reading(url) as s:
-        query = select(KnowledgeSuggestion).order_by(col(KnowledgeSuggestion.id))
-        if state:
-            query = query.where(KnowledgeSuggestion.state == state)
-        return [row(k) for k in s.exec(query)]
+        return [row(k) for k in store_suggestions.listing(s, state)]
 
 
 def get(url: str, suggestion_id: int) -> KnowledgeSuggestion:
@@ -225,14 +222,13 @@ def detail(url: str, suggestion_id: int) -> Detail:
             raise SuggestionError(f"no knowledge suggestion with id {suggestion_id}")
         before = ""
         if found.kind == "edit":
-            base = s.exec(select(ArticleVersion).where(ArticleVersion.article_id == found.article_id,
-                                                       ArticleVersion.version == found.base_version)).first()
+            base = store_knowledge.version(s, found.article_id, found.base_version)
             article = s.get(Article, found.article_id)
             before = base.body if base is not None else article.body if article is not None else ""
         cases = [c for c in (s.get(EvalCase, i) for i in found.case_ids) if c is not None]
         conversations = {c.id: c for c in (s.get(Conversation, i) for i in found.conversation_ids)
                          if c is not None and c.id is not None}
-        return Detail(found, before, cases, conversations, versions.history(s, found.article_id))
+        return Detail(found, before, cases, conversations, store_knowledge.history(s, found.article_id))
 
 
 def as_file(k: KnowledgeSuggestion) -> str:
@@ -267,7 +263,7 @@ def accept(settings: Settings, suggestion_id: int, lead: str, *, intent: str | N
         db.lock(s, "knowledge-sync")
         found = _open(s, suggestion_id)
         if found.kind == "edit":
-            current = versions.latest_of(s, found.article_id)
+            current = store_knowledge.latest_version(s, found.article_id)
             if s.get(Article, found.article_id) is None:
                 raise SuggestionError(f"article {found.article_id} no longer exists: reject the suggestion")
             if current is not None and found.base_version is not None and current.version != found.base_version:

@@ -33,13 +33,10 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import column, func, text
-from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import Select
-
 from mailagent.knowledge import versions
 from mailagent.knowledge.articles import ArticleFile, read_articles
 from mailagent.store import db
+from mailagent.store import knowledge as store_knowledge
 from mailagent.store.models import Article
 
 
@@ -61,8 +58,8 @@ def sync(url: str, directory: Path) -> SyncResult:
     added = updated = removed = unchanged = kept = 0
     with db.session(url) as s:
         db.lock(s, "knowledge-sync")
-        rows = {row.id: row for row in s.exec(select(Article))}
-        latest = versions.latest(s)
+        rows = store_knowledge.articles(s)
+        latest = store_knowledge.latest_versions(s)
         for row in rows.values():
             if row.id not in files:
                 if versions.stands(latest.get(row.id), None):
@@ -123,11 +120,11 @@ def search(url: str, query: str, *, locale: str | None = None, limit: int = 5) -
     if not terms:
         return []
     with db.reading(url) as s:
-        found = s.exec(_candidates(s, terms)).all()
+        found = store_knowledge.candidates(s, terms, _MIN_PREFIX)
         total = found[0].total if found else 0
         missing = [row.id for row in found if (row.id, row.sha256) not in _ARTICLES]
         if missing:
-            for row in s.exec(select(*_COLUMNS).where(col(Article.id).in_(missing))):
+            for row in store_knowledge.texts(s, missing):
                 _ARTICLES[(row.id, row.sha256)] = _Article(row.id, row.title, tuple(row.tags), row.locale,
                                                            row.intent, row.body)
     rows = [_ARTICLES[(row.id, row.sha256)] for row in found]
@@ -173,7 +170,6 @@ class _Cache(OrderedDict[tuple[str, str], _Article]):
 
 
 _ARTICLES = _Cache()
-_COLUMNS = (Article.id, Article.sha256, Article.title, Article.tags, Article.locale, Article.intent, Article.body)
 
 
 def _score(articles: Mapping[str, _Analyzed], terms: list[str],
@@ -195,20 +191,6 @@ _MAX_WORD = 64          # longer "words" are noise (and PostgreSQL refuses them 
 _MIN_STEM = 4           # stemming leaves at least this many letters
 _MIN_PREFIX = 3         # shorter terms ("id", "ui") match whole words only
 _SNIPPET = 300
-
-
-def _candidates(s: Session, terms: list[str]) -> Select[tuple[str, str, int]]:
-    """(id, content hash, number of articles) of the articles with any of the terms, through the
-    engine's full-text index. The terms are words (letters and digits only), so user text can
-    never be read as FTS syntax."""
-    total = select(func.count()).select_from(Article).scalar_subquery().label("total")
-    columns = select(Article.id, Article.sha256, total)
-    if s.get_bind().dialect.name == "sqlite":
-        match = " OR ".join(f'"{t}"*' if len(t) >= _MIN_PREFIX else f'"{t}"' for t in terms)
-        ids = text("SELECT id FROM article_fts WHERE article_fts MATCH :match").columns(column("id"))
-        return columns.where(Article.id.in_(ids.bindparams(match=match)))
-    match = " | ".join(f"{t}:*" if len(t) >= _MIN_PREFIX else t for t in terms)
-    return columns.where(text("article.search @@ to_tsquery('simple', :match)").bindparams(match=match))
 
 
 # --- text analysis ----------------------------------------------------------------------------
@@ -397,12 +379,3 @@ def _analyze(title: str, tags: tuple[str, ...], body: str) -> _Analyzed:
     """Keyed by the text itself, so an edited article is analyzed afresh and nothing goes stale."""
     return _Analyzed(title, tags, body)
 
-
-def is_search_index(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:
-    """Whether a database object belongs to the full-text index (migration 0003), which the models
-    do not describe; alembic's `include_name` hook uses this to leave it out of autogenerate."""
-    if type_ == "table":
-        return name == "article_fts" or (name or "").startswith("article_fts_")    # FTS5 and its shadows
-    if type_ == "column":
-        return parent_names.get("table_name") == "article" and name == "search"
-    return type_ == "index" and name == "ix_article_search"

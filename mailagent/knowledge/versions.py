@@ -20,27 +20,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
+from mailagent.store import knowledge as store_knowledge
+from mailagent.store.db import Session
+from mailagent.store.knowledge import history  # noqa: F401 - the review page reads an article's history here
 from mailagent.store.models import Article, ArticleVersion, now
 
 SUGGESTION = "suggestion"
 FILE = "file"
-
-
-def latest(s: Session) -> dict[str, ArticleVersion]:
-    """The newest version of every article that has one."""
-    newest = select(ArticleVersion.article_id, func.max(ArticleVersion.version).label("v")) \
-        .group_by(col(ArticleVersion.article_id)).subquery()
-    rows = s.exec(select(ArticleVersion).join(newest, (col(ArticleVersion.article_id) == newest.c.article_id)
-                                              & (col(ArticleVersion.version) == newest.c.v)))
-    return {row.article_id: row for row in rows}
-
-
-def history(s: Session, article_id: str) -> list[ArticleVersion]:
-    return list(s.exec(select(ArticleVersion).where(ArticleVersion.article_id == article_id)
-                       .order_by(col(ArticleVersion.version))))
 
 
 def stands(last: ArticleVersion | None, file_sha256: str | None) -> bool:
@@ -51,7 +37,7 @@ def stands(last: ArticleVersion | None, file_sha256: str | None) -> bool:
 def record(s: Session, article: Article, origin: str, *, file_sha256: str = "", suggestion_id: int | None = None,
            author: str = "") -> ArticleVersion:
     """Add the article as it is now to its history."""
-    number = s.exec(select(func.max(ArticleVersion.version)).where(ArticleVersion.article_id == article.id)).one()
+    number = store_knowledge.last_number(s, article.id)
     version = ArticleVersion(article_id=article.id, version=(number or 0) + 1, title=article.title,
                              tags=list(article.tags), locale=article.locale, intent=article.intent, body=article.body,
                              origin=origin, file_sha256=file_sha256, suggestion_id=suggestion_id, author=author)
@@ -64,7 +50,7 @@ def publish(s: Session, *, article_id: str, title: str, tags: Sequence[str], loc
             author: str, suggestion_id: int) -> ArticleVersion:
     """Write an accepted suggestion as the article's current version (and searchable at once)."""
     row = s.get(Article, article_id)
-    previous = latest_of(s, article_id)
+    previous = store_knowledge.latest_version(s, article_id)
     over = previous.file_sha256 if previous else (row.sha256 if row is not None else "")
     columns = {"title": title, "tags": list(tags), "locale": locale, "intent": intent, "body": body,
                "path": f"{SUGGESTION}:{suggestion_id}", "sha256": hashlib.sha256(body.encode()).hexdigest(),
@@ -77,7 +63,3 @@ def publish(s: Session, *, article_id: str, title: str, tags: Sequence[str], loc
     s.flush()
     return record(s, row, SUGGESTION, file_sha256=over, suggestion_id=suggestion_id, author=author)
 
-
-def latest_of(s: Session, article_id: str) -> ArticleVersion | None:
-    return s.exec(select(ArticleVersion).where(ArticleVersion.article_id == article_id)
-                  .order_by(col(ArticleVersion.version).desc())).first()

@@ -1,5 +1,7 @@
-"""Reads for the quality plots (the review page's metrics): each day's live figures and each eval
-run's scores. Plain dicts with stable field names, oldest first.
+"""The quality figures: what a day's live figures are computed from and where they are stored
+(`evals/quality.py` computes them), and the reads for the quality plots (the review page's
+metrics): each day's live figures and each eval run's scores, as plain dicts with stable field
+names, oldest first.
 
 Tables (migration 0011):
 
@@ -18,13 +20,38 @@ Tables (migration 0011):
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from mailagent.store import db
-from mailagent.store.models import EvalRun, QualityDaily
+from mailagent.store.models import Draft, EvalCase, EvalRun, Feedback, QualityDaily
+
+
+def decided_drafts(s: Session, start: datetime, end: datetime) -> list[Draft]:
+    """Drafts the policy decided (sent, held or escalated) in [start, end)."""
+    return list(s.exec(select(Draft).where(col(Draft.decided_at) >= start, col(Draft.decided_at) < end,
+                                           col(Draft.decision).in_(["send", "hold", "escalate"]))).all())
+
+
+def reviews(s: Session, start: datetime, end: datetime) -> list[Feedback]:
+    """Reps' verdicts given in [start, end)."""
+    return list(s.exec(select(Feedback).where(col(Feedback.created_at) >= start, col(Feedback.created_at) < end)).all())
+
+
+def cases_from_reviews(s: Session, start: datetime, end: datetime) -> list[EvalCase]:
+    """Eval cases made from reps' verdicts in [start, end) (flags are not timed)."""
+    return list(s.exec(select(EvalCase).where(col(EvalCase.created_at) >= start, col(EvalCase.created_at) < end,
+                                              col(EvalCase.feedback_id).is_not(None))).all())
+
+
+def replace_day(s: Session, day: date, figures: Iterable[tuple[str, float, int]]) -> None:
+    """Store a day's figures (name, value, count) in place of the ones it had."""
+    s.execute(delete(QualityDaily).where(col(QualityDaily.day) == day))
+    s.add_all(QualityDaily(day=day, name=name, value=round(value, 4), count=count) for name, value, count in figures)
 
 
 def daily(url: str, *, since: date | None = None, names: list[str] | None = None) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import pool
 from sqlmodel import SQLModel, create_engine
 
-from mailagent.knowledge.search import is_search_index
+from mailagent.store.knowledge import is_search_index
 from mailagent.store import models  # noqa: F401  (registers the tables)
 
 config = context.config

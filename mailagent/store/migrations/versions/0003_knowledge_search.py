@@ -17,7 +17,7 @@ nor filtered (the search code stems the query and drops its stopwords). SQLite's
 tokenizer does that itself; on PostgreSQL `regexp_replace` turns punctuation into spaces,
 `translate` folds the accents of en/de/es (no extension needed), and the 'simple' configuration
 lower-cases.
-The models do not describe these objects: `knowledge.search.is_search_index` names them for
+The models do not describe these objects: `store.knowledge.is_search_index` names them for
 autogenerate's `include_name` (see `migrations/env.py`). On SQLite, a later batch migration of
 `article` recreates the table and drops its triggers: such a migration must recreate them.
 """
