@@ -99,6 +99,7 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str, names
 
     settings = config.use(Settings.model_validate(settings_for(port, user, database_url, broker_url, namespace)))
     schema.ensure_schema(database_url)
+    broker.install(settings)          # as in the worker process that runs the poll actor: start-up, not steady state
     started = time.perf_counter()
     result = poll.poll(settings, "support", lambda ids: broker.send(settings, "fan_out", ids))
     return {"messages": len(result.stored), "seconds": time.perf_counter() - started}

@@ -225,6 +225,37 @@ def test_a_poll_that_lost_its_lease_writes_nothing(dovecot: Dovecot, imap_user: 
     assert _stored(sqlite_url) == [] and _cursor(sqlite_url).last_uid == 0
 
 
+def test_batches_fetched_during_a_slow_commit_are_committed_together(dovecot: Dovecot, imap_user: str,
+                                                                    sqlite_url: str, settings_for,
+                                                                    monkeypatch) -> None:
+    """A writer that falls behind catches up with one commit for what queued meanwhile, in order,
+    cursor included, and the fetch never waits for it."""
+    settings = settings_for(sqlite_url, imap_user)
+    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"batch_size": 2})})
+    dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(10)))
+    fetched_all, commits = threading.Event(), []
+    real_fetch, real_store = poll.imap.fetch_new, poll.store
+
+    def fetch_new(*args):
+        yield from real_fetch(*args)
+        fetched_all.set()
+
+    def slow_first_store(conn, items):
+        if not commits:
+            assert fetched_all.wait(30)          # every other batch is fetched while this one commits
+        commits.append([item.uid for item in items])
+        return real_store(conn, items)
+
+    monkeypatch.setattr(poll.imap, "fetch_new", fetch_new)
+    monkeypatch.setattr(poll, "store", slow_first_store)
+    enqueued = Collect()
+    result = poll.poll(settings, "support", enqueued)
+    uids = [r.imap_uid for r in _stored(sqlite_url)]
+    assert len(commits) == 2 and commits[0] == uids[:2] and commits[1] == uids[2:]
+    assert len(result.stored) == 10 and _cursor(sqlite_url).last_uid == uids[-1]
+    assert sorted(enqueued.ids) == sorted(result.stored)
+
+
 def _watch_polling(settings, url: str) -> tuple[IdleWatcher, threading.Event, threading.Thread]:
     """A watcher whose `on_mail` really polls the mailbox into the database."""
     stop = threading.Event()

@@ -148,14 +148,18 @@ def _poll_once(settings: Settings, name: str, client: IMAPClient, owner: str, en
 class _Writer:
     """Commits fetched batches (messages and cursor in one transaction) in a thread of its own,
     so that storing batch N overlaps fetching batch N+1: the IMAP round trips and SQLite's C code
-    both let the other side run. Batches commit strictly in order; the IMAP thread marks or moves
-    only messages whose batch has committed."""
+    both let the other side run. Batches that arrive while a commit runs are committed together
+    (a group commit, as in `worker.lmtp`), so a writer that falls behind catches up instead of
+    blocking the fetch. Batches commit strictly in order; the IMAP thread marks or moves only
+    messages whose batch has committed."""
+
+    BACKLOG = 8               # batches fetched ahead of the writer (at most 8 x batch_size messages held)
 
     def __init__(self, settings: Settings, name: str, owner: str, uidvalidity: int, enqueue: Enqueue,
                  result: PollResult) -> None:
         self.settings, self.name, self.owner, self.uidvalidity = settings, name, owner, uidvalidity
         self.enqueue, self.result = enqueue, result
-        self.pending: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=2)
+        self.pending: queue.Queue[list[tuple[int, bytes]] | None] = queue.Queue(maxsize=self.BACKLOG)
         self.done: queue.Queue[list[int]] = queue.Queue()
         self.error: BaseException | None = None
         self.opened: plain.Opened | None = None         # one connection for every batch of this poll
@@ -182,9 +186,18 @@ class _Writer:
         if self.error is not None:
             raise self.error
 
+    def _take(self) -> tuple[list[tuple[int, bytes]], bool]:
+        """The next batch with every batch queued behind it, as one; and whether the fetch ended."""
+        items = [self.pending.get()]
+        while items[-1] is not None and not self.pending.empty():
+            items.append(self.pending.get_nowait())
+        return [message for item in items if item for message in item], items[-1] is None
+
     def _run(self) -> None:
-        while (batch := self.pending.get()) is not None:
-            if self.error is not None:
+        closed = False
+        while not closed:
+            batch, closed = self._take()
+            if self.error is not None or not batch:
                 continue                                   # drain: the fetch loop is stopping
             try:
                 self._commit(batch)
