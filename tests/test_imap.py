@@ -256,6 +256,29 @@ def test_batches_fetched_during_a_slow_commit_are_committed_together(dovecot: Do
     assert sorted(enqueued.ids) == sorted(result.stored)
 
 
+@pytest.mark.parametrize("after_ingest, synchronous", [("flag", 1), ("move", 2)])
+def test_moved_messages_are_committed_to_disk_before_they_leave_the_folder(
+        dovecot: Dovecot, imap_user: str, sqlite_url: str, settings_for, monkeypatch, after_ingest: str,
+        synchronous: int) -> None:
+    """SQLite's NORMAL survives a crash of the process, FULL one of the machine: a message moved out
+    of the folder is never fetched again, so its commit must be on disk (flagged ones are refetched)."""
+    settings = settings_for(sqlite_url, imap_user)
+    imap_cfg = settings.mailbox("support").imap.model_copy(update={"after_ingest": after_ingest,
+                                                                   "move_to": "Taken"})
+    support = settings.mailboxes["support"].model_copy(update={"imap": imap_cfg})
+    settings = settings.model_copy(update={"mailboxes": {"support": support}})
+    dovecot.append(imap_user, "INBOX", mail(1))
+    seen, real = [], poll.store
+
+    def store_noting_durability(conn, items):
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        return real(conn, items)
+
+    monkeypatch.setattr(poll, "store", store_noting_durability)
+    poll.poll(settings, "support", Collect())
+    assert seen == [synchronous] and len(_stored(sqlite_url)) == 1
+
+
 def _watch_polling(settings, url: str) -> tuple[IdleWatcher, threading.Event, threading.Thread]:
     """A watcher whose `on_mail` really polls the mailbox into the database."""
     stop = threading.Event()

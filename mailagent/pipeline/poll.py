@@ -163,6 +163,10 @@ class _Writer:
         self.done: queue.Queue[list[int]] = queue.Queue()
         self.error: BaseException | None = None
         self.opened: plain.Opened | None = None         # one connection for every batch of this poll
+        # Moved messages leave the folder the cursor reads: their commit must survive a power loss,
+        # or they would never be fetched again. Flagged ones stay and are refetched.
+        imap_cfg = settings.mailbox(name).imap
+        self.durable = imap_cfg is not None and imap_cfg.after_ingest == "move"
         self.thread = threading.Thread(target=self._run, name=f"store:{name}", daemon=True)
         self.thread.start()
 
@@ -209,7 +213,7 @@ class _Writer:
     def _commit(self, batch: list[tuple[int, bytes]]) -> None:
         until = datetime.now(UTC) + timedelta(seconds=self.settings.ingest.lease_seconds)
         self.opened = self.opened or plain.Opened(self.settings.database.url)
-        with self.opened.transaction(write=True) as conn:
+        with self.opened.transaction(write=True, durable=self.durable) as conn:
             new_ids = store(conn, [Inbound(raw, "imap", self.name, uid, self.uidvalidity) for uid, raw in batch])
             if not cursors.advance(conn, self.name, self.owner, batch[-1][0], self.uidvalidity, until):
                 raise LeaseLost(f"{self.name}: the poll lease expired; another poll continues")
