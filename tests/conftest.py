@@ -89,13 +89,28 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
 
 # --- servers --------------------------------------------------------------------------------
 
+def _open_folder(prefix: str) -> Path:
+    """A fresh folder that servers' unprivileged users (nobody, postfix) may enter: not pytest's
+    tmp_path, whose parents are 0700."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    return root
+
+
 @pytest.fixture(scope="session")
 def dovecot() -> Iterator[Dovecot]:
-    root = Path(tempfile.mkdtemp(prefix="mailagent-dovecot-"))   # not pytest's 0700 tmp: the
-    root.chmod(0o755)                                           # mail processes run as nobody
+    root = _open_folder("mailagent-dovecot-")         # Dovecot's mail processes run as nobody
     server = Dovecot(root, free_port(), users=400).start()
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """This test's folder for servers that drop privileges (Postfix, Dovecot), removed afterwards."""
+    root = _open_folder("mailagent-test-")
+    yield root
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,27 +12,13 @@ import pytest
 
 from mailagent.store import db, listings
 
-from .support.lmtp import Listener, deliver
+from .support.lmtp import Listener, deliver, write_config
 from .support.mails import mail
-
-CONFIG = '''[database]
-url = "{url}"
-[mailboxes.support]
-address = "support@example.com"
-[mailboxes.billing]
-address = "Billing@Example.com"
-'''
-
-
-def _config(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(CONFIG.format(url=url))
-    return path
 
 
 @pytest.fixture
 def listener(tmp_path: Path, sqlite_url: str) -> Iterator[Listener]:
-    running = Listener(_config(tmp_path, sqlite_url)).start()
+    running = Listener(write_config(tmp_path, sqlite_url)).start()
     yield running
     running.stop()
 
@@ -41,7 +28,7 @@ def _stored(url: str) -> list[tuple[str | None, str]]:
 
 
 def test_each_recipient_gets_its_own_reply_and_the_mailbox_is_the_recipients(tmp_path: Path, any_db_url: str) -> None:
-    running = Listener(_config(tmp_path, any_db_url)).start()
+    running = Listener(write_config(tmp_path, any_db_url)).start()
     try:
         client = running.client()
         replies = deliver(client, "alice@customer.example",
@@ -89,6 +76,19 @@ def test_international_mail_is_taken(listener: Listener, sqlite_url: str) -> Non
         assert conn.execute("SELECT raw FROM message").fetchone()[0] == raw
 
 
+def test_orcpt_as_dovecots_proxy_sends_it_is_accepted_and_other_rcpt_parameters_are_not(listener: Listener,
+                                                                                      sqlite_url: str) -> None:
+    client = listener.client()
+    client.ehlo_or_helo_if_needed()
+    assert client.mail("a@b.example")[0] == 250
+    assert client.rcpt("support@example.com", ["ORCPT=rfc822;SUPPORT@Example.com"])[0] == 250
+    assert client.rcpt("nobody@example.com", ["ORCPT=rfc822;nobody@example.com"])[0] == 550
+    assert client.rcpt("billing@example.com", ["NOTIFY=NEVER"])[0] == 555     # DSN is not offered
+    assert client.data(mail(1))[0] == 250                                     # one reply: one recipient
+    client.quit()
+    assert _stored(sqlite_url) == [("support", "lmtp")]
+
+
 def test_storage_failing_answers_451_and_the_retry_is_stored(listener: Listener, sqlite_url: str) -> None:
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
@@ -104,7 +104,8 @@ def test_storage_failing_answers_451_and_the_retry_is_stored(listener: Listener,
 
 
 def test_concurrent_clients_on_a_unix_socket_all_get_stored(tmp_path: Path, sqlite_url: str) -> None:
-    running = Listener(_config(tmp_path, sqlite_url), socket_path=tmp_path / "lmtp.sock").start()
+    running = Listener(write_config(tmp_path, sqlite_url), socket_path=tmp_path / "lmtp.sock").start()
+    assert stat.S_IMODE((tmp_path / "lmtp.sock").stat().st_mode) == 0o666   # Postfix's user may connect
     codes: list[int] = []
 
     def client(k: int) -> None:

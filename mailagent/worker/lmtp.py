@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import signal
 import threading
@@ -21,6 +22,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import syntax
 
 from mailagent.config import Settings
 from mailagent.pipeline.ingest import Inbound, store
@@ -39,10 +41,31 @@ def mailbox_for(settings: Settings, address: str) -> str | None:
     return next((name for name, m in settings.mailboxes.items() if m.address == wanted), None)
 
 
+def without_orcpt(arg: str) -> str:
+    """RCPT's argument without ORCPT parameters. Dovecot's LMTP proxy sends `ORCPT=rfc822;ADDRESS`
+    whenever the address it forwards differs from the one it got (`SUPPORT@Example.com` looked up as
+    `support@example.com`) even to a server that does not offer DSN; aiosmtpd refuses any RCPT
+    parameter with a permanent 555, so that mail would bounce. ORCPT only names the original
+    address for DSNs, which we do not send."""
+    address, sep, params = arg.rpartition(">")
+    if not sep:
+        return arg
+    kept = [p for p in params.split(" ") if not p.upper().startswith("ORCPT=")]
+    return address + sep + " ".join(kept).rstrip()
+
+
 def replies(recipients: list[str], code: str) -> str:
     """LMTP's answer to DATA: one reply line per accepted recipient, in RCPT order (RFC 2033 4.2)."""
     text = {"250": "2.0.0 stored", "451": "4.3.0 storage unavailable, try again later"}[code]
     return "\r\n".join(f"{code} {text} <{rcpt}>" for rcpt in recipients)
+
+
+class Server(LMTP):
+    """aiosmtpd's LMTP, tolerant of the ORCPT that Dovecot's proxy sends (see without_orcpt)."""
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        await super().smtp_RCPT(without_orcpt(arg) if arg else arg)
 
 
 class Committer:
@@ -138,12 +161,15 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
     handler = Handler(settings, committer)
     loop = asyncio.get_running_loop()
 
-    def factory() -> LMTP:
+    def factory() -> Server:
         # SMTPUTF8: an MTA bounces international mail a server does not take; the bytes are stored as received.
-        return LMTP(handler, hostname="mailagent", ident="mailagent LMTP", enable_SMTPUTF8=True, loop=loop)
+        return Server(handler, hostname="mailagent", ident="mailagent LMTP", enable_SMTPUTF8=True, loop=loop)
 
     if socket_path:
         server = await loop.create_unix_server(factory, socket_path)
+        # Postfix's lmtp client runs as its own user and must be able to connect (write); who may reach
+        # the socket is decided by its directory's permissions, as for Dovecot's LMTP socket (0666).
+        os.chmod(socket_path, 0o666)
     else:
         server = await loop.create_server(factory, host or "127.0.0.1", port or 24)
     stop = asyncio.Event()

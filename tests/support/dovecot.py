@@ -55,6 +55,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch(root: Path, config: str, port: int) -> subprocess.Popen[bytes]:
+    """Dovecot in the foreground on `root/etc/dovecot.conf` (`config`), once it answers on `port`."""
+    (root / "etc" / "dovecot.conf").write_text(config)
+    process = subprocess.Popen([DOVECOT, "-F", "-c", str(root / "etc" / "dovecot.conf")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"dovecot exited: {(root / 'dovecot.log').read_text(errors='replace')}")
+            time.sleep(0.05)
+    terminate(process)
+    raise RuntimeError("dovecot did not start listening")
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @dataclass
 class Dovecot:
     root: Path
@@ -71,28 +99,11 @@ class Dovecot:
         shutil.chown(self.root / "mail", "nobody", "nogroup")
         (self.root / "etc" / "users").write_text(
             "".join(f"{self.user(n)}:{{PLAIN}}{PASSWORD}\n" for n in range(self.users)))
-        (self.root / "etc" / "dovecot.conf").write_text(CONFIG.format(d=self.root, port=self.port))
-        self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(self.root / "etc" / "dovecot.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"dovecot exited: {(self.root / 'dovecot.log').read_text(errors='replace')}")
-                time.sleep(0.05)
-        raise RuntimeError("dovecot did not start listening")
+        self.process = launch(self.root, CONFIG.format(d=self.root, port=self.port), self.port)
+        return self
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        terminate(self.process)
         self.process = None
 
     def kick(self, user: str) -> None:

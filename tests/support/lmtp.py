@@ -13,6 +13,21 @@ from pathlib import Path
 
 from .dovecot import free_port
 
+CONFIG = '''[database]
+url = "{url}"
+[mailboxes.support]
+address = "support@example.com"
+[mailboxes.billing]
+address = "Billing@Example.com"
+'''
+
+
+def write_config(folder: Path, url: str) -> Path:
+    """A config with two mailboxes (support@, Billing@example.com) on the given database."""
+    path = folder / "config.toml"
+    path.write_text(CONFIG.format(url=url))
+    return path
+
 
 @dataclass
 class Listener:
