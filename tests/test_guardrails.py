@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import re._constants as sre  # type: ignore[import-not-found]
 import re._parser  # type: ignore[import-not-found]
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -31,6 +30,7 @@ from mailagent.config import DATA
 
 from .corpora import corpora
 from .injection_attacks import ATTACKS, Attack
+from .support.hang import cpu_under
 
 CORPORA = corpora()
 TALON = CORPORA / "talon" / "fixtures"
@@ -228,9 +228,8 @@ def test_huge_and_pathological_input_is_fast() -> None:
         "ignore all previous " * 50_000,
     ]
     for text in inputs:
-        start = time.perf_counter()
-        check_injection(body=text, subject=text[:1000], hidden_html=text)
-        assert time.perf_counter() - start < 10, text[:20]   # a hang guard: linear time, not a speed test
+        with cpu_under(10, text[:20]):
+            check_injection(body=text, subject=text[:1000], hidden_html=text)
 
 
 def test_hidden_characters_are_found_beyond_the_scan_limit() -> None:

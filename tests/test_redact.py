@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from itertools import pairwise
 
 import pytest
@@ -14,6 +13,8 @@ from mailagent.redact import (
     redact,
     redact_data,
 )
+
+from .support.hang import cpu_under
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -142,6 +143,5 @@ def test_luhn() -> None:
 
 def test_huge_input_is_linear() -> None:
     for text in ("1 " * 200_000, "4" * 400_000, "password: " * 40_000, "a" * 400_000):
-        start = time.perf_counter()
-        redact(text)
-        assert time.perf_counter() - start < 2.0, text[:12]
+        with cpu_under(2.0, text[:12]):
+            redact(text)
