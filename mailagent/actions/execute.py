@@ -13,9 +13,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import select
-
 from mailagent.actions.backends.base import (
     Backend,
     BackendError,
@@ -26,11 +23,10 @@ from mailagent.actions.backends.base import (
 from mailagent.actions.proposals import action_facts, check
 from mailagent.config import Settings
 from mailagent.policy import current_policy, decide_action
-from mailagent.store import audit, db
+from mailagent.store import audit, db, proposals
 from mailagent.store.models import (
     Action,
     ActionState,
-    AuditEntry,
     Conversation,
     Draft,
     now,
@@ -47,7 +43,7 @@ def run(settings: Settings, backend: Backend | None, draft_id: int, call_id: str
     """Run the approved proposal of this tool call of this draft, once; what the tool returns."""
     url = settings.database.url
     with db.reading(url) as s:
-        action = s.exec(select(Action).where(Action.draft_id == draft_id, Action.call_id == call_id)).first()
+        action = proposals.of_call(s, draft_id, call_id)
     if action is None:
         return {"executed": False, "error": "no stored proposal for this call"}
     if action.state == ActionState.EXECUTED:
@@ -89,16 +85,14 @@ def _uncertain(url: str, action: Action, error: str) -> None:
 
 def _was_uncertain(url: str, action: Action) -> bool:
     with db.reading(url) as s:
-        return s.exec(select(AuditEntry.id).where(AuditEntry.action_id == action.id,
-                                                  AuditEntry.event == UNCERTAIN)).first() is not None
+        return bool(audit.trail(s, action_id=action.id, event=UNCERTAIN))
 
 
 def _refuse(url: str, action: Action, reason: str) -> None:
     """An approval that may not run now ends `failed` (no longer runnable, no longer counted
     against the limits), with the reason in the audit log."""
     with db.session(url) as s:
-        s.execute(update(Action).where(Action.id == action.id, Action.state == ActionState.APPROVED)
-                  .values(state=ActionState.FAILED, error=f"refused in the call path: {reason}"))
+        proposals.settle(s, action.id or 0, state=ActionState.FAILED, error=f"refused in the call path: {reason}")
         audit.record(s, "system", "refused", conversation_id=action.conversation_id, draft_id=action.draft_id,
                      action_id=action.id, reason=reason)
 
@@ -108,10 +102,7 @@ def _finish(url: str, action: Action, state: ActionState, *, result: dict[str, A
     """Record the outcome of an approved action (only once: a concurrent run that recorded it
     first wins) and its audit row, in one transaction."""
     with db.session(url) as s:
-        recorded = s.execute(
-            update(Action).where(Action.id == action.id, Action.state == ActionState.APPROVED)
-            .values(state=state, result=result, error=error, executed_at=now())
-        ).rowcount
+        recorded = proposals.settle(s, action.id or 0, state=state, result=result, error=error, executed_at=now())
         event = "executed" if state == ActionState.EXECUTED else "failed"
         audit.record(s, "system", event if recorded else "refused",
                      conversation_id=action.conversation_id, draft_id=action.draft_id, action_id=action.id,

@@ -16,12 +16,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, col, select
-
 from mailagent.actions.backends.base import Backend, BackendError, Customer, Unavailable
 from mailagent.policy import ActionFacts, Policy, decide_action
-from mailagent.store import audit
+from mailagent.store import audit, proposals
+from mailagent.store.db import Session
 from mailagent.store.models import Action, ActionState, Conversation, Draft, now
 
 SIDE_EFFECT_TOOLS = ("issue_refund", "cancel_subscription", "resend_invoice")
@@ -112,15 +110,7 @@ def billing_of(description: str) -> str | None:
 
 def auto_approved_today(s: Session, customer: str | None = None, *, exclude: int | None = None) -> Decimal:
     """Money moved on policy approvals in the last 24 hours (for one customer, or everyone)."""
-    query = (select(func.coalesce(func.sum(Action.amount), Decimal(0)))
-             .where(col(Action.decided_by).startswith("policy:"),
-                    col(Action.state).in_([ActionState.APPROVED, ActionState.EXECUTED]),
-                    Action.decided_at >= now() - timedelta(days=1)))
-    if customer is not None:
-        query = query.where(Action.customer == customer)
-    if exclude is not None:
-        query = query.where(Action.id != exclude)
-    return Decimal(s.exec(query).one())
+    return proposals.auto_approved_since(s, now() - timedelta(days=1), customer, exclude=exclude)
 
 
 def action_facts(s: Session, action: Action, checked: Checked | None, draft: Draft, taken_over: bool) -> ActionFacts:
@@ -141,7 +131,7 @@ def propose(s: Session, policy: Policy, draft: Draft, call_id: str, tool: str, a
     `checked` is what `check` found out about it; `unverified_sender` says why the sender cannot
     speak for the account (then only a rep may approve, whatever the policy says)."""
     key = idempotency_key(draft.id or 0, call_id, tool, arguments)
-    existing = s.exec(select(Action).where(Action.idempotency_key == key)).first()
+    existing = proposals.by_key(s, key)
     if existing is not None:
         return existing
     conversation = s.get(Conversation, draft.conversation_id)
@@ -187,11 +177,9 @@ def waiting_reason(action: Action) -> str:
 
 
 def _repeated_or_too_many(s: Session, action: Action) -> str | None:
-    same_draft = s.exec(select(func.count()).select_from(Action).where(Action.draft_id == action.draft_id)).one()
-    if same_draft > MAX_PER_DRAFT:
+    if proposals.count_of_draft(s, action.draft_id) > MAX_PER_DRAFT:
         return f"more than {MAX_PER_DRAFT} actions proposed for one reply"
-    refused = s.exec(select(Action).where(Action.conversation_id == action.conversation_id,
-                                          Action.state == ActionState.REJECTED, Action.tool == action.tool)).all()
+    refused = proposals.rejections(s, action.tool, conversation_id=action.conversation_id)
     if any(_target(r.arguments) == _target(action.arguments) for r in refused if r.decided_by != "system"):
         return "a rep rejected an action on the same target in this conversation"
     return None
@@ -203,9 +191,7 @@ def refused_for_customer(s: Session, action: Action) -> str | None:
     the target, not the thread: a new conversation about the same order is not a fresh start."""
     if not any(_target(action.arguments)):
         return None
-    refused = s.exec(select(Action).where(func.lower(Action.customer) == action.customer.lower(),
-                                          Action.state == ActionState.REJECTED, Action.tool == action.tool,
-                                          Action.id != action.id)).all()
+    refused = proposals.rejections(s, action.tool, customer=action.customer, exclude=action.id)
     for earlier in refused:
         if earlier.decided_by not in (None, "system") and not earlier.decided_by.startswith("policy:") \
                 and _target(earlier.arguments) == _target(action.arguments):

@@ -66,17 +66,12 @@ def print_json(rows: Sequence[dict[str, Any]]) -> None:
     sys.stdout.write("\n")
 
 
-_UNAVAILABLE = (("sqlalchemy.exc", ("OperationalError", "InterfaceError")), ("sqlite3", ("OperationalError",)),
-                ("psycopg", ("OperationalError", "InterfaceError")))
-
-
 def database_error(exc: BaseException, url: str) -> str | None:
     """One line saying the database cannot be used (down, wrong credentials, no such database),
-    or None when `exc` is something else: an operational error of SQLAlchemy or of a driver the
-    short commands use directly (`store.plain`), looked at only if that module is loaded already."""
-    kinds = [getattr(sys.modules[module], name) for module, names in _UNAVAILABLE for name in names
-             if module in sys.modules]
-    if not isinstance(exc, tuple(kinds)):
+    or None when `exc` is something else (see `store.plain.is_unavailable`)."""
+    from mailagent.store import plain
+
+    if not plain.is_unavailable(exc):
         return None
     from mailagent.store.db import safe_url
 

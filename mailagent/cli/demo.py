@@ -17,7 +17,6 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Sink
-from sqlmodel import select
 
 from mailagent import config
 from mailagent.actions.backends import demo_url
@@ -25,8 +24,8 @@ from mailagent.actions.backends.demo import seed
 from mailagent.config import DATA
 from mailagent.knowledge.search import sync
 from mailagent.pipeline import ingest
-from mailagent.store import db, schema
-from mailagent.store.models import Action, Draft, Message, Outbound, SpanRecord
+from mailagent.store import db, schema, traces, views
+from mailagent.store.models import Action, Draft, Message, Outbound
 from mailagent.worker.inprocess import InProcess
 
 INBOX = DATA / "examples" / "inbox"
@@ -120,11 +119,11 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
 
 def _summary(url: str, config_path: Path, smtp_port: int) -> None:
     with db.session(url) as s:
-        messages = {m.id: m for m in s.exec(select(Message))}
-        drafts = s.exec(select(Draft).order_by(Draft.id)).all()
-        sent = {o.id: o for o in s.exec(select(Outbound))}
-        actions = s.exec(select(Action).order_by(Action.id)).all()
-        tools = Counter(s.exec(select(SpanRecord.name).where(SpanRecord.kind == "function")))
+        messages = {m.id: m for m in views.every(s, Message)}
+        drafts = views.every(s, Draft)
+        sent = {o.id: o for o in views.every(s, Outbound)}
+        actions = views.every(s, Action)
+        tools = Counter(traces.tool_calls(s))
     groups: dict[str, list[str]] = defaultdict(list)
     for d in drafts:
         m = messages[d.message_id]

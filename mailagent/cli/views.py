@@ -7,8 +7,6 @@ import json
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlmodel import col, select
-
 from mailagent.cli.common import NotFound
 from mailagent.cli.rows import (
     conversation_row,
@@ -17,7 +15,8 @@ from mailagent.cli.rows import (
     message_row,
     terminal_safe,
 )
-from mailagent.store import db, listings
+from mailagent.store import audit as audit_log
+from mailagent.store import db, listings, traces, views
 from mailagent.store.models import (
     Action,
     AuditEntry,
@@ -26,7 +25,6 @@ from mailagent.store.models import (
     Message,
     Outbound,
     SpanRecord,
-    TraceRecord,
 )
 
 T = TypeVar("T")
@@ -60,8 +58,7 @@ def message_detail(url: str, ident: int) -> str:
 def conversation_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         c = _get(s, Conversation, ident, "conversation")
-        inbound = s.exec(select(Message).where(Message.conversation_id == ident)).all()
-        outbound = s.exec(select(Outbound).where(Outbound.conversation_id == ident)).all()
+        inbound, outbound = views.conversation_mail(s, ident)
     lines = [f"{k:16} {v}" for k, v in conversation_row(c, len(inbound), len(outbound)).items()]
     timeline: list[tuple[datetime, str]] = []
     for m in inbound:
@@ -112,13 +109,11 @@ def draft_detail(url: str, ident: int) -> str:
 def trace_detail(url: str, conversation_id: int) -> str:
     """Every stored trace of a conversation, span by span, in order."""
     with db.reading(url) as s:
-        traces = s.exec(select(TraceRecord).where(TraceRecord.group_id == str(conversation_id))
-                        .order_by(col(TraceRecord.started_at))).all()
-        if not traces:
-            raise NotFound(f"no traces for conversation {conversation_id}")
-        spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_([t.id for t in traces]))).all()
+        runs, spans = traces.of_conversation(s, conversation_id)
+    if not runs:
+        raise NotFound(f"no traces for conversation {conversation_id}")
     lines = []
-    for t in traces:
+    for t in runs:
         lines.append(f"trace {t.id} {t.workflow} {iso(t.started_at)}")
         own = sorted((sp for sp in spans if sp.trace_id == t.id), key=lambda sp: (sp.started_at or t.started_at))
         depth = {sp.id: 0 for sp in own}
@@ -145,16 +140,13 @@ def action_row(a: Action) -> dict[str, Any]:
 
 def actions(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Action).order_by(col(Action.id).desc()).limit(limit + 1)
-        if state:
-            query = query.where(Action.state == state)
-        return [action_row(a) for a in reversed(s.exec(query).all())]
+        return [action_row(a) for a in views.newest(s, Action, limit + 1, state=state or None)]
 
 
 def action_detail(url: str, ident: int) -> str:
     with db.reading(url) as s:
         a = _get(s, Action, ident, "action")
-        trail = s.exec(select(AuditEntry).where(AuditEntry.action_id == ident).order_by(col(AuditEntry.id))).all()
+        trail = audit_log.trail(s, action_id=ident)
     lines = [f"{k:16} {json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}"
              for k, v in action_row(a).items() if v not in (None, [], {})]
     lines += ["", "audit:"] + [f"  {iso(e.at)} {e.actor}: {e.event} {compact(e.details)}" for e in trail]
@@ -169,10 +161,7 @@ def audit_row(e: AuditEntry) -> dict[str, Any]:
 
 def audit(url: str, conversation_id: int | None = None, limit: int = 500) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit + 1)
-        if conversation_id is not None:
-            query = query.where(AuditEntry.conversation_id == conversation_id)
-        return [audit_row(e) for e in reversed(s.exec(query).all())]
+        return [audit_row(e) for e in views.newest(s, AuditEntry, limit + 1, conversation_id=conversation_id)]
 
 
 def compact(value: Any, limit: int = 300) -> str:
@@ -193,10 +182,7 @@ def outbound_row(o: Outbound) -> dict[str, Any]:
 
 def outbounds(url: str, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        query = select(Outbound).order_by(col(Outbound.id).desc()).limit(limit + 1)
-        if state:
-            query = query.where(Outbound.state == state)
-        return [outbound_row(o) for o in reversed(s.exec(query).all())]
+        return [outbound_row(o) for o in views.newest(s, Outbound, limit + 1, state=state or None)]
 
 
 def outbound_detail(url: str, ident: int) -> str:
@@ -204,8 +190,7 @@ def outbound_detail(url: str, ident: int) -> str:
     rep can settle an unknown delivery; then the reply itself."""
     with db.reading(url) as s:
         o = _get(s, Outbound, ident, "reply in the outbox")
-        trail = s.exec(select(AuditEntry).where(AuditEntry.conversation_id == o.conversation_id)
-                       .order_by(col(AuditEntry.id))).all()
+        trail = audit_log.trail(s, conversation_id=o.conversation_id)
     lines = [f"{k:16} {v}" for k, v in outbound_row(o).items() if v not in (None, "", [], {})]
     lines += [f"{'audit':16} {iso(e.at)} {e.actor} {e.event} {compact(e.details, 160)}" for e in trail
               if e.details.get("outbound_id") == ident]

@@ -8,11 +8,10 @@ held again with `needs_human`, so the review queue shows a customer who did not 
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
-
 from mailagent.mail.dsn import DeliveryReport
-from mailagent.store import audit
-from mailagent.store.models import Draft, DraftState, Message, Outbound, OutboundState
+from mailagent.store import audit, drafts, outbound
+from mailagent.store.db import Session
+from mailagent.store.models import DraftState, Message, Outbound, OutboundState
 
 BOUNCED_RULE = "invariant: our reply bounced"
 
@@ -21,8 +20,7 @@ def link(s: Session, bounce: Message, report: DeliveryReport) -> Outbound | None
     """The reply `report` is about, if we sent it, updated as above (the caller's transaction)."""
     if not report.original_ids:
         return None
-    row = s.exec(select(Outbound).where(col(Outbound.message_id).in_(report.original_ids))
-                 .with_for_update()).first()
+    row = outbound.by_message_ids(s, report.original_ids)
     if row is None:
         return None
     if not report.failed or row.state not in (OutboundState.SENT, OutboundState.UNKNOWN):
@@ -31,7 +29,7 @@ def link(s: Session, bounce: Message, report: DeliveryReport) -> Outbound | None
     row.state, row.last_error = OutboundState.FAILED, f"bounced (message {bounce.id}): {summary}"
     reason = (f"reply {row.id} to {', '.join(row.recipients)} bounced: {summary}. The customer did not get "
               "it: check the address, then send it again (approve) or answer another way (reject)")
-    draft = s.exec(select(Draft).where(Draft.outbound_id == row.id, Draft.state == DraftState.SENT)).first()
+    draft = drafts.sent_as(s, row.id or 0)
     if draft is not None:
         draft.state, draft.decision, draft.rule = DraftState.HELD, "hold", BOUNCED_RULE
         draft.needs_human, draft.needs_human_reason = True, reason

@@ -14,9 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, update
-from sqlmodel import Session, col, select
-
 from mailagent import helpdesks
 from mailagent.config import Settings
 from mailagent.helpdesks.base import (
@@ -27,7 +24,9 @@ from mailagent.helpdesks.base import (
     WebhookEvent,
 )
 from mailagent.helpdesks.guard import event_ignored
-from mailagent.store import db
+from mailagent.store import db, sweep
+from mailagent.store import helpdesk as stored
+from mailagent.store.db import Session
 from mailagent.store.models import (
     HelpdeskEvent,
     HelpdeskEventState,
@@ -53,20 +52,10 @@ def store_event(url: str, helpdesk: str, event: WebhookEvent, raw: bytes, header
     `deliveries` counted up). One short transaction; called by the web process before it answers."""
     kept = {k: headers[k][:200] for k in KEPT_HEADERS if k in headers}
     with db.session(url) as s:
-        inserted = s.execute(
-            db.insert(s, HelpdeskEvent).values(
-                helpdesk=helpdesk, dedup_key=event.dedup_key, kind=event.kind.value, event_type=event.name[:200],
-                ticket_id=event.ticket_id, actor_id=event.actor_id, scope=event.scope, tags=list(event.tags),
-                raw=raw, headers=kept, deliveries=1, state=HelpdeskEventState.RECEIVED.value, reason="",
-                received_at=now(),
-            ).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(HelpdeskEvent.id)
-        ).scalar()
-        if inserted is not None:
-            return int(inserted), True
-        s.execute(update(HelpdeskEvent).where(HelpdeskEvent.dedup_key == event.dedup_key)
-                  .values(deliveries=HelpdeskEvent.deliveries + 1))
-        found = s.exec(select(HelpdeskEvent.id).where(HelpdeskEvent.dedup_key == event.dedup_key)).one()
-        return int(found), False
+        return stored.add_delivery(
+            s, helpdesk=helpdesk, dedup_key=event.dedup_key, kind=event.kind.value, event_type=event.name[:200],
+            ticket_id=event.ticket_id, actor_id=event.actor_id, scope=event.scope, tags=list(event.tags), raw=raw,
+            headers=kept, deliveries=1, state=HelpdeskEventState.RECEIVED.value, reason="", received_at=now())
 
 
 def process_event(settings: Settings, event_id: int) -> HelpdeskEvent | None:
@@ -257,20 +246,10 @@ def due(settings: Settings, stuck_after: timedelta) -> tuple[list[int], list[int
     t = now()
     cutoff = t - stuck_after
     with db.reading(settings.database.url) as s:
-        events = s.exec(select(HelpdeskEvent.id).where(
-            HelpdeskEvent.state == HelpdeskEventState.RECEIVED, HelpdeskEvent.received_at < cutoff,
-            or_(col(HelpdeskEvent.next_attempt_at).is_(None), col(HelpdeskEvent.next_attempt_at) <= t))).all()
-        posts = s.exec(select(HelpdeskPost.id).where(
-            or_(HelpdeskPost.state == HelpdeskPostState.QUEUED,
-                (HelpdeskPost.state == HelpdeskPostState.POSTING)
-                & (or_(col(HelpdeskPost.posting_started_at).is_(None), col(HelpdeskPost.posting_started_at) < cutoff))),
-            or_(col(HelpdeskPost.next_attempt_at).is_(None), col(HelpdeskPost.next_attempt_at) <= t),
-            HelpdeskPost.created_at < cutoff)).all()
-    return [int(i) for i in events if i is not None], [int(i) for i in posts if i is not None]
+        return sweep.helpdesk_events(s, cutoff, t), sweep.helpdesk_posts(s, cutoff, t)
 
 
 def queued_posts(settings: Settings, draft_id: int) -> list[int]:
     """The posts a draft's decision queued, to hand to the workers right away."""
     with db.reading(settings.database.url) as s:
-        return [int(i) for i in s.exec(select(HelpdeskPost.id).where(
-            HelpdeskPost.draft_id == draft_id, HelpdeskPost.state == HelpdeskPostState.QUEUED)).all() if i is not None]
+        return stored.queued_posts(s, draft_id)

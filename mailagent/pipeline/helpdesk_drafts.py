@@ -12,12 +12,12 @@ import logging
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlmodel import Session, select
-
 from mailagent.config import Helpdesk as HelpdeskSettings
 from mailagent.config import Settings
 from mailagent.helpdesks.notes import HeldDraft, ProposedAction, held_note_html, reply_html
 from mailagent.pipeline import helpdesk, outbox
+from mailagent.store import proposals
+from mailagent.store.db import Session
 from mailagent.store.models import Action, ActionState, Conversation, Draft, DraftState
 from mailagent.store.tickets import Ticket
 
@@ -39,7 +39,7 @@ def decided(s: Session, settings: Settings, row: Draft, ticket: Ticket) -> None:
         parent = outbox.Parent(ticket.message_id, None, (), ticket.subject, ticket.from_addr, ticket.reply_to)
         outbox.queue(s, settings, conversation, parent, row.text, approved_by=None, draft_id=row.id)
     elif row.state in (DraftState.HELD, DraftState.ESCALATED):
-        actions = list(s.exec(select(Action).where(Action.draft_id == row.id)))
+        actions = proposals.of_draft(s, row.id or 0)
         _note(s, desk, ticket, row, actions, reply_as_draft=desk.kind == "helpscout" and bool(row.text.strip()))
 
 

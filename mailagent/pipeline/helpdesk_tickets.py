@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, select
-
 from mailagent.helpdesks.base import Ticket, Turn
 from mailagent.helpdesks.conversation import new_turns
+from mailagent.store import helpdesk as stored
+from mailagent.store.db import Session
 from mailagent.store.models import (
     Conversation,
     HelpdeskPost,
@@ -58,23 +58,16 @@ def dedup_key(helpdesk: str, ticket_id: str, comment_id: str) -> str:
     return f"{helpdesk}:{ticket_id}:{comment_id}"
 
 
-def conversation_of(s: Session, helpdesk: str, ticket_id: str) -> Conversation | None:
-    return s.exec(select(Conversation).where(Conversation.helpdesk == helpdesk,
-                                             Conversation.ticket_id == ticket_id)).first()
-
-
 def sync(s: Session, helpdesk: str, kind: str, ticket: Ticket) -> Synced:
     """Store the ticket's public turns not stored yet, in the caller's transaction (which holds
     the ticket's lock). Raises `Busy` before writing anything when a new rep reply may be a post
     of ours in flight."""
-    conversation = conversation_of(s, helpdesk, ticket.id)
-    stored: set[str] = set()
+    conversation = stored.conversation_of(s, helpdesk, ticket.id)
+    stored_ids: set[str] = set()
     if conversation is not None:
-        keys = s.exec(select(Message.dedup_key).where(Message.conversation_id == conversation.id)).all()
-        stored = {k.rpartition(":")[2] for k in keys}
-    posts = list(s.exec(select(HelpdeskPost).where(HelpdeskPost.helpdesk == helpdesk,
-                                                   HelpdeskPost.ticket_id == ticket.id)))
-    new = new_turns(ticket, stored, _ours(posts, drafts=False), _ours(posts, drafts=True))
+        stored_ids = {k.rpartition(":")[2] for k in stored.stored_keys(s, conversation.id or 0)}
+    posts = stored.posts_to(s, helpdesk, ticket.id)
+    new = new_turns(ticket, stored_ids, _ours(posts, drafts=False), _ours(posts, drafts=True))
     if any(p.state == HelpdeskPostState.POSTING for p in posts) and any(
             t.kind == "rep" and t.draft_id is None for t in new):
         raise Busy(f"a post to ticket {ticket.id} is in flight")

@@ -3,12 +3,11 @@ caller hands `draft_id` to the workers), and an approved action runs there, once
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from mailagent.actions import proposals
 from mailagent.config import Settings
 from mailagent.review import ReviewError
 from mailagent.store import db
+from mailagent.store.db import Session
 from mailagent.store.models import Action, ActionState
 
 

@@ -11,12 +11,11 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from sqlmodel import Session
-
 from mailagent.config import Settings
 from mailagent.pipeline import outbox
 from mailagent.review import ReviewError
 from mailagent.store import audit, db, tickets
+from mailagent.store.db import Session
 from mailagent.store.models import (
     Conversation,
     Draft,

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from html import escape
 
-from sqlmodel import Session, col, select
-
 from mailagent import config, helpdesks
 from mailagent.config import Helpdesk as HelpdeskSettings
 from mailagent.config import Settings
@@ -39,7 +37,10 @@ from mailagent.pipeline import helpdesk, helpdesk_drafts, helpdesk_tickets
 from mailagent.pipeline.helpdesk_tickets import Busy, Synced, TeamTurn
 from mailagent.review import ReviewError, drafts, takeover
 from mailagent.review import actions as review_actions
-from mailagent.store import db
+from mailagent.store import db, proposals
+from mailagent.store import drafts as stored_drafts
+from mailagent.store import helpdesk as stored
+from mailagent.store.db import Session
 from mailagent.store.models import (
     Action,
     ActionState,
@@ -48,8 +49,6 @@ from mailagent.store.models import (
     DraftState,
     HelpdeskEvent,
     HelpdeskEventState,
-    HelpdeskPost,
-    HelpdeskPostState,
 )
 
 log = logging.getLogger(__name__)
@@ -156,9 +155,7 @@ def _rep_reply(s: Session, settings: Settings, name: str, conversation: Conversa
 
 def _open_draft(s: Session, conversation_id: int, *, before: int) -> Draft | None:
     """The held or escalated draft a rep's reply (stored as message `before`) answers."""
-    return s.exec(select(Draft).where(Draft.conversation_id == conversation_id, Draft.message_id < before,
-                                      col(Draft.state).in_([DraftState.HELD, DraftState.ESCALATED]))
-                  .order_by(col(Draft.id).desc())).first()
+    return stored_drafts.newest(s, conversation_id, (DraftState.HELD, DraftState.ESCALATED), before=before)
 
 
 # --- decision tags ---------------------------------------------------------------------------------
@@ -175,7 +172,8 @@ def _decide(s: Session, settings: Settings, desk: HelpdeskSettings, name: str, t
             event: HelpdeskEvent, actor: Person | None, handled: Handled) -> str:
     """Carry out the decision tags on the ticket (read back), as the rep the event names."""
     cid = synced.conversation.id or 0
-    found = decision_tags.read(desk.tags, [t for t in ticket.tags if t not in _being_removed(s, name, ticket.id)])
+    removed = stored.tags_being_removed(s, name, ticket.id)
+    found = decision_tags.read(desk.tags, [t for t in ticket.tags if t not in removed])
     if not found.any:
         return ""
     who = _reviewer(name, desk, actor)
@@ -183,8 +181,7 @@ def _decide(s: Session, settings: Settings, desk: HelpdeskSettings, name: str, t
         _note(s, handled, name, ticket.id, cid, [], [who.reason], found.tags)
         return f"tags {', '.join(found.tags)} not acted on: {who.reason}"
     reviewer, author = who
-    draft = s.exec(select(Draft).where(Draft.conversation_id == cid, col(Draft.state).in_(DECIDABLE))
-                   .order_by(col(Draft.id).desc())).first()
+    draft = stored_drafts.newest(s, cid, DECIDABLE)
     because = _reason(ticket, desk, actor, found.tags, after=_posted_ids(s, draft))
     out = _Outcome()
     if found.release:
@@ -210,7 +207,7 @@ def _decide_draft(s: Session, settings: Settings, desk: HelpdeskSettings, draft:
     if draft is None:
         out.refused.append("no draft waits for a decision on this ticket")
     elif draft.state == DraftState.WAITING:
-        for action in s.exec(select(Action).where(Action.draft_id == draft.id, Action.state == ActionState.PROPOSED)):
+        for action in proposals.of_draft(s, draft.id or 0, ActionState.PROPOSED):
             _action(s, out, handled, draft.conversation_id, action.id or 0, reviewer, approved=found.approve,
                     reason=because)
     elif found.reject:
@@ -270,26 +267,13 @@ def _action(s: Session, out: _Outcome, handled: Handled, conversation_id: int, a
             handled.resume.append(action.draft_id)
 
 
-def _being_removed(s: Session, name: str, ticket_id: str) -> set[str]:
-    """Tags a post of ours not posted yet will remove: decisions already taken."""
-    rows = s.exec(select(HelpdeskPost.remove_tags).where(
-        HelpdeskPost.helpdesk == name, HelpdeskPost.ticket_id == ticket_id,
-        col(HelpdeskPost.state).in_([HelpdeskPostState.QUEUED, HelpdeskPostState.POSTING]))).all()
-    return {t for tags in rows for t in tags}
-
-
 def _shown_before(s: Session, draft: Draft, event: HelpdeskEvent) -> bool:
     """A rep approves what they saw: the draft's note was on the ticket before the tag came."""
-    posted = s.exec(select(HelpdeskPost.posted_at).where(
-        HelpdeskPost.draft_id == draft.id, HelpdeskPost.kind == "note",
-        HelpdeskPost.state == HelpdeskPostState.POSTED)).all()
-    return any(at is not None and at <= event.received_at for at in posted)
+    return any(at is not None and at <= event.received_at for at in stored.notes_posted_at(s, draft.id or 0))
 
 
 def _posted_ids(s: Session, draft: Draft | None) -> set[str]:
-    if draft is None:
-        return set()
-    return {c for c in s.exec(select(HelpdeskPost.comment_id).where(HelpdeskPost.draft_id == draft.id)).all() if c}
+    return set() if draft is None else stored.comment_ids(s, draft.id or 0)
 
 
 def _reason(ticket: Ticket, desk: HelpdeskSettings, actor: Person | None, tags: tuple[str, ...], *,

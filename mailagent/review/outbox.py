@@ -10,11 +10,10 @@ failed one may then be retried. Every verb is audit-logged in its transaction.
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from mailagent.config import Settings
 from mailagent.review import ReviewError
 from mailagent.store import audit, db
+from mailagent.store.db import Session
 from mailagent.store.models import Outbound, OutboundState, now
 
 

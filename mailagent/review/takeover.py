@@ -3,11 +3,10 @@ there until the rep hands it back (DESIGN invariant 5)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from mailagent.config import Settings
 from mailagent.review import ReviewError
 from mailagent.store import audit, db
+from mailagent.store.db import Session
 from mailagent.store.models import Conversation
 
 

@@ -1,10 +1,11 @@
-"""Health reports of long-lived threads, written by the process that runs them and read by
-`/healthz` in another process (the database is what every process shares)."""
+"""What `/healthz` reads: whether the database answers, and the health reports of long-lived
+threads, written by the process that runs them (the database is what every process shares)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from mailagent.store import db
@@ -24,3 +25,9 @@ def read(url: str, names: Iterable[str]) -> dict[str, WatcherHealth]:
         for row in rows:
             s.expunge(row)
     return {row.name: row for row in rows}
+
+
+def ping(url: str) -> None:
+    """Raises unless the database answers (`/healthz`)."""
+    with db.engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))

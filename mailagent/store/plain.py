@@ -136,6 +136,19 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, tuple(kinds))
 
 
+_UNAVAILABLE = (("sqlalchemy.exc", ("OperationalError", "InterfaceError")), ("sqlite3", ("OperationalError",)),
+                ("psycopg", ("OperationalError", "InterfaceError")))
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be used (down, wrong credentials, no such database):
+    an operational error of SQLAlchemy or of a driver the short commands use directly, looked at
+    only if that module is loaded already."""
+    kinds = [getattr(sys.modules[module], name) for module, names in _UNAVAILABLE for name in names
+             if module in sys.modules]
+    return isinstance(exc, tuple(kinds))
+
+
 def version(conn: Conn) -> str | None:
     """The schema revision Alembic recorded; None when there is none (an empty database)."""
     try:

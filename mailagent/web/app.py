@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, text
-from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mailagent.config import Settings
-from mailagent.store import db
-from mailagent.store.models import Message, Outbound
+from mailagent.store import db, views
+from mailagent.store import health as stored_health
 from mailagent.web import hooks, site
 from mailagent.worker import watch
 
@@ -23,8 +21,7 @@ def create_app(settings: Settings) -> Starlette:
         """Ready when the database answers and every IDLE watcher the configuration asks for is
         running (a dead watcher leaves new mail waiting for the next poll)."""
         try:
-            with db.engine(url).connect() as conn:
-                conn.execute(text("SELECT 1"))
+            stored_health.ping(url)
             watchers = watch.status(settings)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return JSONResponse({"ok": False, "database": type(exc).__name__}, status_code=503)
@@ -37,10 +34,9 @@ def create_app(settings: Settings) -> Starlette:
         """Counts by state in the Prometheus text format."""
         lines = []
         with db.session(url) as s:
-            for (state, kind, count) in s.exec(select(Message.state, Message.kind, func.count())
-                                               .group_by(Message.state, Message.kind)):
+            for (state, kind, count) in views.message_counts(s):
                 lines.append(f'mailagent_messages{{state="{state}",kind="{kind or ""}"}} {count}')
-            for (state, count) in s.exec(select(Outbound.state, func.count()).group_by(Outbound.state)):
+            for (state, count) in views.outbound_counts(s):
                 lines.append(f'mailagent_outbound{{state="{state}"}} {count}')
         return PlainTextResponse("\n".join(lines) + "\n")
 
