@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
-    Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     limit_flag,
@@ -51,13 +51,11 @@ def cmd_decide(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     rep = reviewer(args)
-    try:
+    with fail_on(ReviewError):
         if args.sub == "approve":
             action = actions.approve(settings, args.id, rep)
         else:
             action = actions.reject(settings, args.id, rep, args.reason)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"action {args.id} {'approved' if args.sub == 'approve' else 'rejected'} by {rep}")
     if done := dispatch.resume(settings, action.draft_id):
         print(done.summary)

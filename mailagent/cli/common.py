@@ -7,7 +7,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +33,25 @@ class Fail(Exception):
 
 class NotFound(LookupError):
     """No row with the id the user gave."""
+
+
+@contextmanager
+def fail_on(*errors: type[Exception], code: int = 1) -> Iterator[None]:
+    """The layers below refuse with their own errors (`ReviewError`, `AccountError`, a bad file's
+    `FileError` ...): these are the user's to read, so they leave as a `Fail` with `code`, without
+    a traceback. Callers import the error classes where they run, to keep `--help` light."""
+    try:
+        yield
+    except errors as exc:
+        raise Fail(str(exc), code) from None
+
+
+def read_text(path: str) -> str:
+    """A file the user named, or a `Fail` saying why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Fail(f"cannot read {path}: {exc}", EX_NOINPUT) from None
 
 
 def command(sub: Subparsers, name: str, handler: Handler, **kw: Any) -> argparse.ArgumentParser:
