@@ -492,3 +492,13 @@ def test_the_readme_command_synopsis_is_the_parser() -> None:
     assert sorted(set(actual) - set(documented)) == []            # present but undocumented
     assert {path: sorted(options - actual[path]) for path, options in documented.items()
             if options - actual[path]} == {}
+
+
+def test_printed_commands_name_the_config_as_an_absolute_path_only_when_one_was_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailagent.cli.common import command_line
+
+    monkeypatch.chdir(tmp_path)
+    plain = command_line(None)
+    assert "--config" not in plain and plain.endswith("mailagent")
+    assert command_line("my configs/a.toml") == f"{plain} --config '{tmp_path}/my configs/a.toml'"

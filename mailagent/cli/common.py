@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -80,6 +81,16 @@ def reviewer_flag(c: argparse.ArgumentParser) -> None:
 
 def reviewer(args: argparse.Namespace) -> str:
     return args.reviewer or os.environ.get("MAILAGENT_REVIEWER") or f"{os.environ.get('USER', 'rep')}@cli"
+
+
+def command_line(config: str | Path | None) -> str:
+    """How to run this very mailagent again, from any folder and shell, with the same config: the
+    entry point next to the running interpreter (a venv's bin/, else the interpreter with
+    `-m mailagent`), then `--config` with the absolute path when a config file was named. Printed
+    commands start with it, so they work as printed."""
+    script = Path(sys.executable).with_name("mailagent")
+    prefix = shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m mailagent"
+    return f"{prefix} --config {shlex.quote(str(Path(config).absolute()))}" if config else prefix
 
 
 def print_json(rows: Sequence[dict[str, Any]]) -> None:
