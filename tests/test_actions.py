@@ -47,11 +47,11 @@ from .conftest import make_settings
 from .support.actions_flow import (
     DANIEL,
     LUKAS,
+    SAMPLE,
     SMALL_REFUNDS_RULE,
     Customer,
     actions,
     add_small_refunds,
-    backend_data,
     drafts,
     effects,
     events,
@@ -86,7 +86,7 @@ def no_trace_export(monkeypatch: pytest.MonkeyPatch) -> None:
 def demo_settings(url: str, tmp_path: Path, smtp: SmtpServer | None = None, *, small_refunds: bool = False,
                   **sections: Any) -> Settings:
     """The offline model, the demo backend seeded with the sample company, the shipped policy."""
-    seed(url, backend_data(tmp_path))
+    seed(url, SAMPLE)
     return synced(make_settings(
         url, smtp={"port": smtp.port if smtp else 1},
         policy={"directory": str(policies(tmp_path, small_refunds=small_refunds)), "reload_seconds": 0},
@@ -276,7 +276,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
     server's `drop_response_next` is the fault that applies the change and then holds the answer
     (`delay_next` waits *before* applying, which would not test this)."""
     monkeypatch.setenv(SECRET_ENV, SECRET)
-    with ActionsServer(SECRET, data=backend_data(tmp_path)) as server:
+    with ActionsServer(SECRET) as server:
         policy_dir = policies(tmp_path)
         config_path = write_config(
             tmp_path / "config.toml", sqlite_url, policy_dir=policy_dir, smtp_port=smtp_server.port,
@@ -346,7 +346,7 @@ def test_a_worker_killed_between_the_backends_success_and_our_commit_refunds_onc
 def test_a_backend_that_is_down_leaves_the_outcome_unknown_and_a_later_resume_runs_it_once(
         sqlite_url: str, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
-    with ActionsServer(SECRET, data=backend_data(tmp_path)) as server:
+    with ActionsServer(SECRET) as server:
         settings = synced(make_settings(
             sqlite_url, smtp={"port": smtp_server.port}, agent=AGENT,
             policy={"directory": str(policies(tmp_path)), "reload_seconds": 0},
@@ -628,7 +628,7 @@ def _with_small_order(tmp_path: Path) -> tuple[Path, Customer]:
     extra, [customer] = extra_customers(tmp_path, {"maya@small-order.example": [("XO-9301", "15.00")]})
     both = tmp_path / "backend-with-extra.toml"
     customers = extra.read_text().replace('tier = "plus"', 'tier = "plus"\ncompany = "Small Order"\ncountry = "DE"')
-    both.write_text(backend_data(tmp_path).read_text() + "\n" + customers)
+    both.write_text(SAMPLE.read_text() + "\n" + customers)
     return both, customer
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
+from freezegun import freeze_time
 from sqlmodel import func, select
 
 from mailagent import config
+from mailagent.actions import proposals
 from mailagent.actions.backends import (
     BackendError,
     DemoBackend,
@@ -47,6 +50,13 @@ from .support.actions_server import SAMPLE, ActionsServer
 COUNTS = {"customers": 28, "subscriptions": 26, "orders": 32, "invoices": 30, "incidents": 3}
 SECRET = "test-secret-7d1c0e"
 SECRET_ENV = "MAILAGENT_TEST_ACTIONS_SECRET"
+AS_OF: date = tomllib.loads(SAMPLE.read_text(encoding="utf-8"))["as_of"]     # the day the sample is written for
+
+
+def seeded(when: date) -> date:
+    """A date of the sample file as seeding it today makes it (datetimes too): as many days
+    before today as it was before the file's `as_of`."""
+    return when + (datetime.now(UTC).date() - AS_OF)
 
 
 # --- demo backend ---------------------------------------------------------------------------
@@ -85,14 +95,14 @@ def test_lookups(demo: DemoBackend) -> None:
     assert (customer.id, customer.name, customer.country) == ("cus_1005", "Pieter de Vries", "NL")
     [subscription] = customer.subscriptions
     assert (subscription.id, subscription.status, subscription.renews_on, subscription.price_eur) == (
-        "sub_2005", "canceled", date(2026, 11, 3), Decimal("8.00"))
+        "sub_2005", "canceled", seeded(date(2026, 11, 3)), Decimal("8.00"))
     assert demo.lookup_customer("nobody@example.com") is None
 
     order = demo.lookup_order("NN-1017")
     assert order is not None
     assert (order.customer_email, order.amount, order.refunded, order.status, order.invoice_id) == (
         "pieter@devries-consultancy.example", Decimal("8.00"), Decimal("0.00"), "paid", "INV-2026-1409")
-    assert order.date == datetime(2026, 11, 3, 6, 0, 16, tzinfo=UTC)
+    assert order.date == seeded(datetime(2026, 11, 3, 6, 0, 16, tzinfo=UTC))
     assert order.to_dict()["amount"] == "8.00"
     failed = demo.lookup_order("NN-1029")
     assert failed is not None and (failed.status, failed.invoice_id) == ("failed", None)
@@ -102,7 +112,7 @@ def test_lookups(demo: DemoBackend) -> None:
 
     invoices = demo.list_invoices("tom.nguyen@pixelharbor.example")
     assert [i.id for i in invoices] == ["INV-2026-1421", "INV-2026-1270", "INV-2026-1269"]     # newest first
-    assert invoices[0].url.endswith("/INV-2026-1421") and invoices[0].date == date(2026, 11, 5)
+    assert invoices[0].url.endswith("/INV-2026-1421") and invoices[0].date == seeded(date(2026, 11, 5))
     assert demo.list_invoices("nobody@example.com") == []
 
     assert [i.id for i in demo.incidents()] == ["INC-2026-043", "INC-2026-042", "INC-2026-041"]
@@ -110,6 +120,39 @@ def test_lookups(demo: DemoBackend) -> None:
     assert (active.id, active.active, active.resolved_at) == ("INC-2026-043", True, None)
     assert active.to_dict()["components"] == ["Sync", "Web app", "API"]
 
+
+
+def test_seeding_moves_every_date_from_the_files_day_to_the_seeding_day(sqlite_url: str) -> None:
+    """The sample is written as of one day; seeded on any other, each order is as old as it was
+    then (refund windows stay open), its description's billing period moves with it, and the
+    ongoing incident started that morning. Ids keep their year: the sample mail quotes them."""
+    later = timedelta(days=101)
+    with freeze_time("2027-03-01 07:00:00"):
+        seed(sqlite_url, SAMPLE)
+        backend = DemoBackend(sqlite_url)
+        order = _order(backend, "NN-1017")
+        assert order.date == datetime(2026, 11, 3, 6, 0, 16, tzinfo=UTC) + later == datetime(2027, 2, 12, 6, 0, 16,
+                                                                                             tzinfo=UTC)
+        assert order.description == ("Plus monthly renewal, 1 seat (2027-02-12 to 2027-03-13), reverse charge; "
+                                     "charged after the subscription was cancelled on 2027-02-06")
+        assert order.invoice_id == "INV-2026-1409"
+        [active] = backend.incidents(active_only=True)
+        assert (active.id, active.started_at) == ("INC-2026-043", datetime(2027, 3, 1, 8, 42, tzinfo=UTC))
+        wolf = "k.wolf@alpenblick-logistik.example"                        # an annual plan bought 3 days before
+        checked = proposals.check(backend, wolf, "issue_refund", {"order_id": "NN-1032", "amount": "1500.00",
+                                                                  "currency": "EUR"})
+        assert (checked.order_age_days, checked.billing, checked.refusal) == (3.0, "annual", None)
+
+
+def test_a_file_without_as_of_is_seeded_as_written(sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "backend.toml"
+    path.write_text('[[customers]]\nid = "c1"\nemail = "a@b.example"\nname = "A"\ntier = "plus"\n\n'
+                    '[[orders]]\nid = "o1"\ncustomer_id = "c1"\ndate = 2026-01-02T03:04:05Z\namount = 1.00\n'
+                    'currency = "EUR"\nstatus = "paid"\ndescription = "Plus monthly (2026-01-02 to 2026-02-01)"\n')
+    seed(sqlite_url, path)
+    order = _order(DemoBackend(sqlite_url), "o1")
+    assert (order.date, order.description) == (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                                                "Plus monthly (2026-01-02 to 2026-02-01)")
 
 REFUSED_REFUNDS = [   # order, amount, currency, what the refusal says
     ("NN-1017", "8.01", "EUR", "still refundable"),
@@ -187,7 +230,8 @@ def test_concurrent_calls_with_one_key_refund_once_and_other_keys_never_over_ref
 def test_cancel_twice(demo: DemoBackend, any_db_url: str) -> None:
     first = demo.cancel_subscription("sub_2002", idempotency_key="cancel-1")
     assert first.to_dict() == {"operation": "cancel_subscription", "subscription_id": "sub_2002",
-                               "status": "canceled", "active_until": "2026-12-08", "replayed": False}
+                               "status": "canceled", "active_until": seeded(date(2026, 12, 8)).isoformat(),
+                               "replayed": False}
     assert demo.cancel_subscription("sub_2002", idempotency_key="cancel-1").replayed
     with pytest.raises(Rejected, match="already canceled"):
         demo.cancel_subscription("sub_2002", idempotency_key="cancel-2")
@@ -297,7 +341,8 @@ def test_http_side_effects_carry_the_callers_key_and_replays_are_answered_409(cl
 
     cancel = client.cancel_subscription("sub_2002", idempotency_key="act-2")
     assert cancel.to_dict() == {"operation": "cancel_subscription", "subscription_id": "sub_2002",
-                                "status": "canceled", "active_until": "2026-12-08", "replayed": False}
+                                "status": "canceled", "active_until": seeded(date(2026, 12, 8)).isoformat(),
+                               "replayed": False}
     resend = client.resend_invoice("INV-2026-1401", to=None, idempotency_key="act-3")
     assert resend.details["sent_to"] == "ingrid.larsen@nordlys-arkitekter.example"
     assert (server.cancellations, server.resends) == (["sub_2002"], ["INV-2026-1401"])

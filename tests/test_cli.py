@@ -233,6 +233,40 @@ def test_an_unexpected_error_is_one_line_and_exit_70_with_the_traceback_under_v(
         cli.main(["--config", str(config_file), "-v", "drafts", "list"])
 
 
+
+REFUSED = [["drafts", "approve", "999"], ["drafts", "reject", "999", "--reason", "no"], ["outbox", "retry", "999"],
+           ["outbox", "resolve", "999", "--delivered"], ["actions", "approve", "999"],
+           ["actions", "reject", "999", "--reason", "no"], ["conversations", "take", "999"],
+           ["evals", "flag", "999", "--note", "n"], ["evals", "accept", "999"], ["evals", "tag", "999", "--add", "t"],
+           ["kb", "suggestions", "accept", "999"], ["users", "disable", "nobody"]]
+
+
+@pytest.mark.parametrize("args", REFUSED, ids=[" ".join(a[:2]) for a in REFUSED])
+def test_a_refusal_of_the_layer_below_is_one_line_and_exit_1(config_file: Path, args: list[str],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--config", str(config_file), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mailagent: ") and err.count("\n") == 1 and "internal error" not in err, err
+
+
+def test_a_file_named_on_the_command_line_that_cannot_be_read_is_exit_66(config_file: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.txt")
+    for args in (["drafts", "approve", "1", "--edit", missing], ["evals", "flag", "1", "--note", "n", "--reference", missing]):
+        assert cli.main(["--config", str(config_file), *args]) == 66
+        assert capsys.readouterr().err.startswith(f"mailagent: cannot read {missing}: ")
+
+
+def test_fail_on_turns_only_the_named_errors_into_a_fail_with_their_code() -> None:
+    from mailagent.cli.common import Fail, fail_on
+
+    with pytest.raises(Fail) as caught, fail_on(KeyError, ValueError, code=65):
+        raise ValueError("a clear refusal")
+    assert (str(caught.value), caught.value.code, caught.value.__suppress_context__) == ("a clear refusal", 65, True)
+    with pytest.raises(ZeroDivisionError), fail_on(ValueError):
+        raise ZeroDivisionError("a bug stays a bug")
+
+
 def _every_argument(p: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str, str | None]]:
     for action in p._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -458,3 +492,13 @@ def test_the_readme_command_synopsis_is_the_parser() -> None:
     assert sorted(set(actual) - set(documented)) == []            # present but undocumented
     assert {path: sorted(options - actual[path]) for path, options in documented.items()
             if options - actual[path]} == {}
+
+
+def test_printed_commands_name_the_config_as_an_absolute_path_only_when_one_was_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailagent.cli.common import command_line
+
+    monkeypatch.chdir(tmp_path)
+    plain = command_line(None)
+    assert "--config" not in plain and plain.endswith("mailagent")
+    assert command_line("my configs/a.toml") == f"{plain} --config '{tmp_path}/my configs/a.toml'"

@@ -52,7 +52,6 @@ from .support.actions_flow import (
     Customer,
     actions,
     audit,
-    backend_data,
     drafts,
     effects,
     extra_customers,
@@ -373,7 +372,7 @@ def template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     directory = tmp_path_factory.mktemp("compromised")
     path = directory / "seeded.db"
     shutil.copy(sqlite_template, path)
-    seed(f"sqlite:///{path}", backend_data(directory))
+    seed(f"sqlite:///{path}", SAMPLE)
     db.dispose()
     return path
 

@@ -27,7 +27,7 @@ from mailagent.store import db, schema
 from mailagent.store.models import Draft, DraftState, Feedback, HelpdeskEvent, HelpdeskPost, HelpdeskPostState
 
 from .support import helpdesk_flow as hf
-from .support.actions_flow import backend_data, policies
+from .support.actions_flow import SAMPLE, policies
 from .support.zendesk_server import ZendeskServer
 from .test_worker import _log, _mailagent, _wait
 
@@ -84,7 +84,7 @@ webhook_secret_env = "TEST_ZD_SECRET"
 {extra}
 """)
     schema.upgrade(url)
-    seed(url, backend_data(tmp_path))
+    seed(url, SAMPLE)
     sync(url, DATA / "knowledge")
     return path, url
 

@@ -18,8 +18,8 @@ from mailagent.store.models import Action, ActionState, Draft, DraftState
 from .conftest import make_settings
 from .support.actions_flow import (
     LUKAS,
+    SAMPLE,
     SMALL_REFUNDS_RULE,
-    backend_data,
     effects,
     policies,
     refund_mail,
@@ -35,7 +35,7 @@ REFUND = "Hi,\n\nI was charged for order NN-1026 after we stopped using the app.
 
 
 def _settings(url: str, tmp_path: Path, smtp: SmtpServer, policy: str) -> Settings:
-    seed(url, backend_data(tmp_path))
+    seed(url, SAMPLE)
     return synced(make_settings(url, smtp={"port": smtp.port}, agent=AGENT, policy={
         "directory": str(policies(tmp_path, small_refunds=policy == "small_refunds")), "reload_seconds": 0}))
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
-    Fail,
     Subparsers,
     command,
+    command_line,
+    fail_on,
     group,
     json_flag,
     limit_flag,
@@ -51,23 +52,21 @@ def cmd_decide(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     rep = reviewer(args)
-    try:
+    with fail_on(ReviewError):
         if args.sub == "approve":
             action = actions.approve(settings, args.id, rep)
         else:
             action = actions.reject(settings, args.id, rep, args.reason)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"action {args.id} {'approved' if args.sub == 'approve' else 'rejected'} by {rep}")
     if done := dispatch.resume(settings, action.draft_id):
         print(done.summary)
-        _show_held(settings, action.draft_id)
+        _show_held(settings, action.draft_id, command_line(args.config))
     return 0
 
 
-def _show_held(settings: Settings, draft_id: int) -> None:
+def _show_held(settings: Settings, draft_id: int, cli: str) -> None:
     """The reply that follows a decided action, when it waits for the rep: what would go out, and
-    how to send it or an edit of it."""
+    the command (as the rep must run it) to send it or an edit of it."""
     from mailagent.store import db
     from mailagent.store.models import Draft, DraftState
 
@@ -77,7 +76,7 @@ def _show_held(settings: Settings, draft_id: int) -> None:
         return
     print(f"\nThe reply is held for you (draft {draft_id}); nothing was sent to the customer yet:\n")
     print("    " + row.text.replace("\n", "\n    "))
-    print(f"\nSend it: mailagent drafts approve {draft_id}   (or your edit of it: --edit FILE)")
+    print(f"\nSend it: {cli} drafts approve {draft_id}   (or your edit of it: --edit FILE)")
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from mailagent.cli.common import (
     Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     print_json,
@@ -25,10 +26,8 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.tomlfile import FileError
 
     directory = Path(args.dir or settings.evals.classifiers)
-    try:
+    with fail_on(FileError, code=EX_CONFIG):
         found = classifiers.read_all(directory)
-    except FileError as exc:
-        raise Fail(str(exc), EX_CONFIG) from None
     results = [classifiers.test(c, settings) for c in found]
     if args.json:
         print_json([{"name": r.classifier.name, "file": r.classifier.path, "kind": r.classifier.kind,

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +34,25 @@ class Fail(Exception):
 
 class NotFound(LookupError):
     """No row with the id the user gave."""
+
+
+@contextmanager
+def fail_on(*errors: type[Exception], code: int = 1) -> Iterator[None]:
+    """The layers below refuse with their own errors (`ReviewError`, `AccountError`, a bad file's
+    `FileError` ...): these are the user's to read, so they leave as a `Fail` with `code`, without
+    a traceback. Callers import the error classes where they run, to keep `--help` light."""
+    try:
+        yield
+    except errors as exc:
+        raise Fail(str(exc), code) from None
+
+
+def read_text(path: str) -> str:
+    """A file the user named, or a `Fail` saying why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Fail(f"cannot read {path}: {exc}", EX_NOINPUT) from None
 
 
 def command(sub: Subparsers, name: str, handler: Handler, **kw: Any) -> argparse.ArgumentParser:
@@ -59,6 +81,16 @@ def reviewer_flag(c: argparse.ArgumentParser) -> None:
 
 def reviewer(args: argparse.Namespace) -> str:
     return args.reviewer or os.environ.get("MAILAGENT_REVIEWER") or f"{os.environ.get('USER', 'rep')}@cli"
+
+
+def command_line(config: str | Path | None) -> str:
+    """How to run this very mailagent again, from any folder and shell, with the same config: the
+    entry point next to the running interpreter (a venv's bin/, else the interpreter with
+    `-m mailagent`), then `--config` with the absolute path when a config file was named. Printed
+    commands start with it, so they work as printed."""
+    script = Path(sys.executable).with_name("mailagent")
+    prefix = shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m mailagent"
+    return f"{prefix} --config {shlex.quote(str(Path(config).absolute()))}" if config else prefix
 
 
 def print_json(rows: Sequence[dict[str, Any]]) -> None:

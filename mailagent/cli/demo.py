@@ -21,6 +21,7 @@ from aiosmtpd.handlers import Sink
 from mailagent import config
 from mailagent.actions.backends import demo_url
 from mailagent.actions.backends.demo import seed
+from mailagent.cli.common import command_line
 from mailagent.config import DATA
 from mailagent.knowledge.search import sync
 from mailagent.pipeline import ingest
@@ -32,7 +33,7 @@ INBOX = DATA / "examples" / "inbox"
 
 CONFIG = """\
 # Written by `mailagent demo`. Use it to look around, e.g.
-#   {prefix} --config {dir}/config.toml drafts list --state held
+#   {cli} drafts list --state held
 [database]
 url = "sqlite:///mailagent.db"
 
@@ -88,7 +89,7 @@ def main(directory: Path, smtp_port: int = 2525) -> int:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     config_path = directory / "config.toml"
-    config_path.write_text(CONFIG.format(prefix=command_prefix(), dir=directory, knowledge=DATA / "knowledge",
+    config_path.write_text(CONFIG.format(cli=command_line(directory / "config.toml"), knowledge=DATA / "knowledge",
                                          policies=DATA / "policies", smtp_port=smtp_port))
     settings = config.use(config.load(config_path))
     url = settings.database.url
@@ -161,16 +162,9 @@ def _summary(url: str, config_path: Path, smtp_port: int) -> None:
         _say(f"  {line}")
 
 
-def command_prefix() -> str:
-    """How to run this very mailagent from any folder and shell: the entry point next to the
-    running interpreter (a venv's bin/), else the interpreter itself with `-m mailagent`."""
-    script = Path(sys.executable).with_name("mailagent")
-    return shlex.quote(str(script)) if script.is_file() else f"{shlex.quote(sys.executable)} -m mailagent"
-
-
 def next_steps(config_path: Path, smtp_port: int, held: Draft | None, waiting: list[Action]) -> list[str]:
     """Commands to look further, with real ids from this run."""
-    cli = f"{command_prefix()} --config {shlex.quote(str(config_path))}"
+    cli = command_line(config_path)
     lines = [f"{cli} drafts list --state held"]
     if held is not None:
         lines += [f"{cli} drafts show {held.id}", f"{cli} policy explain {held.id}",

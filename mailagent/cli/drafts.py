@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
-    EX_NOINPUT,
-    Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     limit_flag,
+    read_text,
     reviewer,
     reviewer_flag,
     store,
@@ -47,17 +46,10 @@ def cmd_approve(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.review import ReviewError, drafts
     from mailagent.worker import dispatch
 
-    text = None
-    if args.edit:
-        try:
-            text = Path(args.edit).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise Fail(f"cannot read {args.edit}: {exc}", EX_NOINPUT) from None
+    text = read_text(args.edit) if args.edit else None
     store(settings)
-    try:
+    with fail_on(ReviewError):
         approved = drafts.approve(settings, args.id, reviewer(args), text)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     where = f"helpdesk post {approved.post_id}" if approved.post_id is not None else f"reply {approved.outbound_id}"
     print(f"draft {approved.draft.id} approved by {approved.draft.reviewed_by}; {where} queued")
     done = dispatch.reply(settings, approved.outbound_id, approved.post_id)
@@ -70,10 +62,8 @@ def cmd_reject(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.review import ReviewError, drafts
 
     store(settings)
-    try:
+    with fail_on(ReviewError):
         draft = drafts.reject(settings, args.id, reviewer(args), args.reason)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"draft {draft.id} rejected by {draft.reviewed_by}: {draft.reject_reason}")
     return 0
 

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from mailagent.cli.common import (
     EX_CONFIG,
-    EX_NOINPUT,
     Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     limit_flag,
     print_json,
+    read_text,
     reviewer,
     reviewer_flag,
     store,
@@ -47,13 +48,6 @@ def case_row(c: EvalCase) -> dict[str, Any]:
             "reviewer": c.reviewer, "note": c.note, "rep_at": _iso(c.rep_at), "created_at": _iso(c.created_at),
             "seconds_to_case": round((c.created_at - c.rep_at).total_seconds(), 1),
             "curated_by": c.curated_by, "curated_at": _iso(c.curated_at)}
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise Fail(f"cannot read {path}: {exc}", EX_NOINPUT) from None
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -91,19 +85,15 @@ def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
 def _case(url: str, case_id: int) -> EvalCase:
     from mailagent.evals.cases import CaseError, get
 
-    try:
+    with fail_on(CaseError):
         return get(url, case_id)
-    except CaseError as exc:
-        raise Fail(str(exc)) from None
 
 
 def _curate(settings: Settings, args: argparse.Namespace, state: str) -> int:
     from mailagent.evals.cases import CaseError, curate
 
-    try:
+    with fail_on(CaseError):
         rows = curate(store(settings), args.ids, state, reviewer(args))
-    except CaseError as exc:
-        raise Fail(str(exc)) from None
     print(f"{state}: case(s) {', '.join(str(r.id) for r in rows)}")
     return 0
 
@@ -119,10 +109,8 @@ def cmd_drop(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tag(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.evals.cases import CaseError, retag
 
-    try:
+    with fail_on(CaseError):
         row = retag(store(settings), args.id, args.add or [], args.remove or [], reviewer(args))
-    except CaseError as exc:
-        raise Fail(str(exc)) from None
     print(f"case {row.id}: {' '.join(row.tags)}")
     return 0
 
@@ -130,12 +118,10 @@ def cmd_tag(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_flag(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.review import ReviewError, evalflags
 
-    reference = _read_text(args.reference) if args.reference else None
+    reference = read_text(args.reference) if args.reference else None
     store(settings)
-    try:
+    with fail_on(ReviewError):
         row = evalflags.flag(settings, args.conversation, reviewer(args), args.note, args.draft, reference=reference)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"case {row.eval_case_id} (flag) from draft {row.draft_id}")
     return 0
 
@@ -154,21 +140,15 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.tomlfile import FileError
 
     store(settings)
-    try:
+    with fail_on(FileError, code=EX_CONFIG), fail_on(export.ExportError):
         written = export.export(settings, args.format, Path(args.out), set_name=args.set, run_id=args.run)
-    except FileError as exc:
-        raise Fail(str(exc), EX_CONFIG) from None
-    except export.ExportError as exc:
-        raise Fail(str(exc)) from None
     for line in written.summary:
         print(line)
     if args.upload:
         if args.format != "openai":
             raise Fail("--upload needs --format openai")
-        try:
+        with fail_on(export.ExportError):
             uploaded = export.upload(settings, written)
-        except export.ExportError as exc:
-            raise Fail(str(exc)) from None
         print(f"uploaded: eval {uploaded.eval_id}, run {uploaded.run_id} ({uploaded.status})"
               + (f": {uploaded.report_url}" if uploaded.report_url else ""))
         for warning in uploaded.warnings:

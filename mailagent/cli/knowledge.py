@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
-    Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     print_json,
@@ -62,10 +62,8 @@ def cmd_suggestions_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_suggestions_show(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.evals import suggestions
 
-    try:
+    with fail_on(suggestions.SuggestionError):
         found = suggestions.get(store(settings), args.id)
-    except suggestions.SuggestionError as exc:
-        raise Fail(str(exc)) from None
     if args.json:
         print_json([suggestions.row(found) | {"body": found.body}])
         return 0
@@ -81,10 +79,8 @@ def cmd_suggestions_accept(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.evals import suggestions
 
     store(settings)
-    try:
+    with fail_on(suggestions.SuggestionError):
         done = suggestions.accept(settings, args.id, reviewer(args), intent=args.intent, title=args.title)
-    except suggestions.SuggestionError as exc:
-        raise Fail(str(exc)) from None
     print(f"suggestion {args.id} accepted: article {done.suggestion.article_id} is now version {done.version} "
           "(searchable now)")
     return 0
@@ -94,10 +90,8 @@ def cmd_suggestions_reject(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.evals import suggestions
 
     store(settings)
-    try:
+    with fail_on(suggestions.SuggestionError):
         suggestions.reject(settings, args.id, reviewer(args), args.reason)
-    except suggestions.SuggestionError as exc:
-        raise Fail(str(exc)) from None
     print(f"suggestion {args.id} rejected")
     return 0
 

@@ -14,6 +14,7 @@ from mailagent.cli.common import (
     Fail,
     Subparsers,
     command,
+    fail_on,
     first_line,
     group,
     json_flag,
@@ -117,10 +118,8 @@ def cmd_conversations_takeover(settings: Settings, args: argparse.Namespace) -> 
 
     store(settings)
     rep = reviewer(args)
-    try:
+    with fail_on(ReviewError):
         (takeover.take if args.sub == "take" else takeover.release)(settings, args.id, rep)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"conversation {args.id} {'taken by ' + rep if args.sub == 'take' else 'released by ' + rep}")
     return 0
 

@@ -6,9 +6,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
-    Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     limit_flag,
@@ -46,10 +46,8 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     rep = reviewer(args)
-    try:
+    with fail_on(ReviewError):
         outbox.retry(settings, args.id, rep)
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"reply {args.id} queued again by {rep}")
     if done := dispatch.deliver(settings, args.id):
         print(done.summary)
@@ -61,10 +59,8 @@ def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
 
     store(settings)
     rep = reviewer(args)
-    try:
+    with fail_on(ReviewError):
         row = outbox.resolve(settings, args.id, rep, delivered=args.delivered, note=args.note or "")
-    except ReviewError as exc:
-        raise Fail(str(exc)) from None
     print(f"reply {args.id} resolved as {row.state} by {rep}")
     return 0
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailagent.cli.common import Fail, Subparsers, command, group, store
+from mailagent.cli.common import Fail, Subparsers, command, fail_on, group, store
 
 if TYPE_CHECKING:
     from mailagent.config import Settings
@@ -30,10 +30,8 @@ def cmd_test(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.tomlfile import FileError
 
     directory = Path(args.dir or settings.policy.directory)
-    try:
+    with fail_on(FileError):
         results = run_fixtures(load_policy(directory), directory / "tests")
-    except FileError as exc:
-        raise Fail(str(exc)) from None
     for result in results:
         print(result)
     failed = sum(not r.passed for r in results)

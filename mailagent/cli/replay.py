@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from mailagent.cli.common import (
     EX_CONFIG,
-    Fail,
     Subparsers,
     command,
+    fail_on,
     json_flag,
     print_json,
     store,
@@ -37,12 +37,8 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.tomlfile import FileError
 
     store(settings)
-    try:
+    with fail_on(FileError, code=EX_CONFIG), fail_on(LookupError):
         compared = replay.conversation(settings, args.conversation, draft_id=args.draft, config_file=args.candidate)
-    except FileError as exc:
-        raise Fail(str(exc), EX_CONFIG) from None
-    except LookupError as exc:
-        raise Fail(str(exc)) from None
     if args.json:
         print_json([{"conversation_id": compared.conversation_id, "draft_id": compared.draft_id,
                      "old": asdict(compared.old), "new": asdict(compared.new)}])

@@ -12,6 +12,7 @@ from mailagent.cli.common import (
     Fail,
     Subparsers,
     command,
+    fail_on,
     group,
     json_flag,
     print_json,
@@ -39,10 +40,8 @@ def _password(args: argparse.Namespace, login: str) -> str:
         password = getpass.getpass(f"password for {login}: ")
         if getpass.getpass("again: ") != password:
             raise Fail("the passwords differ", EX_DATAERR)
-    try:
+    with fail_on(WeakPassword, code=EX_DATAERR):
         check_strength(password, login)
-    except WeakPassword as exc:
-        raise Fail(str(exc), EX_DATAERR) from None
     return password
 
 
@@ -52,12 +51,10 @@ def cmd_add(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.web.passwords import hash_password
 
     url = store(settings)
-    try:
+    with fail_on(accounts.AccountError):
         login = accounts.check_name(args.name)
         hashed = None if args.no_password else hash_password(_password(args, login))
         user = accounts.add(url, login, Role(args.role), hashed)
-    except accounts.AccountError as exc:
-        raise Fail(str(exc)) from None
     how = "signs in only through the trusted proxy" if hashed is None else "signs in with a password"
     print(f"added {user.name} ({user.role}); {how}")
     return 0
@@ -84,10 +81,8 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_set_disabled(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.store import accounts
 
-    try:
+    with fail_on(accounts.AccountError):
         user = accounts.set_disabled(store(settings), args.name, args.sub == "disable")
-    except accounts.AccountError as exc:
-        raise Fail(str(exc)) from None
     print(f"{user.name} is {'disabled: every session of it has ended' if user.disabled else 'enabled'}")
     return 0
 
@@ -97,10 +92,8 @@ def cmd_password(settings: Settings, args: argparse.Namespace) -> int:
     from mailagent.web.passwords import hash_password
 
     url = store(settings)
-    try:
+    with fail_on(accounts.AccountError):
         user = accounts.set_password(url, args.name, hash_password(_password(args, accounts.normalize(args.name))))
-    except accounts.AccountError as exc:
-        raise Fail(str(exc)) from None
     print(f"new password for {user.name}; its sessions have ended")
     return 0
 

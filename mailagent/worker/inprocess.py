@@ -27,6 +27,27 @@ from mailagent.worker.failures import Failure, installed, work_name
 log = logging.getLogger(__name__)
 
 
+class Pool(dramatiq.Worker):
+    """A dramatiq worker for some of the queues, one of several on the same broker.
+
+    `dramatiq.Worker.start` registers a middleware on the broker that opens a consumer for each
+    queue declared, then and later. A second worker on the broker registers a second one (dramatiq
+    warns of a middleware "of the same type twice"), and a stopped worker's stays on the broker,
+    which lives as long as the process (a later run, the tests), ready to open consumers that
+    nothing would work off. Every queue is declared when the actors are imported, before a pool
+    starts, so a pool opens consumers for its queues itself and registers nothing."""
+
+    def start(self) -> None:
+        self.broker.emit_before("worker_boot", self)
+        for queue in self.broker.get_declared_queues():
+            self._add_consumer(queue)
+        for queue in self.broker.get_declared_delay_queues():
+            self._add_consumer(queue, delay=True)
+        for _ in range(self.worker_threads):
+            self._add_worker()
+        self.broker.emit_after("worker_boot", self)
+
+
 class InProcess:
     """A dramatiq worker on the in-process broker, plus the clock and watchers when running."""
 
@@ -43,8 +64,8 @@ class InProcess:
         actors.runs().on_failure = self.failures.record
         others = set(QUEUES.values()) - {DELIVERY}
         # Two pools: a stalled SMTP server holds delivery threads only, never drafting's.
-        self.workers = [dramatiq.Worker(actors.broker, queues=others, worker_threads=settings.worker.threads),
-                        dramatiq.Worker(actors.broker, queues={DELIVERY}, worker_threads=settings.outbox.threads)]
+        self.workers = [Pool(actors.broker, queues=others, worker_threads=settings.worker.threads),
+                        Pool(actors.broker, queues={DELIVERY}, worker_threads=settings.outbox.threads)]
 
     def __enter__(self) -> InProcess:
         for worker in self.workers:

@@ -6,10 +6,9 @@ audit log, side effects in the demo tables)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +39,6 @@ SAMPLE = DATA / "examples" / "backend.toml"
 SHIPPED_POLICIES = DATA / "policies"
 SMALL_REFUNDS = SHIPPED_POLICIES / "examples" / "small-refunds.toml"
 SMALL_REFUNDS_RULE = "policy:small refunds for paying customers"
-SAMPLE_TODAY = date(2026, 11, 22)          # the day the sample data and sample mail were written for
-
-_DATED = re.compile(r"^(?P<key>date|created|renews_on|started_at|resolved_at) = (?P<day>\d{4}-\d{2}-\d{2})",
-                    re.MULTILINE)
-
-
-def backend_data(tmp_path: Path) -> Path:
-    """`examples/backend.toml`, with every date moved so that the sample's "today" is today: the
-    small-refunds rule only pre-approves orders up to 30 days old, and these tests must not start
-    failing when the calendar moves on. On the sample's own day it is the file itself."""
-    shift = datetime.now(UTC).date() - SAMPLE_TODAY
-    if not shift:
-        return SAMPLE
-
-    def moved(match: re.Match[str]) -> str:
-        day = date.fromisoformat(match["day"]) + shift
-        return f"{match['key']} = {day.isoformat()}"
-
-    path = tmp_path / "backend.toml"
-    path.write_text(_DATED.sub(moved, SAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
-    return path
 
 
 def policies(tmp_path: Path, *, small_refunds: bool = False, name: str = "policies") -> Path:

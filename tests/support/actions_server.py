@@ -1,5 +1,5 @@
 """The actions API of docs/actions-api.md on 127.0.0.1, for tests: in-memory data loaded from
-`examples/backend.toml`, real signature checks (401 on a bad or stale signature), real
+`examples/backend.toml` (read as the demo backend seeds it: its dates as of today), real signature checks (401 on a bad or stale signature), real
 idempotency (409 replays, 422 on a reused key), and failures on demand.
 
     with ActionsServer(secret="s3cret") as server:
@@ -42,7 +42,6 @@ import json
 import socket
 import threading
 import time
-import tomllib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from mailagent.actions.backends.demo import read
 from mailagent.config import DATA
 
 SAMPLE = DATA / "examples" / "backend.toml"
@@ -109,7 +109,7 @@ class ActionsServer:
 
     def __init__(self, secret: str, data: Path = SAMPLE) -> None:
         self.secret = secret
-        raw = tomllib.loads(data.read_text(encoding="utf-8"))
+        raw = read(data).model_dump()
         self.customers = {c["id"]: dict(c) for c in raw["customers"]}
         self.subscriptions = {s["id"]: dict(s) for s in raw["subscriptions"]}
         self.orders = {o["id"]: {**o, "amount": _money(o["amount"]),

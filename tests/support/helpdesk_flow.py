@@ -32,7 +32,7 @@ from mailagent.worker import broker
 from mailagent.worker.inprocess import InProcess
 
 from ..conftest import make_settings
-from .actions_flow import backend_data, policies
+from .actions_flow import SAMPLE, policies
 from .flow import synced
 from .helpscout_server import HelpScoutServer
 from .zendesk_server import ZendeskServer
@@ -67,7 +67,7 @@ def helpscout_desk(hs: HelpScoutServer, **extra: Any) -> dict[str, Any]:
 def desk_settings(url: str, tmp_path: Path, desks: dict[str, dict[str, Any]], **sections: Any) -> Settings:
     """The offline model, the demo backend with the sample company, the shipped policy, and the
     helpdesks `desks`; no mailbox has SMTP (nothing may go out as mail)."""
-    seed(url, backend_data(tmp_path))
+    seed(url, SAMPLE)
     return synced(make_settings(url, policy={"directory": str(policies(tmp_path)), "reload_seconds": 0},
                                 agent=AGENT, helpdesks=desks, **sections))
 

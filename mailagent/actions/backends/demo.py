@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -269,8 +270,13 @@ class _IncidentRow(_Row):
     public_update: str = ""
 
 
-class _DemoData(BaseModel):
+class DemoData(BaseModel):
+    """A demo data file. `as_of` is the day its dates were written for: they are seeded that many
+    days before the seeding day as they were before `as_of`, so the sample stays as recent as it
+    was written (an order of "last week", a refund window still open) whenever it is seeded."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+    as_of: dt.date | None = None
     customers: list[_CustomerRow] = []
     subscriptions: list[_SubscriptionRow] = []
     orders: list[_OrderRow] = []
@@ -287,20 +293,12 @@ _TABLES: tuple[tuple[str, type[SQLModel]], ...] = (      # in foreign-key order
 def seed(url: str, path: str | Path) -> dict[str, int]:
     """Load a demo data file (like `examples/backend.toml`) in one transaction: rows per table.
 
-    Rows are upserted by id, so seeding again restores the file's values (a demo reset) without
-    duplicating anything; rows not in the file, and idempotency records, stay. A bad file changes
-    nothing and raises `FileError` naming the file, line and key of every problem."""
-    path = Path(path)
+    Rows are upserted by id, so seeding again restores the file's values (a demo reset, with dates
+    as of the new seeding day) without duplicating anything; rows not in the file, and idempotency
+    records, stay. A bad file changes nothing and raises `FileError` naming the file, line and key
+    of every problem."""
     schema.demo_tables(url)
-    text, raw = tomlfile.read(path)
-    try:
-        data = _DemoData.model_validate(raw)
-    except ValidationError as exc:
-        raise FileError(tomlfile.problems_from(str(path), text, exc)) from None
-    lines = tomlfile.key_lines(text)
-    if problems := [Problem(str(path), tomlfile.line_of(lines, loc), tomlfile.dotted(loc), message)
-                    for loc, message in _inconsistencies(data)]:
-        raise FileError(problems)
+    data = read(path)
     with db.session(url) as s:
         for name, model in _TABLES:
             if rows := [_columns(model, row) for row in getattr(data, name)]:
@@ -310,7 +308,46 @@ def seed(url: str, path: str | Path) -> dict[str, int]:
     return {name: len(getattr(data, name)) for name, _ in _TABLES}
 
 
-def _inconsistencies(data: _DemoData) -> list[tuple[tomlfile.Loc, str]]:
+def read(path: str | Path) -> DemoData:
+    """A demo data file, checked, with its dates moved from its `as_of` day to today (UTC)."""
+    path = Path(path)
+    text, raw = tomlfile.read(path)
+    try:
+        data = DemoData.model_validate(raw)
+    except ValidationError as exc:
+        raise FileError(tomlfile.problems_from(str(path), text, exc)) from None
+    lines = tomlfile.key_lines(text)
+    if problems := [Problem(str(path), tomlfile.line_of(lines, loc), tomlfile.dotted(loc), message)
+                    for loc, message in _inconsistencies(data)]:
+        raise FileError(problems)
+    if data.as_of is None:
+        return data
+    days = dt.datetime.now(dt.UTC).date() - data.as_of
+    return data.model_copy(update={name: [_moved(row, days) for row in getattr(data, name)] for name, _ in _TABLES})
+
+
+_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def _moved(row: _Row, days: dt.timedelta) -> _Row:
+    """The row `days` later: its date and time fields, and the days written in its text (an
+    order's description names its billing period). Ids stay as they are: mail quotes them."""
+    def later(match: re.Match[str]) -> str:
+        try:
+            return (dt.date.fromisoformat(match[0]) + days).isoformat()
+        except ValueError:
+            return match[0]
+
+    update: dict[str, Any] = {}
+    for name, value in row:
+        if isinstance(value, dt.date):                 # datetimes too
+            update[name] = value + days
+        elif isinstance(value, str) and not name.endswith("id"):
+            update[name] = _DAY.sub(later, value)
+    return row.model_copy(update=update)
+
+
+def _inconsistencies(data: DemoData) -> list[tuple[tomlfile.Loc, str]]:
     """Duplicates and dangling references, which the database would refuse without saying where."""
     found: list[tuple[tomlfile.Loc, str]] = []
     for table, key in (("customers", "id"), ("customers", "email"), ("subscriptions", "id"),
