@@ -5,12 +5,15 @@ parts (Message-ID, MIME boundary) are normalized; the clock is frozen."""
 from __future__ import annotations
 
 import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8, EmailPolicy
 from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
 
-from mailagent.mail import smtp
+from mailagent.mail import mime, smtp
 
 GOLDEN = Path(__file__).parent / "data" / "compose"
 LONG = ("This line is long enough that any mail writer must think about folding or encoding it, and it carries "
@@ -45,3 +48,34 @@ def test_a_composed_reply_is_byte_for_byte_what_it_was(name: str) -> None:
     got = _normalized(message_id, raw)
     golden = GOLDEN / f"{name}.eml"
     assert got == golden.read_bytes()
+
+
+HEADER_VALUES = ["Re: Invoice", "Re:  two  spaces", " leading", "trailing ", "=?utf-8?q?Zo=C3=AB?=", "x" * 72,
+                 "x" * 73, "Rückerstattung", "a\tb", "semi; colon, comma \"quoted\" (comment) <angle> \\", "",
+                 "<a@b.example> <c@d.example>", "Eve\r\nBcc: victim@example.org", "line\x0bbreak", "ünï " * 30]
+ADDRESSES = [("", "ann@customer.example"), ("Ann", "ann@customer.example"), ("Doe, John", "j@c.example"),
+             ('Eve "the" (x) \\', "eve@c.example"), ("Zoë Müller", "zoe@c.example"), ("=?utf-8?q?x?=", "x@c.example"),
+             ("N" * 70, "long@customer.example"), ("Zoë", "zoë@c.example")]
+
+
+def _stdlib(policy: EmailPolicy, name: str, value: object) -> bytes:
+    msg = EmailMessage(policy=policy)
+    msg[name] = value
+    return msg.as_bytes()[:-2]                       # the header block's closing blank line
+
+
+@pytest.mark.parametrize("policy", [SMTP, SMTPUTF8], ids=["smtp", "smtputf8"])
+def test_a_header_is_written_as_the_stdlib_writes_it(policy: EmailPolicy) -> None:
+    """The shortcut for plain headers writes what the policy writes, and refuses what it refuses."""
+    values: list[tuple[str, object]] = [("Subject", v) for v in HEADER_VALUES] + [("References", v) for v in
+                                                                                  HEADER_VALUES]
+    values += [("To", [Address(n, username=a.rpartition("@")[0], domain=a.rpartition("@")[2])]) for n, a in ADDRESSES]
+    values += [("From", Address(n, username=a.rpartition("@")[0], domain=a.rpartition("@")[2])) for n, a in ADDRESSES]
+    for name, value in values:
+        try:
+            expected = _stdlib(policy, name, value)
+        except ValueError:
+            with pytest.raises(ValueError):
+                mime.header(policy, name, value)     # type: ignore[arg-type]
+            continue
+        assert mime.header(policy, name, value) == expected, (name, value)  # type: ignore[arg-type]
