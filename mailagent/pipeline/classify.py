@@ -165,15 +165,17 @@ def _process(settings: Settings, message_id: int, raw: bytes) -> Processed | Non
 
 
 def _recorded(found: Inspection) -> dict[str, Any]:
-    """The message's columns from what its parse said."""
-    values: dict[str, Any] = {
+    """The message's columns from what its parse said (a message that could not be parsed keeps
+    the defaults for its body: it has none)."""
+    parsed = found.parsed
+    return {
         "from_name": found.from_name, "from_addr": found.from_addr, "reply_to": found.reply_to,
         "subject": found.subject, "sent_at": found.sent_at, "in_reply_to": list(found.in_reply_to),
         "references": list(found.references), "parse_error": found.parse_error, "kind": found.kind,
-        "kind_reason": found.kind_reason}
-    if (parsed := found.parsed) is not None:
-        values.update(text=parsed.text, reply_text=parsed.reply_text, hidden_text=parsed.hidden_text,
-                      quoted_text=parsed.quoted_text, signature=parsed.signature, defects=list(parsed.defects),
-                      attachments=[{"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                                   for a in parsed.attachments])
-    return values
+        "kind_reason": found.kind_reason,
+        "text": parsed.text if parsed else "", "reply_text": parsed.reply_text if parsed else "",
+        "hidden_text": parsed.hidden_text if parsed else "", "quoted_text": parsed.quoted_text if parsed else "",
+        "signature": parsed.signature if parsed else "", "defects": list(parsed.defects) if parsed else [],
+        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in parsed.attachments] if parsed else [],
+    }

@@ -74,9 +74,9 @@ def lock_stored(s: Session, message_id: int) -> Stored | None:
 
 
 def processed(s: Session, message_id: int, **values: Any) -> None:
-    """Record what processing found, and mark the message processed."""
-    s.connection().execute(update(_m).where(_m.c.id == message_id).values(
-        state=MessageState.PROCESSED.value, processed_at=now(), error=None, **values))
+    """Record what processing found (`values`: every column of `_PROCESSED_COLUMNS`), and mark the
+    message processed."""
+    s.connection().execute(_PROCESSED, {"m": message_id, "at": now(), **{f"v_{k}": v for k, v in values.items()}})
 
 
 def referenced(s: Session, ids: list[str]) -> tuple[dict[str, tuple[int, int | None]], dict[str, int]]:
@@ -140,6 +140,13 @@ _SENT_BY_MESSAGE_ID = select(_o.c.message_id, _o.c.conversation_id).where(
 _BY_SUBJECT = (select(_c.c.id).where(_c.c.customer_addr == bindparam("addr"), _c.c.mailbox.is_not_distinct_from(bindparam("mailbox")),
                                      _c.c.subject_key == bindparam("key"), _c.c.last_message_at >= bindparam("since"))
                .order_by(_c.c.last_message_at.desc()).limit(1))
+_PROCESSED_COLUMNS = ("mailbox", "conversation_id", "from_name", "from_addr", "reply_to", "subject", "sent_at",
+                      "in_reply_to", "references", "parse_error", "kind", "kind_reason", "text", "reply_text",
+                      "hidden_text", "quoted_text", "signature", "defects", "attachments", "sender_authenticated",
+                      "sender_auth_method", "sender_auth_domain", "sender_auth_reason")
+_PROCESSED = update(_m).where(_m.c.id == bindparam("m")).values(
+    state=MessageState.PROCESSED.value, processed_at=bindparam("at"), error=None,
+    **{name: bindparam(f"v_{name}") for name in _PROCESSED_COLUMNS})
 _NEW_CONVERSATION = insert(_c).returning(_c.c.id)
 _CONVERSATION = select(_c.c.subject, _c.c.last_message_at).where(_c.c.id == bindparam("c"))
 _TOUCH = update(_c).where(_c.c.id == bindparam("c")).values(last_message_at=bindparam("at"))
