@@ -40,8 +40,13 @@ def claim(s: Session, outbound_id: int) -> Claimed | None:
 
 
 def finish(s: Session, outbound_id: int, **values: Any) -> None:
-    """Record an attempt's outcome (state, errors, the SMTP conversation's last words)."""
-    s.connection().execute(update(_o).where(_o.c.id == outbound_id).values(**values))
+    """Record an attempt's outcome (state, errors, the SMTP conversation's last words). One
+    statement per set of columns an outcome writes, built on first use."""
+    columns = tuple(sorted(values))
+    if columns not in _FINISH:
+        _FINISH[columns] = update(_o).where(_o.c.id == bindparam("o")).values(
+            {name: bindparam(f"v_{name}") for name in columns})
+    s.connection().execute(_FINISH[columns], {"o": outbound_id, **{f"v_{k}": v for k, v in values.items()}})
 
 
 def stale_sending(s: Session, deadline: datetime, error: str) -> list[int]:
@@ -76,4 +81,5 @@ _STALE = select(_o.c.id).where(_o.c.state == OutboundState.SENDING.value, _o.c.s
 _UNKNOWN = (update(_o).where(_o.c.id.in_(bindparam("ids", expanding=True)), _o.c.state == OutboundState.SENDING.value)
             .values(state=OutboundState.UNKNOWN.value, last_error=bindparam("error")))
 _SENT_COPY = select(_o.c.mailbox, _o.c.raw, _o.c.state, _o.c.saved_to_sent, _o.c.sent_at).where(_o.c.id == bindparam("o"))
+_FINISH: dict[tuple[str, ...], Any] = {}
 _SAVED = update(_o).where(_o.c.id == bindparam("o")).values(saved_to_sent=True)
