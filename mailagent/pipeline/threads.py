@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mailagent.store import db, messages
+from mailagent.store import messages
 from mailagent.store.db import Session
 from mailagent.store.messages import Stored, Threaded
 from mailagent.store.models import now
@@ -71,10 +71,9 @@ def _by_subject(s: Session, msg: Incoming, key: str, window: timedelta, at: date
 
 def assign(s: Session, msg: Incoming, window: timedelta, also: tuple[str, ...] = ()) -> Threaded:
     """Put `msg` in its conversation, creating one if it starts a thread (the caller records the
-    message's own `conversation_id`). Serialized, so two messages of one new thread processed at
-    once still make one conversation. `also`: more Message-IDs it is about (the original a bounce
-    reports), after its own references."""
-    db.lock(s, "threading")
+    message's own `conversation_id`). The caller holds the `threading` lock (`db.lock`), so two
+    messages of one new thread processed at once still make one conversation. `also`: more
+    Message-IDs it is about (the original a bounce reports), after its own references."""
     if msg.row.conversation_id is not None:       # another message's threading took it along
         return messages.touch_conversation(s, msg.row.conversation_id, None)
     at = msg.sent_at if msg.sent_at and msg.sent_at < now() else msg.row.received_at
