@@ -263,7 +263,7 @@ _CATEGORIES = (
 def profile_table(path: Path) -> list[tuple[str, float]]:
     """Share of the on-CPU samples per category (py-spy collapsed stacks: `frame;frame;... count`)."""
     totals: Counter[str] = Counter()
-    for line in path.read_text().splitlines():
+    for line in re.findall(r".*? \d+$", path.read_text(), re.MULTILINE | re.DOTALL):  # a frame may hold a line break
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         category = next((name for frame in reversed(frames) for name, marks in _CATEGORIES

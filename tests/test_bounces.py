@@ -121,4 +121,4 @@ def test_a_bounce_of_mail_we_did_not_send_changes_nothing(sqlite_url: str, setti
     with db.session(sqlite_url) as s:
         assert s.exec(select(func.count()).select_from(Conversation)).one() == 2
         assert s.get(Draft, outcome.draft_id).rule != "invariant: our reply bounced"
-    assert processed.message.kind == "bounce"
+    assert processed.kind == "bounce"

@@ -216,9 +216,7 @@ def test_verdict_is_stored_on_the_message(any_db_url: str) -> None:
     raw = with_headers(CUSTOMER, results(f"{MX}; dmarc=pass header.from=customer.example"))
     v = sender.check(settings, raw)
     with db.session(any_db_url) as s:
-        row = Message(dedup_key="k", sha256="x", raw=raw, source="file")
-        sender.record(row, v)
-        s.add(row)
+        s.add(Message(dedup_key="k", sha256="x", raw=raw, source="file", **sender.fields(v)))
     with db.reading(any_db_url) as s:
         stored = s.exec(select(Message)).one()
         assert (stored.sender_authenticated, stored.sender_auth_method, stored.sender_auth_domain) == \

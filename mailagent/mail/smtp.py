@@ -13,7 +13,6 @@ import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.policy import SMTPUTF8 as SMTPUTF8_POLICY
 from email.utils import format_datetime, make_msgid
@@ -22,6 +21,7 @@ from enum import StrEnum
 import aiosmtplib
 
 from mailagent.config import Smtp, secret
+from mailagent.mail import mime
 
 MAX_REFERENCES = 20
 _RE_PREFIX = ("re:", "aw:", "sv:", "antw:", "r:", "rif:")
@@ -96,31 +96,34 @@ def text_to_html(text: str) -> str:
 
 
 def compose(reply: Reply) -> tuple[str, bytes]:
-    """(Message-ID without brackets, RFC 5322 bytes) of the reply. Non-ASCII text in headers is
-    written as RFC 2047 encoded words, which every server and client reads; only an address with
-    a non-ASCII local part makes it an RFC 6532 message (UTF-8 headers), sent with SMTPUTF8."""
-    utf8 = needs_smtputf8([reply.sender, *reply.to])
-    msg = EmailMessage(policy=SMTPUTF8_POLICY if utf8 else SMTP_POLICY)
+    """(Message-ID without brackets, RFC 5322 bytes) of the reply: text and HTML alternatives.
+    Non-ASCII text in headers is written as RFC 2047 encoded words, which every server and client
+    reads; only an address with a non-ASCII local part makes it an RFC 6532 message (UTF-8
+    headers), sent with SMTPUTF8. Written by `mime`, byte for byte as `EmailMessage` would."""
+    policy = SMTPUTF8_POLICY if needs_smtputf8([reply.sender, *reply.to]) else SMTP_POLICY
     domain = reply.sender.rsplit("@", 1)[-1]
     message_id = make_msgid(domain=domain)
-    msg["From"] = _address(reply.sender_name, reply.sender)
     names = [reply.to_name] + [""] * (len(reply.to) - 1)
-    msg["To"] = [_address(name, addr) for name, addr in zip(names, reply.to, strict=True)]
-    msg["Subject"] = reply_subject(reply.subject)
-    msg["Date"] = format_datetime(datetime.now(UTC))
-    msg["Message-ID"] = message_id
+    fields: list[tuple[str, str | Address | list[Address]]] = [
+        ("From", _address(reply.sender_name, reply.sender)),
+        ("To", [_address(name, addr) for name, addr in zip(names, reply.to, strict=True)]),
+        ("Subject", reply_subject(reply.subject)),
+        ("Date", format_datetime(datetime.now(UTC))),
+        ("Message-ID", message_id),
+    ]
     if reply.in_reply_to:
-        msg["In-Reply-To"] = f"<{reply.in_reply_to}>"
+        fields.append(("In-Reply-To", f"<{reply.in_reply_to}>"))
     if chain := references_chain(reply.references, reply.in_reply_to):
-        msg["References"] = " ".join(f"<{r}>" for r in chain)
+        fields.append(("References", " ".join(f"<{r}>" for r in chain)))
     if not reply.approved:
-        msg["Auto-Submitted"] = "auto-replied"           # RFC 3834: nobody looked at it
-        msg["X-Auto-Response-Suppress"] = "All"          # ask Exchange not to auto-answer it
+        fields.append(("Auto-Submitted", "auto-replied"))       # RFC 3834: nobody looked at it
+        fields.append(("X-Auto-Response-Suppress", "All"))      # ask Exchange not to auto-answer it
     if reply.conversation_id is not None:
-        msg["X-Mailagent-Conversation"] = str(reply.conversation_id)
-    msg.set_content(reply.text)
-    msg.add_alternative(text_to_html(reply.text), subtype="html")
-    return message_id.strip("<>"), msg.as_bytes()
+        fields.append(("X-Mailagent-Conversation", str(reply.conversation_id)))
+    headers = [mime.header(policy, name, value) for name, value in fields]
+    parts = [mime.text_part(policy, "plain", reply.text),
+             mime.text_part(policy, "html", text_to_html(reply.text), mime_version=True)]
+    return message_id.strip("<>"), mime.alternative(policy, headers, parts)
 
 
 class Status(StrEnum):

@@ -15,11 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import defer
-from sqlmodel import select
-
 from mailagent.config import Settings
 from mailagent.mail import loops
 from mailagent.mail.dsn import DeliveryReport, delivery_report
@@ -27,16 +22,17 @@ from mailagent.mail.headers import envelope, first_address, read_headers
 from mailagent.mail.parse import ParsedMail, ParseError, parse_tree
 from mailagent.mail.sniff import not_mail
 from mailagent.pipeline import bounces, sender, threads
-from mailagent.store import db
-from mailagent.store.models import Conversation, Message, MessageState, now
+from mailagent.store import db, messages
+from mailagent.store.messages import Stored, Threaded
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Processed:
-    message: Message
-    conversation: Conversation
+    message: Stored
+    kind: str                            # mail.loops kind
+    conversation: Threaded
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ def process(settings: Settings, message_id: int) -> Processed | None:
         return None
     try:
         return _process(settings, message_id, claimed)
-    except SQLAlchemyError:
+    except db.DatabaseError:
         _uncount(url, message_id)    # storage trouble is not the message's fault: retried as it is
         raise
     except Exception as exc:
@@ -109,43 +105,38 @@ def process(settings: Settings, message_id: int) -> Processed | None:
 def conversation_of(settings: Settings, message_id: int) -> int | None:
     """The conversation of a message processed already."""
     with db.reading(settings.database.url) as s:
-        return s.exec(select(Message.conversation_id).where(
-            Message.id == message_id, Message.state == MessageState.PROCESSED)).first()
+        return messages.conversation_of(s, message_id)
 
 
 def _claim(url: str, message_id: int, max_attempts: int) -> bytes | None:
     """Count an attempt and return the raw bytes; None when the message is not waiting, or when
     its attempts are spent (then it is marked failed)."""
     with db.session(url) as s:
-        attempts = s.execute(update(Message).where(Message.id == message_id, Message.state == MessageState.STORED)
-                             .values(attempts=Message.attempts + 1).returning(Message.attempts)).scalar()
-        if attempts is None:
+        attempt = messages.count_attempt(s, message_id)
+        if attempt is None:
             return None
-        if attempts > max_attempts:
-            msg = s.get(Message, message_id, options=[defer(Message.raw)])  # type: ignore[arg-type]
-            assert msg is not None
-            msg.state, msg.processed_at = MessageState.FAILED, now()
-            msg.error = (f"processing failed {attempts - 1} times; last error: "
-                         f"{msg.error or 'the worker stopped during processing'}")
-            log.error("message %s: %s", message_id, msg.error)
+        if attempt.attempts > max_attempts:
+            error = (f"processing failed {attempt.attempts - 1} times; last error: "
+                     f"{attempt.error or 'the worker stopped during processing'}")
+            messages.fail(s, message_id, error)
+            log.error("message %s: %s", message_id, error)
             return None
-        return s.exec(select(Message.raw).where(Message.id == message_id)).one()
+        return attempt.raw
 
 
 def _uncount(url: str, message_id: int) -> None:
     """Give back the attempt a storage error cost (best effort: storage may still be down)."""
     try:
         with db.session(url) as s:
-            s.execute(update(Message).where(Message.id == message_id, Message.attempts > 0)
-                      .values(attempts=Message.attempts - 1))
-    except SQLAlchemyError:
+            messages.uncount(s, message_id)
+    except db.DatabaseError:
         log.warning("message %s: could not give back an attempt lost to a storage error", message_id)
 
 
 def _failed(url: str, message_id: int, error: str) -> None:
     log.exception("message %s: processing failed", message_id)
     with db.session(url) as s:
-        s.execute(update(Message).where(Message.id == message_id).values(error=error))
+        messages.set_error(s, message_id, error)
 
 
 def _process(settings: Settings, message_id: int, raw: bytes) -> Processed | None:
@@ -158,29 +149,33 @@ def _process(settings: Settings, message_id: int, raw: bytes) -> Processed | Non
     window = timedelta(days=settings.ingest.subject_window_days)
     with db.session(url) as s:
         db.lock(s, "threading")   # first: threading may update other messages' rows too
-        msg = s.get(Message, message_id, with_for_update=True, options=[defer(Message.raw)])  # type: ignore[arg-type]
-        if msg is None or msg.state != MessageState.STORED:
+        row = messages.lock_stored(s, message_id)
+        if row is None:
             return None
-        _record(msg, found)
-        msg.mailbox = settings.reply_mailbox(msg.mailbox or found.mailbox)
-        sender.record(msg, verdict)
+        mailbox = settings.reply_mailbox(row.mailbox or found.mailbox)
         reported = found.report.original_ids if found.report else ()
         if found.report is not None:
-            bounces.link(s, msg, found.report)
-        conversation = threads.assign(s, msg, window, also=reported)
-        msg.state, msg.processed_at, msg.error = MessageState.PROCESSED, now(), None
-        return Processed(msg, conversation)
+            bounces.link(s, messages.orm(s, message_id), found.report)
+        conversation = threads.assign(s, threads.Incoming(
+            row, mailbox, found.from_addr, found.from_name, found.subject, found.sent_at, found.in_reply_to,
+            found.references), window, also=reported)
+        messages.processed(s, message_id, mailbox=mailbox, conversation_id=conversation.id, **_recorded(found),
+                           **sender.fields(verdict))
+        return Processed(row, found.kind, conversation)
 
 
-def _record(msg: Message, found: Inspection) -> None:
-    msg.from_name, msg.from_addr, msg.reply_to, msg.subject = found.from_name, found.from_addr, found.reply_to, \
-        found.subject
-    msg.sent_at, msg.in_reply_to, msg.references = found.sent_at, list(found.in_reply_to), list(found.references)
-    if (parsed := found.parsed) is not None:
-        msg.text, msg.reply_text, msg.hidden_text = parsed.text, parsed.reply_text, parsed.hidden_text
-        msg.quoted_text, msg.signature = parsed.quoted_text, parsed.signature
-        msg.attachments = [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                           for a in parsed.attachments]
-        msg.defects = list(parsed.defects)
-    msg.parse_error = found.parse_error
-    msg.kind, msg.kind_reason = found.kind, found.kind_reason
+def _recorded(found: Inspection) -> dict[str, Any]:
+    """The message's columns from what its parse said (a message that could not be parsed keeps
+    the defaults for its body: it has none)."""
+    parsed = found.parsed
+    return {
+        "from_name": found.from_name, "from_addr": found.from_addr, "reply_to": found.reply_to,
+        "subject": found.subject, "sent_at": found.sent_at, "in_reply_to": list(found.in_reply_to),
+        "references": list(found.references), "parse_error": found.parse_error, "kind": found.kind,
+        "kind_reason": found.kind_reason,
+        "text": parsed.text if parsed else "", "reply_text": parsed.reply_text if parsed else "",
+        "hidden_text": parsed.hidden_text if parsed else "", "quoted_text": parsed.quoted_text if parsed else "",
+        "signature": parsed.signature if parsed else "", "defects": list(parsed.defects) if parsed else [],
+        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in parsed.attachments] if parsed else [],
+    }

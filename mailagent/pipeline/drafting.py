@@ -24,9 +24,6 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
-
 from mailagent.actions import proposals
 from mailagent.actions.backends import Customer, customer_of, make_backend
 from mailagent.actions.execute import OutcomeUnknown
@@ -36,15 +33,10 @@ from mailagent.config import Settings
 from mailagent.evals import classifiers, gate, snapshot
 from mailagent.pipeline import decide, helpdesk_drafts, outbox, sender
 from mailagent.policy import Decision, current_policy
-from mailagent.store import audit, db, tickets
-from mailagent.store.models import (
-    Action,
-    ActionState,
-    Draft,
-    DraftState,
-    SpanRecord,
-    now,
-)
+from mailagent.store import db, decisions, tickets
+from mailagent.store.db import Session
+from mailagent.store.decisions import DraftRow
+from mailagent.store.models import ActionState, Draft, DraftState, now
 from mailagent.store.tickets import Ticket
 
 log = logging.getLogger(__name__)
@@ -175,9 +167,10 @@ def _pause(settings: Settings, ticket: Ticket, owner: str, customer: Customer | 
     checked = [proposals.check(backend, ticket.customer_addr, p.tool, p.arguments, known=customer)
                for p in result.proposals]
     with db.session(settings.database.url) as s:
-        row = _locked(s, ticket, owner)
-        if row is None:
+        if _locked(s, ticket, owner) is None:
             return False                                    # another worker took the draft over
+        row = s.get(Draft, ticket.draft_id)                 # proposals and helpdesk notes take the ORM object
+        assert row is not None
         _record(row, request, result)
         actions = [proposals.propose(s, policy, row, p.call_id, p.tool, p.arguments, facts,
                                      unverified_sender=request.unverified_sender)
@@ -211,6 +204,7 @@ def _decide(settings: Settings, ticket: Ticket, owner: str, customer: Customer |
         if newest is not None and newest != ticket.message_id:
             row.state, row.decided_at = DraftState.SUPERSEDED, now()
             row.reasons = [f"message {newest} arrived while drafting: drafting again"]
+            decisions.save(s, row)
             return Outcome(Step.REDRAFT, ticket.draft_id)
         facts = decide.facts(ticket, customer, result, tickets.counts(s, ticket), now(), grades=grades, labels=labels)
         no_way_out = outbox.NO_MAILBOX if ticket.helpdesk is None and outbox.reply_mailbox(
@@ -244,44 +238,41 @@ def _hold_failed(settings: Settings, ticket: Ticket, owner: str, *, decided: boo
         else:
             row.state, row.decision, row.rule, row.reasons, row.decided_at = (
                 DraftState.HELD, decision.decision, decision.rule, list(decision.reasons), now())
+            decisions.save(s, row)
         log.error("draft %s: %s", ticket.draft_id, reason)
         return Outcome(Step.DECIDED, ticket.draft_id, None, f"{row.state} ({decision.rule})")
 
 
-def _locked(s: Session, ticket: Ticket, owner: str) -> Draft | None:
+def _locked(s: Session, ticket: Ticket, owner: str) -> DraftRow | None:
     """The draft, under the conversation's lock, if this worker still holds it."""
-    db.lock(s, f"conversation:{ticket.conversation_id}")
-    row = s.get(Draft, ticket.draft_id, populate_existing=True)
-    if row is None or row.state != DraftState.DRAFTING or row.lease_owner != owner:
-        return None
-    return row
+    return decisions.locked(s, ticket.draft_id, ticket.conversation_id, owner)
 
 
-def _apply(s: Session, settings: Settings, row: Draft, ticket: Ticket, decision: Decision,
+def _apply(s: Session, settings: Settings, row: DraftRow, ticket: Ticket, decision: Decision,
            facts: dict[str, object], policy_version: str) -> int | None:
-    """Record the decision on the draft; an auto-sent reply goes into the outbox."""
+    """Record the decision on the draft (written here); an auto-sent reply goes into the outbox."""
     row.decision, row.rule, row.reasons, row.shadow = (decision.decision, decision.rule, list(decision.reasons),
                                                        decision.shadow)
     row.facts, row.decided_at, row.policy_version = facts, now(), policy_version
     row.flags = list(dict.fromkeys([*row.flags, *facts.get("flags", ())]))  # type: ignore[arg-type]
     row.state = decide.state(decision)
-    _supersede_older(s, row)
-    outbound_id = None
-    if ticket.helpdesk is not None:     # helpdesk hook (issue 9): the reply or the rep's note goes to the helpdesk
-        helpdesk_drafts.decided(s, settings, row, ticket)
-    elif row.state == DraftState.SENT:
+    decisions.supersede_older(s, row)
+    if ticket.helpdesk is None and row.state == DraftState.SENT:
         parent = outbox.Parent(ticket.message_id, ticket.message_id_header, ticket.references, ticket.subject,
                                ticket.from_addr, ticket.reply_to, ticket.from_name)
-        outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, parent, row.text,
-                                         approved_by=None).id
-        row.outbound_id = outbound_id
+        row.outbound_id = outbox.queue_reply(s, settings, ticket.conversation_id, ticket.mailbox, parent, row.text,
+                                             approved_by=None).id
+    decisions.save(s, row)
+    if ticket.helpdesk is not None:     # helpdesk hook (issue 9): the reply or the rep's note goes to the helpdesk
+        helpdesk_drafts.decided(s, settings, decisions.orm(s, row), ticket)
     if row.trace_id:
-        s.add(SpanRecord(id=f"policy_{row.id}_{uuid.uuid4().hex[:8]}", trace_id=row.trace_id, kind="policy",
-                         name=decision.rule, started_at=now(), ended_at=now(),
-                         data={"decision": decision.decision, "shadow": decision.shadow, "rule": decision.rule,
-                               "reasons": list(decision.reasons), "policy_version": policy_version}))
+        at = now()
+        decisions.add_span(s, id=f"policy_{row.id}_{uuid.uuid4().hex[:8]}", trace_id=row.trace_id, kind="policy",
+                           name=decision.rule, started_at=at, ended_at=at,
+                           data={"decision": decision.decision, "shadow": decision.shadow, "rule": decision.rule,
+                                 "reasons": list(decision.reasons), "policy_version": policy_version})
     log.info("draft %s: %s by %s", row.id, decision.decision, decision.rule)
-    return outbound_id
+    return row.outbound_id
 
 
 def _graded(settings: Settings, ticket: Ticket, request: DraftRequest,
@@ -298,7 +289,7 @@ def _graded(settings: Settings, ticket: Ticket, request: DraftRequest,
     return grades, labels
 
 
-def _record(row: Draft, request: DraftRequest, result: DraftResult) -> None:
+def _record(row: Draft | DraftRow, request: DraftRequest, result: DraftResult) -> None:
     """What the run produced, and the request it answered (the snapshot the learning loop keeps)."""
     row.request = snapshot.dump(request)
     output = result.draft
@@ -313,23 +304,6 @@ def _record(row: Draft, request: DraftRequest, result: DraftResult) -> None:
     notes = [*result.notes, *(f"the agent escalated: {e}" for e in result.escalations)]
     if notes:
         row.needs_human_reason = "; ".join(filter(None, [row.needs_human_reason, *notes]))
-
-
-def _supersede_older(s: Session, row: Draft) -> None:
-    """A draft for an older turn must not be approved, nor its actions run, once a newer one was
-    decided."""
-    older = select(Draft.id).where(Draft.conversation_id == row.conversation_id, Draft.id != row.id,
-                                   col(Draft.state).in_([DraftState.HELD, DraftState.ESCALATED, DraftState.WAITING]))
-    ids = list(s.exec(older))
-    if not ids:
-        return
-    for action in s.exec(select(Action).where(col(Action.draft_id).in_(ids), Action.state == ActionState.PROPOSED)):
-        action.state, action.decided_by, action.decided_at = ActionState.REJECTED, "system", now()
-        action.reasons = [f"superseded by draft {row.id}"]
-        audit.record(s, "system", "rejected", conversation_id=action.conversation_id, draft_id=action.draft_id,
-                     action_id=action.id, reasons=action.reasons)
-    s.execute(update(Draft).where(col(Draft.id).in_(ids))
-              .values(state=DraftState.SUPERSEDED, run_state=None, reasons=[f"superseded by draft {row.id}"]))
 
 
 # --- leases and transactions off the event loop --------------------------------------------------

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
-
-from sqlalchemy import update
-from sqlmodel import Session, select
 
 from mailagent.agent.guardrails import safe_display_name
 from mailagent.config import Settings
 from mailagent.helpdesks.notes import reply_html
 from mailagent.mail import imap, smtp
 from mailagent.pipeline import helpdesk
-from mailagent.store import db
-from mailagent.store.models import Conversation, Message, Outbound, OutboundState, now
+from mailagent.store import db, outbound
+from mailagent.store.db import Session
+from mailagent.store.models import Conversation, Message, OutboundState, now
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,16 @@ class Parent:
     def of(cls, message: Message) -> Parent:
         return cls(message.id or 0, message.message_id, tuple(message.references), message.subject,
                    message.from_addr, message.reply_to, message.from_name)
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """A composed reply in the outbox."""
+
+    id: int
+    message_id: str
+    raw: bytes
+    approved_by: str | None
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ NO_MAILBOX = ("no mailbox to reply from: the message named none of our addresses
 
 
 def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_name: str | None, parent: Parent,
-                text: str, approved_by: str | None) -> Outbound:
+                text: str, approved_by: str | None) -> QueuedReply:
     """Compose the reply to `parent` and put it in the outbox (the caller's transaction)."""
     chosen = reply_mailbox(settings, mailbox_name)
     if chosen is None:
@@ -100,14 +109,10 @@ def queue_reply(s: Session, settings: Settings, conversation_id: int, mailbox_na
         conversation_id=conversation_id,
     )
     message_id, raw = smtp.compose(reply)
-    row = Outbound(
-        conversation_id=conversation_id, reply_to_message_id=parent.id, mailbox=mailbox_name,
-        message_id=message_id, sender=mailbox.address, recipients=[recipient],
-        subject=smtp.reply_subject(parent.subject), body_text=text, raw=raw, approved_by=approved_by,
-    )
-    s.add(row)
-    s.flush()
-    return row
+    row_id = outbound.add(s, conversation_id=conversation_id, reply_to_message_id=parent.id, mailbox=mailbox_name,
+                          message_id=message_id, sender=mailbox.address, recipients=[recipient],
+                          subject=smtp.reply_subject(parent.subject), body_text=text, raw=raw, approved_by=approved_by)
+    return QueuedReply(row_id, message_id, raw, approved_by)
 
 
 @dataclass(frozen=True)
@@ -124,15 +129,21 @@ def backoff(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, settings.outbox.retry_max_seconds))
 
 
-def _claim(url: str, outbound_id: int) -> Outbound | None:
+_threads = threading.local()
+
+
+def _loop() -> asyncio.Runner:
+    """This thread's event loop for sends, kept between them: a new one per send (`asyncio.run`)
+    costs more CPU than the SMTP conversation itself. Never the thread's current loop (a
+    `loop_factory`), so it is invisible to anything else the thread runs."""
+    if getattr(_threads, "runner", None) is None:
+        _threads.runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+    return _threads.runner  # type: ignore[no-any-return]
+
+
+def _claim(url: str, outbound_id: int) -> outbound.Claimed | None:
     with db.session(url) as s:
-        claimed = s.execute(
-            update(Outbound)
-            .where(Outbound.id == outbound_id, Outbound.state == OutboundState.QUEUED,
-                   Outbound.next_attempt_at <= now())
-            .values(state=OutboundState.SENDING, sending_started_at=now(), attempts=Outbound.attempts + 1)
-        ).rowcount
-        return s.get(Outbound, outbound_id) if claimed else None
+        return outbound.claim(s, outbound_id)
 
 
 def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
@@ -145,24 +156,22 @@ def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
     if cfg is None:
         outcome = smtp.Outcome(smtp.Status.FAILED, f"mailbox {row.mailbox!r} has no [smtp] section")
     else:
-        outcome = asyncio.run(smtp.send(cfg, row.sender, row.recipients, row.raw,
+        outcome = _loop().run(smtp.send(cfg, row.sender, row.recipients, row.raw,
                                         deadline=settings.outbox.send_timeout_seconds))
     retry_in = None
+    done: dict[str, object] = {"refused": outcome.refused, "smtp_phase": outcome.phase,
+                               "smtp_last_reply": outcome.last_reply}
+    if outcome.status is smtp.Status.SENT:
+        done |= {"state": OutboundState.SENT, "sent_at": now(), "smtp_response": outcome.detail}
+    elif outcome.status is smtp.Status.RETRY and row.attempts < settings.outbox.max_attempts:
+        retry_in = backoff(settings, row.attempts)
+        done |= {"state": OutboundState.QUEUED, "last_error": outcome.detail, "next_attempt_at": now() + retry_in}
+    elif outcome.status is smtp.Status.RETRY:
+        done |= {"state": OutboundState.FAILED, "last_error": f"gave up after {row.attempts} attempts: {outcome.detail}"}
+    else:
+        done |= {"state": OutboundState(outcome.status.value), "last_error": outcome.detail}
     with db.session(url) as s:
-        row = s.get(Outbound, outbound_id, with_for_update=True)
-        assert row is not None
-        row.refused, row.smtp_phase, row.smtp_last_reply = outcome.refused, outcome.phase, outcome.last_reply
-        if outcome.status is smtp.Status.SENT:
-            row.state, row.sent_at, row.smtp_response = OutboundState.SENT, now(), outcome.detail
-        elif outcome.status is smtp.Status.RETRY and row.attempts < settings.outbox.max_attempts:
-            retry_in = backoff(settings, row.attempts)
-            row.state, row.last_error = OutboundState.QUEUED, outcome.detail
-            row.next_attempt_at = now() + retry_in
-        elif outcome.status is smtp.Status.RETRY:
-            row.state = OutboundState.FAILED
-            row.last_error = f"gave up after {row.attempts} attempts: {outcome.detail}"
-        else:
-            row.state, row.last_error = OutboundState(outcome.status.value), outcome.detail
+        outbound.finish(s, outbound_id, **done)
     log.info("outbound %s: %s (%s)", outbound_id, outcome.status, outcome.detail)
     imap = settings.mailbox(row.mailbox).imap
     return Delivery(outcome, retry_in, bool(imap and imap.sent_folder))
@@ -171,28 +180,23 @@ def deliver(settings: Settings, outbound_id: int) -> Delivery | None:
 def save_to_sent(settings: Settings, outbound_id: int) -> bool:
     """APPEND a sent reply to the mailbox's Sent folder, once."""
     with db.reading(settings.database.url) as s:
-        row = s.get(Outbound, outbound_id)
-        if row is None or row.state != OutboundState.SENT or row.saved_to_sent:
-            return False
-        cfg = settings.mailbox(row.mailbox).imap
-        if cfg is None or not cfg.sent_folder:
-            return False
-        raw, sent_at = row.raw, row.sent_at or now()
-    imap.append_sent(cfg, raw, sent_at)
+        row = outbound.sent_copy(s, outbound_id)
+    if row is None or row.state != OutboundState.SENT or row.saved_to_sent:
+        return False
+    cfg = settings.mailbox(row.mailbox).imap
+    if cfg is None or not cfg.sent_folder:
+        return False
+    imap.append_sent(cfg, row.raw, row.sent_at or now())
     with db.session(settings.database.url) as s:
-        s.execute(update(Outbound).where(Outbound.id == outbound_id).values(saved_to_sent=True))
+        outbound.mark_saved(s, outbound_id)
     return True
 
 
 def mark_stale_sending(s: Session, settings: Settings) -> list[int]:
     """Rows whose worker died mid-send: their outcome is unknown, and a human must decide."""
     deadline = now() - timedelta(seconds=settings.outbox.send_timeout_seconds * 2)
-    stale = list(s.exec(select(Outbound.id).where(
-        Outbound.state == OutboundState.SENDING, Outbound.sending_started_at < deadline)))
+    stale = outbound.stale_sending(s, deadline, "the worker stopped while sending; the reply may or may not "
+                                                "have been delivered: check, then resolve by hand")
     if stale:
-        s.execute(update(Outbound).where(Outbound.id.in_(stale), Outbound.state == OutboundState.SENDING)
-                  .values(state=OutboundState.UNKNOWN,
-                          last_error="the worker stopped while sending; the reply may or may not "
-                                     "have been delivered: check, then resolve by hand"))
         log.warning("outbound %s: outcome unknown after a crash mid-send", stale)
     return stale

@@ -1,7 +1,7 @@
 """Who sent a message, decided once in the classify stage and kept on the message row.
 
 The classify stage calls `check` before its transaction (own DKIM verification looks up keys in
-DNS) and `record` inside it. Everything later (policy facts, review surfaces) reads the columns.
+DNS) and records `fields` inside it. Everything later (policy facts, review surfaces) reads the columns.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from mailagent.mail.auth import (
     authenticate,
     sender_matches_customer,
 )
-from mailagent.store.models import Message
 from mailagent.store.tickets import Ticket
 
 
@@ -23,11 +22,10 @@ def check(settings: Settings, raw: bytes, *, dns: DnsLookup | None = None) -> Se
                         verify=settings.ingest.verify_dkim, dns=dns)
 
 
-def record(message: Message, verdict: SenderAuth) -> None:
-    message.sender_authenticated = verdict.authenticated
-    message.sender_auth_method = verdict.method
-    message.sender_auth_domain = verdict.domain
-    message.sender_auth_reason = verdict.reason
+def fields(verdict: SenderAuth) -> dict[str, object]:
+    """The message's columns that keep the verdict."""
+    return {"sender_authenticated": verdict.authenticated, "sender_auth_method": verdict.method,
+            "sender_auth_domain": verdict.domain, "sender_auth_reason": verdict.reason}
 
 
 def unverified(ticket: Ticket) -> str:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, select
+from sqlalchemy import Engine, Table, bindparam, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -96,10 +96,16 @@ def lock(s: Session, name: str) -> None:
     nothing to do on SQLite, whose `BEGIN IMMEDIATE` already serializes every writer."""
     if s.get_bind().dialect.name == "sqlite":
         return
-    s.execute(insert(s, Mutex).values(name=name).on_conflict_do_nothing())
-    s.execute(select(Mutex).where(Mutex.name == name).with_for_update())
+    conn = s.connection()
+    conn.execute(_MUTEX_ROW, {"name": name})
+    conn.execute(_MUTEX_LOCK, {"name": name})
 
 
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages and logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+_mutex: Table = Mutex.__table__  # type: ignore[assignment]
+_MUTEX_ROW = pg_insert(_mutex).values(name=bindparam("name")).on_conflict_do_nothing()
+_MUTEX_LOCK = select(_mutex.c.name).where(_mutex.c.name == bindparam("name")).with_for_update()

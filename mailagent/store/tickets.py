@@ -10,9 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, insert, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlmodel import Session
+from sqlmodel import select as orm_select
 
 from mailagent.store.models import (
     Action,
@@ -95,10 +108,7 @@ def newest_turn(s: Session, conversation_id: int) -> int | None:
     customer. Automated mail that shares the thread (an out-of-office, a bounce) never hides a
     customer's question; when nothing but automated mail is there, the newest of that (its draft
     is ignored, so it is never answered)."""
-    customer_first = case((Message.kind == "normal", 0), else_=1)
-    return s.exec(select(Message.id)
-                  .where(Message.conversation_id == conversation_id, Message.state == MessageState.PROCESSED)
-                  .order_by(customer_first, col(Message.id).desc()).limit(1)).first()
+    return s.connection().execute(_NEWEST, {"c": conversation_id}).scalar()
 
 
 def claim_new(s: Session, conversation_id: int, owner: str, lease: timedelta) -> tuple[int, int] | None:
@@ -107,12 +117,11 @@ def claim_new(s: Session, conversation_id: int, owner: str, lease: timedelta) ->
     turn = newest_turn(s, conversation_id)
     if turn is None:
         return None
-    existing = s.exec(select(Draft.id, Draft.state)
-                      .where(Draft.conversation_id == conversation_id, Draft.message_id == turn)).first()
+    conn = s.connection()
+    existing = conn.execute(_DRAFT_OF_TURN, {"c": conversation_id, "m": turn}).first()
     if existing is None:
-        created = s.execute(insert(Draft).values(
-            conversation_id=conversation_id, message_id=turn, lease_owner=owner, lease_until=now() + lease,
-            attempts=1, cited=[], flags=[], reasons=[], facts={}, usage={}).returning(Draft.id)).scalar_one()
+        created = conn.execute(_NEW_DRAFT, {"c": conversation_id, "m": turn, "owner": owner,
+                                            "until": now() + lease}).scalar_one()
         return created, 1
     if existing.state != DraftState.DRAFTING:
         return None
@@ -121,66 +130,44 @@ def claim_new(s: Session, conversation_id: int, owner: str, lease: timedelta) ->
 
 def claim_resume(s: Session, draft_id: int, owner: str, lease: timedelta) -> tuple[int, int] | None:
     """Take a paused draft whose proposals are all decided (or one whose resuming holder died)."""
-    row = s.exec(select(Draft.state, Draft.run_state).where(Draft.id == draft_id)).first()
+    conn = s.connection()
+    row = conn.execute(_PAUSED, {"d": draft_id}).first()
     if row is None or not row.run_state or row.state not in (DraftState.WAITING, DraftState.DRAFTING):
         return None
-    pending = s.exec(select(func.count()).select_from(Action).where(
-        Action.draft_id == draft_id, Action.state == ActionState.PROPOSED)).one()
-    if pending:
+    if conn.execute(_PENDING, {"d": draft_id}).scalar():
         return None
-    return _take_over(s, draft_id, row.state, owner, lease)
+    return _take_over(s, draft_id, DraftState(row.state), owner, lease)
 
 
 def _take_over(s: Session, draft_id: int, state: DraftState, owner: str, lease: timedelta) -> tuple[int, int] | None:
     t = now()
-    free = or_(col(Draft.lease_until).is_(None), col(Draft.lease_until) < t) if state == DraftState.DRAFTING \
-        else Draft.state == DraftState.WAITING
-    taken = s.execute(
-        update(Draft).where(Draft.id == draft_id, Draft.state == state, free)
-        .values(state=DraftState.DRAFTING, lease_owner=owner, lease_until=t + lease, started_at=t,
-                attempts=Draft.attempts + 1)
-        .returning(Draft.attempts)
-    ).first()
+    statement = _TAKE_EXPIRED if state == DraftState.DRAFTING else _TAKE_WAITING
+    taken = s.connection().execute(statement, {"d": draft_id, "owner": owner, "t": t, "until": t + lease}).first()
     return (draft_id, taken[0]) if taken else None
 
 
 def renew(s: Session, draft_id: int, owner: str, lease: timedelta) -> bool:
     """Extend the holder's lease; False when it lost the draft (someone took it over)."""
-    return bool(s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner,
-                                              Draft.state == DraftState.DRAFTING)
-                          .values(lease_until=now() + lease)).rowcount)
+    return bool(s.connection().execute(_RENEW, {"d": draft_id, "owner": owner, "until": now() + lease}).rowcount)
 
 
 def failed(s: Session, draft_id: int, owner: str, error: str) -> None:
     """An attempt failed: keep its error and free the claim for the next attempt at once."""
-    s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)
-              .values(error=error, lease_owner=None, lease_until=None))
+    s.connection().execute(_FAILED, {"d": draft_id, "owner": owner, "error": error})
 
 
 def release(s: Session, draft_id: int, owner: str, state: DraftState) -> None:
     """Give the draft back (to `waiting`, or still `drafting` to be retried at once)."""
-    s.execute(update(Draft).where(Draft.id == draft_id, Draft.lease_owner == owner, Draft.state == DraftState.DRAFTING)
-              .values(state=state, lease_owner=None, lease_until=None))
+    s.connection().execute(_RELEASE, {"d": draft_id, "owner": owner, "state": state.value})
 
 
 def load(s: Session, draft_id: int, attempts: int) -> Ticket:
     """The ticket of a claimed draft, read once."""
-    d = s.exec(select(
-        Draft.run_state, Conversation.id, Conversation.mailbox, Conversation.customer_addr,
-        Conversation.customer_name, Conversation.taken_by, Message.id.label("turn"), Message.message_id,
-        Message.references, Message.kind, Message.parse_error, Message.from_name, Message.from_addr,
-        Message.reply_to, Message.subject, Message.reply_text, Message.text, Message.hidden_text,
-        Message.quoted_text, Message.attachments,
-        Conversation.channel, Conversation.helpdesk, Conversation.ticket_id,     # helpdesk hook (issue 9)
-        Message.sender_authenticated, Message.sender_auth_method, Message.sender_auth_domain,
-        Message.sender_auth_reason,
-    ).join(Conversation, Conversation.id == Draft.conversation_id).join(Message, Message.id == Draft.message_id)
-        .where(Draft.id == draft_id)).one()
-    earlier = s.exec(select(Message.received_at, Message.reply_text, Message.text, Message.kind, Message.source)
-                     .where(Message.conversation_id == d.id, Message.id != d.turn)).all()
-    sent = s.exec(select(Outbound.created_at, Outbound.body_text).where(Outbound.conversation_id == d.id)).all()
-    other_conversations = s.exec(select(func.count()).select_from(Conversation).where(
-        Conversation.customer_addr == d.customer_addr, Conversation.id != d.id)).one()
+    conn = s.connection()
+    d = conn.execute(_TICKET, {"d": draft_id}).one()
+    earlier = conn.execute(_EARLIER, {"c": d.id, "turn": d.turn}).all()
+    sent = conn.execute(_SENT, {"c": d.id}).all()
+    other_conversations = conn.execute(_OTHER_CONVERSATIONS, {"addr": d.customer_addr, "c": d.id}).scalar_one()
     history = sorted([HistoryItem("customer", m.received_at, m.reply_text or m.text) for m in earlier
                       if m.kind == "normal"] + [HistoryItem("us", o.created_at, o.body_text) for o in sent]
                      # helpdesk hook (issue 9): public replies by reps and by us, read back from the ticket
@@ -189,7 +176,7 @@ def load(s: Session, draft_id: int, attempts: int) -> Ticket:
                      key=lambda h: h.at)
     verdicts: dict[str, Verdict] = {}
     if d.run_state:
-        for a in s.exec(select(Action.call_id, Action.state, Action.decided_by).where(Action.draft_id == draft_id)):
+        for a in conn.execute(_VERDICTS, {"d": draft_id}):
             verdicts[a.call_id] = Verdict(a.state != ActionState.REJECTED, a.decided_by or "")
     return Ticket(
         draft_id=draft_id, attempts=attempts, conversation_id=d.id, mailbox=d.mailbox,
@@ -212,24 +199,80 @@ class Counts:
 
     auto_sends_customer_today: int
     auto_sends_conversation: int
-    actions: tuple[Action, ...]
+    actions: tuple[Row[Any], ...]           # the draft's actions: tool, arguments, amount, currency, decided_by, state
 
 
 def counts(s: Session, ticket: Ticket) -> Counts:
-    automatic = select(func.count()).select_from(Outbound).where(col(Outbound.approved_by).is_(None))
-    today = automatic.join(Conversation).where(Conversation.customer_addr == ticket.customer_addr,
-                                               Outbound.created_at >= now() - timedelta(days=1))
-    in_conversation = automatic.where(Outbound.conversation_id == ticket.conversation_id)
-    actions = tuple(s.exec(select(Action).where(Action.draft_id == ticket.draft_id)))
-    # helpdesk hook (issue 9): replies auto-posted to a helpdesk count against the same caps
-    posted = select(func.count()).select_from(HelpdeskPost).where(HelpdeskPost.kind == "reply",
-                                                                  col(HelpdeskPost.approved_by).is_(None))
-    posted_today = posted.join(Conversation).where(Conversation.customer_addr == ticket.customer_addr,
-                                                   HelpdeskPost.created_at >= now() - timedelta(days=1))
-    here = posted.where(HelpdeskPost.conversation_id == ticket.conversation_id) if ticket.helpdesk else in_conversation
-    return Counts(s.exec(today).one() + s.exec(posted_today).one(), s.exec(here).one(), actions)
+    conn = s.connection()
+    since = now() - timedelta(days=1)
+    today, posted_today, here = conn.execute(_COUNTS_HELPDESK if ticket.helpdesk else _COUNTS, {
+        "addr": ticket.customer_addr, "since": since, "c": ticket.conversation_id}).one()
+    actions = tuple(conn.execute(_ACTIONS, {"d": ticket.draft_id}).all())
+    return Counts(today + posted_today, here, actions)
 
 
 def executed(s: Session, draft_id: int) -> list[Action]:
     """The actions of a draft that really ran."""
-    return list(s.exec(select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)))
+    return list(s.exec(orm_select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)))
+
+
+# --- the statements, built once (SQLAlchemy Core: compiled once per engine and cached) ----------
+
+def _table(model: Any) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+_m, _c, _d, _o, _a, _p = (_table(t) for t in (Message, Conversation, Draft, Outbound, Action, HelpdeskPost))
+
+_NEWEST = (select(_m.c.id).where(_m.c.conversation_id == bindparam("c"), _m.c.state == MessageState.PROCESSED.value)
+           .order_by(case((_m.c.kind == "normal", 0), else_=1), _m.c.id.desc()).limit(1))
+_DRAFT_OF_TURN = select(_d.c.id, _d.c.state).where(_d.c.conversation_id == bindparam("c"),
+                                                   _d.c.message_id == bindparam("m"))
+_NEW_DRAFT = insert(_d).values(conversation_id=bindparam("c"), message_id=bindparam("m"), lease_owner=bindparam("owner"),
+                               lease_until=bindparam("until"), attempts=1, cited=[], flags=[], reasons=[], facts={},
+                               usage={}).returning(_d.c.id)
+_PAUSED = select(_d.c.state, _d.c.run_state).where(_d.c.id == bindparam("d"))
+_PENDING = select(func.count()).select_from(_a).where(_a.c.draft_id == bindparam("d"),
+                                                      _a.c.state == ActionState.PROPOSED.value)
+_TAKE = {"state": DraftState.DRAFTING.value, "lease_owner": bindparam("owner"), "lease_until": bindparam("until"),
+         "started_at": bindparam("t"), "attempts": _d.c.attempts + 1}
+_TAKE_EXPIRED = (update(_d).where(_d.c.id == bindparam("d"), _d.c.state == DraftState.DRAFTING.value,
+                                  or_(_d.c.lease_until.is_(None), _d.c.lease_until < bindparam("t")))
+                 .values(**_TAKE).returning(_d.c.attempts))
+_TAKE_WAITING = (update(_d).where(_d.c.id == bindparam("d"), _d.c.state == DraftState.WAITING.value)
+                 .values(**_TAKE).returning(_d.c.attempts))
+_HELD_BY_OWNER = and_(_d.c.id == bindparam("d"), _d.c.lease_owner == bindparam("owner"),
+                      _d.c.state == DraftState.DRAFTING.value)
+_RENEW = update(_d).where(_HELD_BY_OWNER).values(lease_until=bindparam("until"))
+_FAILED = update(_d).where(_HELD_BY_OWNER).values(error=bindparam("error"), lease_owner=None, lease_until=None)
+_RELEASE = update(_d).where(_HELD_BY_OWNER).values(state=bindparam("state"), lease_owner=None, lease_until=None)
+_TICKET = (select(
+    _d.c.run_state, _c.c.id, _c.c.mailbox, _c.c.customer_addr, _c.c.customer_name, _c.c.taken_by, _m.c.id.label("turn"),
+    _m.c.message_id, _m.c.references, _m.c.kind, _m.c.parse_error, _m.c.from_name, _m.c.from_addr, _m.c.reply_to,
+    _m.c.subject, _m.c.reply_text, _m.c.text, _m.c.hidden_text, _m.c.quoted_text, _m.c.attachments,
+    _c.c.channel, _c.c.helpdesk, _c.c.ticket_id,                                # helpdesk hook (issue 9)
+    _m.c.sender_authenticated, _m.c.sender_auth_method, _m.c.sender_auth_domain, _m.c.sender_auth_reason,
+).select_from(_d.join(_c, _c.c.id == _d.c.conversation_id).join(_m, _m.c.id == _d.c.message_id))
+    .where(_d.c.id == bindparam("d")))
+_EARLIER = select(_m.c.received_at, _m.c.reply_text, _m.c.text, _m.c.kind, _m.c.source).where(
+    _m.c.conversation_id == bindparam("c"), _m.c.id != bindparam("turn"))
+_SENT = select(_o.c.created_at, _o.c.body_text).where(_o.c.conversation_id == bindparam("c"))
+_OTHER_CONVERSATIONS = select(func.count()).select_from(_c).where(_c.c.customer_addr == bindparam("addr"),
+                                                                  _c.c.id != bindparam("c"))
+_VERDICTS = select(_a.c.call_id, _a.c.state, _a.c.decided_by).where(_a.c.draft_id == bindparam("d"))
+_ACTIONS = select(_a.c.tool, _a.c.arguments, _a.c.amount, _a.c.currency, _a.c.decided_by, _a.c.state).where(
+    _a.c.draft_id == bindparam("d"))
+
+
+def _caps(kind: Table, *automatic: Any) -> tuple[Any, Any]:
+    """Auto-sent replies (no rep approved them) of `kind`: to this customer in a day, and in this conversation."""
+    count = select(func.count()).select_from(kind).where(kind.c.approved_by.is_(None), *automatic)
+    today = count.join(_c, _c.c.id == kind.c.conversation_id).where(
+        _c.c.customer_addr == bindparam("addr"), kind.c.created_at >= bindparam("since"))
+    return today.scalar_subquery(), count.where(kind.c.conversation_id == bindparam("c")).scalar_subquery()
+
+
+# helpdesk hook (issue 9): replies auto-posted to a helpdesk count against the same caps
+(_mail_today, _mail_here), (_posted_today, _posted_here) = _caps(_o), _caps(_p, _p.c.kind == "reply")
+_COUNTS = select(_mail_today, _posted_today, _mail_here)
+_COUNTS_HELPDESK = select(_mail_today, _posted_today, _posted_here)
