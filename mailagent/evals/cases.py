@@ -25,7 +25,7 @@ from typing import Any
 from mailagent.config import Settings
 from mailagent.evals import diff, snapshot
 from mailagent.redact import password_values, redact
-from mailagent.store import audit, casefile, db, evalcases
+from mailagent.store import audit, casefile, db, evalcases, proposals
 from mailagent.store.db import Session
 from mailagent.store.models import Draft, EvalCase, Message, now
 
@@ -41,7 +41,7 @@ class CaseError(ValueError):
 def _actions(s: Session, draft_id: int) -> list[dict[str, Any]]:
     return [{"tool": a.tool, "arguments": a.arguments, "amount": str(a.amount) if a.amount is not None else None,
              "currency": a.currency, "state": a.state, "decided_by": a.decided_by}
-            for a in evalcases.draft_actions(s, draft_id)]
+            for a in proposals.of_draft(s, draft_id)]
 
 
 def _meta(draft: Draft) -> dict[str, Any]:

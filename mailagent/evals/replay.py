@@ -32,7 +32,7 @@ from mailagent.policy import (
     decide,
     load_policy,
 )
-from mailagent.store import casefile, db, evalcases, traces
+from mailagent.store import casefile, db, proposals, traces
 
 
 @dataclass(frozen=True)
@@ -169,4 +169,4 @@ def conversation(live: Settings, conversation_id: int, *, draft_id: int | None =
 
 def _actions_of(url: str, draft_id: int) -> list[dict[str, Any]]:
     with db.reading(url) as s:
-        return [{"tool": a.tool} for a in evalcases.draft_actions(s, draft_id)]
+        return [{"tool": a.tool} for a in proposals.of_draft(s, draft_id)]

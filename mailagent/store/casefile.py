@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlmodel import Session, col, select
 
 from mailagent.store import db
+from mailagent.store import traces as stored_traces
 from mailagent.store.models import (
     Action,
     Article,
@@ -91,10 +92,7 @@ def casefile(url: str, conversation_id: int) -> CaseFile | None:
         flags, trail = rows(EvalFlag, col(EvalFlag.id)), rows(AuditEntry, col(AuditEntry.id))
         cited = sorted({a for d in drafts for a in d.cited})
         articles = s.exec(select(Article).where(col(Article.id).in_(cited))).all() if cited else []
-        traces = s.exec(select(TraceRecord).where(TraceRecord.group_id == str(conversation_id))
-                        .order_by(col(TraceRecord.started_at))).all()
-        ids = [t.id for t in traces]
-        spans = s.exec(select(SpanRecord).where(col(SpanRecord.trace_id).in_(ids))).all() if ids else []
+        traces, spans = stored_traces.of_conversation(s, conversation_id)
     thread = sorted([Entry(m.received_at, inbound=m) for m in inbound]
                     + [Entry(o.created_at, outbound=o) for o in outbound], key=lambda e: e.at)
     return CaseFile(conversation=conversation, thread=thread, drafts=drafts, actions=actions,

@@ -11,7 +11,7 @@ from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from mailagent.store import db
-from mailagent.store.models import Action, EvalCase, Feedback, Message, MessageState, Outbound
+from mailagent.store.models import EvalCase, Feedback, Message, MessageState, Outbound
 
 
 def feedback_without_case(s: Session, limit: int) -> list[Feedback]:
@@ -49,11 +49,6 @@ def not_suggested(s: Session, limit: int) -> list[EvalCase]:
     """The oldest cases not yet looked at for a knowledge suggestion."""
     return list(s.exec(select(EvalCase).where(EvalCase.suggested == False)  # noqa: E712 - SQL
                        .order_by(col(EvalCase.id)).limit(limit)).all())
-
-
-def draft_actions(s: Session, draft_id: int) -> list[Action]:
-    """Everything a draft proposed, in order, whatever became of it."""
-    return list(s.exec(select(Action).where(Action.draft_id == draft_id).order_by(col(Action.id))).all())
 
 
 def history_before(s: Session, conversation_id: int, turn_id: int, started: datetime
