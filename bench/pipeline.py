@@ -18,6 +18,10 @@ tickets go through first, outside the clock and the counts.
         at once: a `search_knowledge` tool call, then the `ReplyDraft` JSON (what the pipeline
         costs without model latency)
   (b)   the same with every model answer sent after `--delay` seconds (default 0.5)
+  (s)   the floor the dependencies set: the Agents SDK and the `openai` client alone, the same two
+        calls per ticket (the `search_knowledge` tool call, then a structured answer) against the
+        same server answering at once, `--inflight` runs at once on one event loop; no database,
+        no mail, no guardrails, no policy. (b0) minus (s) is the pipeline's own CPU.
 
 `[model] llm_injection_check = false`, so a ticket is exactly 2 model calls and the bound is
 inflight / (2 * delay) tickets/s: what `inflight` runs could do if nothing but the model
@@ -111,7 +115,62 @@ def responder(delay: float) -> Any:
 
 # --- one run, in a child process -----------------------------------------------------------------
 
+def sdk_run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run (s): what an agent run costs in the SDK and the client, with nothing of ours around it."""
+    import asyncio
+
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
+    from openai import AsyncOpenAI
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        reply: str
+        confidence: float
+        intent: str
+        language: str
+        cited_articles: list[str]
+        needs_human: bool
+        needs_human_reason: str
+
+    @function_tool
+    def search_knowledge(query: str) -> str:
+        """Search the knowledge base."""
+        return json.dumps([{"id": "password-reset", "title": "Resetting your password", "snippet": query}])
+
+    set_tracing_disabled(True)                     # nothing leaves loopback; the pipeline keeps its own traces
+
+    async def main(n: int) -> None:
+        client = AsyncOpenAI(base_url=spec["base_url"], api_key="sk-loopback-only", max_retries=0)
+        agent = Agent(name="support", instructions="Answer the customer from the knowledge base.",
+                      tools=[search_knowledge], output_type=Answer,
+                      model=OpenAIChatCompletionsModel(model=MODEL, openai_client=client),
+                      model_settings=ModelSettings(temperature=0))
+        slots = asyncio.Semaphore(spec["inflight"])
+
+        async def one(i: int) -> None:
+            async with slots:
+                await Runner.run(agent, f"<customer_message subject='Question {i}'>How do I reset my password?"
+                                        f"</customer_message>")
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        await client.close()
+
+    asyncio.run(main(spec["warmup"]))
+    spy = _py_spy(spec["py_spy"]) if spec.get("py_spy") else None
+    cpu, started = time.process_time(), time.perf_counter()
+    asyncio.run(main(spec["n"]))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+    return {"tickets": spec["n"], "decided": spec["n"], "states": {}, "sent": 0, "seconds": seconds,
+            "cpu_seconds": cpu, "model_calls": CALLS_PER_TICKET * spec["n"], "draft_seconds": [], "to_sent_seconds": [],
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def child_run(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec["provider"] == "sdk":
+        return sdk_run(spec)
     from sqlmodel import col, select
 
     from mailagent import config
@@ -291,7 +350,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=8, help="tickets run before the clock starts")
     parser.add_argument("--database-url", help="PostgreSQL server to make throwaway databases on "
                                                "(default: a fresh SQLite file per run)")
-    parser.add_argument("--only", default="a,b0,b", help="which runs, of a,b0,b")
+    parser.add_argument("--only", default="a,b0,b,s", help="which runs, of a,b0,b,s")
     parser.add_argument("--py-spy", type=Path, help="record each run's clocked window with py-spy (on-GIL samples, "
                                                      "collapsed stacks) into this folder; $PY_SPY names the binary")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -321,8 +380,8 @@ def main() -> None:
               f"policy: send when sure; "
               f"[model] llm_injection_check = false", flush=True)
         for tag in runs:
-            provider, n, delay = ("offline", args.n, 0.0) if tag == "a" else \
-                ("openai", args.openai_n, 0.0 if tag == "b0" else args.delay)
+            provider, n, delay = ("offline", args.n, 0.0) if tag == "a" else ("sdk", args.openai_n, 0.0) if tag == "s" \
+                else ("openai", args.openai_n, 0.0 if tag == "b0" else args.delay)
             server.reset(responder=responder(delay))
             received_before = len(smtp.received)
             spec = {"tag": tag, "provider": provider, "n": n, "warmup": args.warmup, "threads": args.threads, "inflight": args.inflight,
@@ -346,8 +405,17 @@ def main() -> None:
 
     print()
     names = {"a": "(a)  offline model", "b0": "(b0) OpenAI server, 0 ms",
-             "b": f"(b)  OpenAI server, {args.delay * 1000:.0f} ms"}
+             "b": f"(b)  OpenAI server, {args.delay * 1000:.0f} ms", "s": "(s)  Agents SDK alone, 0 ms"}
     for tag, r in results.items():
+        if tag == "s":
+            sdk_ms = 1000 * r["cpu_seconds"] / r["decided"]
+            print(f"{names[tag]:<27}{r['decided'] / r['seconds']:8.1f} tickets/s  ({r['decided']} runs, "
+                  f"{args.inflight} at once, in {r['seconds']:.2f} s)")
+            print(f"{'':<27}{sdk_ms:8.1f} CPU ms/ticket in the Agents SDK and the openai client alone (the floor)")
+            if r.get("profile"):
+                print(f"{'':<27}profile (share of on-CPU samples): "
+                      + ", ".join(f"{name} {share:.0%}" for name, share in r["profile"]))
+            continue
         rate = r["decided"] / r["seconds"]
         cpu_ms = 1000 * r["cpu_seconds"] / max(r["decided"], 1)
         in_flight = sum(r["draft_seconds"]) / r["seconds"]
@@ -372,6 +440,11 @@ def main() -> None:
         if r["loop_closed_errors"]:
             print(f"{'':<27}stderr: {r['loop_closed_errors']} x 'RuntimeError: Event loop is closed' (model clients "
                   f"left open by their run, closed by the GC on another run's loop)")
+    if "s" in results and "b0" in results:
+        floor = results["s"]["cpu_seconds"] / results["s"]["decided"]
+        b0 = results["b0"]["cpu_seconds"] / results["b0"]["decided"]
+        print(f"ours (b0) - (s)            {1000 * (b0 - floor):8.1f} CPU ms/ticket of the pipeline's own  "
+              f"(ratio (b0)/(s) {b0 / floor:.2f})")
     if "b" in results and args.delay > 0:
         r = results["b"]
         bound = args.inflight / (CALLS_PER_TICKET * args.delay)
