@@ -20,8 +20,10 @@ from typing import Any
 
 from agents import (
     Agent,
+    AgentOutputSchema,
     GuardrailFunctionOutput,
     InputGuardrailTripwireTriggered,
+    Model,
     RunConfig,
     RunContextWrapper,
     Runner,
@@ -112,13 +114,16 @@ CLASSIFIER_INSTRUCTIONS = (
 )
 
 
-def _llm_check(model: object) -> object:
-    classifier = Agent(name="injection_classifier", instructions=CLASSIFIER_INSTRUCTIONS,
-                       output_type=InjectionCheck, model=model)
+# One per process (its output schema is built once); the run gives it the model.
+_CLASSIFIER = Agent(name="injection_classifier", instructions=CLASSIFIER_INSTRUCTIONS,
+                    output_type=AgentOutputSchema(InjectionCheck))
 
+
+def _llm_check(model: Model) -> object:
     @input_guardrail(name="llm_injection_check", run_in_parallel=False)
     async def check(ctx: RunContextWrapper[AgentContext], agent: Agent[AgentContext], input: object) -> GuardrailFunctionOutput:
-        result = await Runner.run(classifier, input, context=ctx.context)  # type: ignore[arg-type]
+        result = await Runner.run(_CLASSIFIER, input, context=ctx.context,  # type: ignore[arg-type]
+                                  run_config=RunConfig(model=model))
         verdict: InjectionCheck = result.final_output
         return GuardrailFunctionOutput(output_info=verdict, tripwire_triggered=verdict.injection)
 

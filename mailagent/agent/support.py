@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import Agent, ModelSettings
+from agents import Agent, AgentOutputSchema, ModelSettings
 from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
@@ -86,9 +86,13 @@ def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext]
     return _agent(prompt, settings.model.temperature), prompt
 
 
+# Given as a type, the SDK would build the JSON schema and its validator again on every turn.
+_OUTPUT = AgentOutputSchema(ReplyDraft)
+
+
 @functools.lru_cache(maxsize=64)
 def _agent(prompt: Instructions, temperature: float) -> Agent[AgentContext]:
     return Agent[AgentContext](
         name="support_agent", instructions=prompt.text, tools=[*KNOWLEDGE, *LOOKUPS, *SIDE_EFFECTS],
-        output_type=ReplyDraft, model_settings=ModelSettings(temperature=temperature),
+        output_type=_OUTPUT, model_settings=ModelSettings(temperature=temperature),
     )
