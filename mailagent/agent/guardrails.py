@@ -793,15 +793,23 @@ def check_output(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
     the body; what the reply claims is read in the subject and the body.
     """
     fields = {"subject": subject, **{name.lower(): value for name, value in (headers or {}).items()}}
-    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
-    issues = [*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
-              *_amount_mismatches(text, executed_actions),
-              *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains)]
+    known = password_values(customer_text)
+    issues = [*claim_issues(reply, executed_actions=executed_actions, subject=subject),
+              *_secret_echoes(reply, known), *_links(reply, allowed_domains)]
     for name, value in fields.items():
         if value:
             issues += [OutputIssue(i.check, i.detail.replace("the reply", f"the {name}", 1))
-                       for i in (*_secret_echoes(value, customer_text), *_links(value, allowed_domains))]
+                       for i in (*_secret_echoes(value, known), *_links(value, allowed_domains))]
     return tuple(dict.fromkeys(issues))
+
+
+def claim_issues(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
+                 subject: str = "") -> tuple[OutputIssue, ...]:
+    """The part of `check_output` about what the reply says was done: actions that did not run
+    ("action_claim") and refund amounts other than the one paid ("amount_mismatch")."""
+    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
+    return tuple(dict.fromkeys([*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
+                                *_amount_mismatches(text, executed_actions)]))
 
 
 def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
@@ -852,13 +860,14 @@ def _parse_amount(raw: str) -> float:
     return float(re.sub(r"[.,]", "", digits))
 
 
-def _secret_echoes(reply: str, customer_text: str) -> Iterator[OutputIssue]:
-    """Secrets in the reply; the detail names the kind, never the value, since details are logged."""
+def _secret_echoes(reply: str, passwords: Sequence[str]) -> Iterator[OutputIssue]:
+    """Secrets in the reply, and `passwords` the customer wrote; the detail names the kind, never
+    the value, since details are logged."""
     kinds = dict.fromkeys(secret.kind for secret in find_secrets(reply))
     for kind in kinds:
         yield OutputIssue("secret_echo", f"the reply contains a {kind}")
     if "password" not in kinds:
-        for password in password_values(customer_text):
+        for password in passwords:
             if re.search(rf"(?<!\w){re.escape(password)}(?!\w)", reply):
                 yield OutputIssue("secret_echo", "the reply repeats the password the customer wrote")
                 break
