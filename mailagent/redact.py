@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from mailagent.needles import fold, may_match, needles
 
 # 13-19 digits, contiguous or in the groups cards are printed in (4-4-4-4[-3], Amex 4-6-5).
 # Not preceded by "+" (phone numbers) nor part of a longer digit run (IBANs, tracking numbers).
@@ -93,6 +96,7 @@ _SECRET_KEYS = {
     "cvv": "cvv", "cvc": "cvv", "cardnumber": "card", "pan": "card",
 }
 
+_NEEDLES = {p: needles(p) for p in (_CVV, _PASSWORD_LABEL, _PASSWORD_PROSE, _TOKENS, _BEARER, _LABELLED_TOKEN, _CODE)}
 
 @dataclass(frozen=True)
 class Secret:
@@ -111,7 +115,9 @@ def luhn_valid(digits: str) -> bool:
 
 def find_secrets(text: str) -> list[Secret]:
     """The spans of secret values in `text`, in order and not overlapping."""
-    found = [*_cards(text), *_cvvs(text), *_passwords(text), *_tokens(text), *_codes(text)]
+    folded = fold(text)
+    found = [*_cards(text), *_cvvs(text, folded), *_passwords(text, folded), *_tokens(text, folded),
+             *_codes(text, folded)]
     found.sort(key=lambda s: (s.start, -s.end))
     kept: list[Secret] = []
     for secret in found:
@@ -155,7 +161,7 @@ def redact_data(value: Any) -> Any:
 
 def password_values(text: str) -> list[str]:
     """The passwords a customer wrote, so a draft can be checked for repeating them."""
-    return list(dict.fromkeys(text[s.start:s.end] for s in _passwords(text)))
+    return list(dict.fromkeys(text[s.start:s.end] for s in _passwords(text, fold(text))))
 
 
 def _redact_item(key: Any, item: Any) -> Any:
@@ -174,14 +180,19 @@ def _cards(text: str) -> list[Secret]:
     return found
 
 
-def _cvvs(text: str) -> list[Secret]:
-    return [Secret("cvv", m.start("v"), m.end("v")) for m in _CVV.finditer(text)]
+def _matches(pattern: re.Pattern[str], text: str, folded: str) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, skipped when `folded` (`fold(text)`) lacks every word the pattern needs."""
+    return pattern.finditer(text) if may_match(_NEEDLES[pattern], folded) else iter(())
 
 
-def _passwords(text: str) -> list[Secret]:
+def _cvvs(text: str, folded: str) -> list[Secret]:
+    return [Secret("cvv", m.start("v"), m.end("v")) for m in _matches(_CVV, text, folded)]
+
+
+def _passwords(text: str, folded: str) -> list[Secret]:
     found = []
     for pattern in (_PASSWORD_LABEL, _PASSWORD_PROSE):
-        for m in pattern.finditer(text):
+        for m in _matches(pattern, text, folded):
             group = "q" if m.group("q") is not None else "v"
             value = _strip_value(m.group(group))
             if value.lower() in _NOT_A_PASSWORD:
@@ -192,19 +203,19 @@ def _passwords(text: str) -> list[Secret]:
     return sorted(found, key=lambda s: s.start)
 
 
-def _tokens(text: str) -> list[Secret]:
-    found = [Secret("token", m.start(), m.end()) for m in _TOKENS.finditer(text)]
-    found += [Secret("token", m.start("v"), m.end("v")) for m in _BEARER.finditer(text)]
-    for m in _LABELLED_TOKEN.finditer(text):
+def _tokens(text: str, folded: str) -> list[Secret]:
+    found = [Secret("token", m.start(), m.end()) for m in _matches(_TOKENS, text, folded)]
+    found += [Secret("token", m.start("v"), m.end("v")) for m in _matches(_BEARER, text, folded)]
+    for m in _matches(_LABELLED_TOKEN, text, folded):
         value = m.group("v")
         if re.search(r"\d", value) and re.search(r"[A-Za-z]", value) and "://" not in value:
             found.append(Secret("token", m.start("v"), m.end("v")))
     return found
 
 
-def _codes(text: str) -> list[Secret]:
+def _codes(text: str, folded: str) -> list[Secret]:
     found = []
-    for m in _CODE.finditer(text):
+    for m in _matches(_CODE, text, folded):
         before = _WORD_BEFORE.search(text, max(0, m.start() - 24), m.start())
         if before is None or before.group(1).lower() not in _NOT_A_CODE:
             found.append(Secret("code", m.start("v"), m.end("v")))

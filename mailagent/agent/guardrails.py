@@ -29,6 +29,7 @@ import ada_url
 
 from mailagent.agent import injection_words as words
 from mailagent.agent.numberwords import words_to_digits
+from mailagent.needles import Needles, fold, may_match, needles
 from mailagent.redact import find_secrets, password_values
 
 Where = Literal["body", "hidden_html", "subject", "attachment", "quoted", "display_name"]
@@ -116,11 +117,17 @@ def _normalise(text: str, *, fold: bool = True) -> str:
 class _Rule:
     technique: str
     pattern: re.Pattern[str]
+    needles: Needles | None          # one of them is in every match: a text without any is not searched
+
+    def search(self, text: str, folded: str) -> re.Match[str] | None:
+        """`pattern.search(text)`; `folded` is `fold(text)`."""
+        return self.pattern.search(text) if may_match(self.needles, folded) else None
 
 
 def _rules(technique: str, *patterns: str) -> tuple[_Rule, ...]:
     """Compile `patterns`, where a space stands for the one whitespace character left by `_normalise`."""
-    return tuple(_Rule(technique, re.compile(p.replace(" ", r"\s"), re.IGNORECASE | re.MULTILINE)) for p in patterns)
+    compiled = [re.compile(p.replace(" ", r"\s"), re.IGNORECASE | re.MULTILINE) for p in patterns]
+    return tuple(_Rule(technique, pattern, needles(pattern)) for pattern in compiled)
 
 
 _EARLIER = (r"(?:previous|prior|above|earlier|preceding|former|original|initial|old|existing|system|safety"
@@ -543,8 +550,9 @@ def _scan(text: str, where: Where) -> Iterator[Finding]:
         yield Finding("fence_escape", where, _excerpt(head[fence.start():fence.start() + EXCERPT]))
     rules = _INSTRUCTIONS + _HIDDEN_ONLY if where in _STRICT else _INSTRUCTIONS
     plain: str | None = None
+    folded = fold(scanned)
     for rule in rules:
-        match = rule.pattern.search(scanned)
+        match = rule.search(scanned, folded)
         if match is None:
             continue
         yield Finding(_CHANNEL.get(where, rule.technique), where, _excerpt(match.group()))
@@ -592,7 +600,8 @@ def _encoded(scanned: str, where: Where) -> Iterator[Finding]:
         if decoded is None:
             continue
         text = _normalise(decoded)
-        if any(rule.pattern.search(text) for rule in _INSTRUCTIONS + _HIDDEN_ONLY) or next(_paraphrases(text), None):
+        folded = fold(text)
+        if any(rule.search(text, folded) for rule in _INSTRUCTIONS + _HIDDEN_ONLY) or next(_paraphrases(text), None):
             yield Finding("encoded_payload", where, _excerpt(decoded))
             return
 
@@ -744,6 +753,7 @@ _ACTIONS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         rf"\b(?:plan|subscription|trial|tier){_BEEN} (?:upgraded|downgraded|extended|switched)\b",
     ), ("plan", "upgrade", "downgrade", "extend", "trial")),
 }
+_ACTION_NEEDLES = {kind: needles(claim) for kind, (claim, _) in _ACTIONS.items()}
 _CONDITIONAL = re.compile(
     r"\b(?:once|when|whenever|after|if|as soon as|until|before|unless|whether|sobald|wenn|nachdem|falls|bevor"
     r"|cuando|una vez que|si|lorsque|des que|quand)\b".replace(" ", r"\s"),
@@ -783,21 +793,32 @@ def check_output(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
     the body; what the reply claims is read in the subject and the body.
     """
     fields = {"subject": subject, **{name.lower(): value for name, value in (headers or {}).items()}}
-    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
-    issues = [*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
-              *_amount_mismatches(text, executed_actions),
-              *_secret_echoes(reply, customer_text), *_links(reply, allowed_domains)]
+    known = password_values(customer_text)
+    issues = [*claim_issues(reply, executed_actions=executed_actions, subject=subject),
+              *_secret_echoes(reply, known), *_links(reply, allowed_domains)]
     for name, value in fields.items():
         if value:
             issues += [OutputIssue(i.check, i.detail.replace("the reply", f"the {name}", 1))
-                       for i in (*_secret_echoes(value, customer_text), *_links(value, allowed_domains))]
+                       for i in (*_secret_echoes(value, known), *_links(value, allowed_domains))]
     return tuple(dict.fromkeys(issues))
+
+
+def claim_issues(reply: str, *, executed_actions: Sequence[ExecutedAction] = (),
+                 subject: str = "") -> tuple[OutputIssue, ...]:
+    """The part of `check_output` about what the reply says was done: actions that did not run
+    ("action_claim") and refund amounts other than the one paid ("amount_mismatch")."""
+    text = words_to_digits(_normalise(f"{subject}\n{reply}"[:SCAN_LIMIT]))
+    return tuple(dict.fromkeys([*_action_claims(_MONEY.sub("AMOUNT", text), executed_actions),
+                                *_amount_mismatches(text, executed_actions)]))
 
 
 def _action_claims(text: str, executed: Sequence[ExecutedAction]) -> Iterator[OutputIssue]:
     """Past-tense claims of an action no tool performed ("I have refunded you" with no refund run)."""
+    folded = fold(text)
     for kind, (claim, tool_words) in _ACTIONS.items():
         if any(word in action.tool.lower() for action in executed for word in tool_words):
+            continue
+        if not may_match(_ACTION_NEEDLES[kind], folded):
             continue
         for match in claim.finditer(text):
             # A past claim is conditional only within its clause ("After reviewing, I have refunded"
@@ -839,13 +860,14 @@ def _parse_amount(raw: str) -> float:
     return float(re.sub(r"[.,]", "", digits))
 
 
-def _secret_echoes(reply: str, customer_text: str) -> Iterator[OutputIssue]:
-    """Secrets in the reply; the detail names the kind, never the value, since details are logged."""
+def _secret_echoes(reply: str, passwords: Sequence[str]) -> Iterator[OutputIssue]:
+    """Secrets in the reply, and `passwords` the customer wrote; the detail names the kind, never
+    the value, since details are logged."""
     kinds = dict.fromkeys(secret.kind for secret in find_secrets(reply))
     for kind in kinds:
         yield OutputIssue("secret_echo", f"the reply contains a {kind}")
     if "password" not in kinds:
-        for password in password_values(customer_text):
+        for password in passwords:
             if re.search(rf"(?<!\w){re.escape(password)}(?!\w)", reply):
                 yield OutputIssue("secret_echo", "the reply repeats the password the customer wrote")
                 break

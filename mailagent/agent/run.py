@@ -22,6 +22,8 @@ from agents import (
     Agent,
     GuardrailFunctionOutput,
     InputGuardrailTripwireTriggered,
+    Model,
+    MultiProvider,
     RunConfig,
     RunContextWrapper,
     Runner,
@@ -38,7 +40,7 @@ from mailagent.agent import guardrails, tracing
 from mailagent.agent.context import AgentContext
 from mailagent.agent.input import Turn, compose_input
 from mailagent.agent.providers import model_for_run, model_name
-from mailagent.agent.support import ReplyDraft, build
+from mailagent.agent.support import OutputSchema, ReplyDraft, build
 from mailagent.config import Settings
 from mailagent.mail.smtp import reply_subject
 from mailagent.store import db, tickets
@@ -112,13 +114,25 @@ CLASSIFIER_INSTRUCTIONS = (
 )
 
 
-def _llm_check(model: object) -> object:
-    classifier = Agent(name="injection_classifier", instructions=CLASSIFIER_INSTRUCTIONS,
-                       output_type=InjectionCheck, model=model)
+# A RunConfig would make a model provider of its own (reading the environment) for every run;
+# runs give their Model, so the provider is never asked for one: one per process.
+_PROVIDER = MultiProvider()
 
+
+def _config(model: Model, **more: Any) -> RunConfig:
+    return RunConfig(model=model, model_provider=_PROVIDER, **more)
+
+
+# One per process (its output schema is built once); the run gives it the model.
+_CLASSIFIER = Agent(name="injection_classifier", instructions=CLASSIFIER_INSTRUCTIONS,
+                    output_type=OutputSchema(InjectionCheck))
+
+
+def _llm_check(model: Model) -> object:
     @input_guardrail(name="llm_injection_check", run_in_parallel=False)
     async def check(ctx: RunContextWrapper[AgentContext], agent: Agent[AgentContext], input: object) -> GuardrailFunctionOutput:
-        result = await Runner.run(classifier, input, context=ctx.context)  # type: ignore[arg-type]
+        result = await Runner.run(_CLASSIFIER, input, context=ctx.context,  # type: ignore[arg-type]
+                                  run_config=_config(model))
         verdict: InjectionCheck = result.final_output
         return GuardrailFunctionOutput(output_info=verdict, tripwire_triggered=verdict.injection)
 
@@ -230,8 +244,7 @@ async def _run(settings: Settings, request: DraftRequest, context: AgentContext,
                                              and settings.model.llm_injection_check and isinstance(start, str)) else []
             run = await Runner.run(
                 agent, start, context=context, max_turns=settings.model.max_turns,
-                run_config=RunConfig(model=model, input_guardrails=checks,  # type: ignore[arg-type]
-                                     trace_include_sensitive_data=True),
+                run_config=_config(model, input_guardrails=checks, trace_include_sensitive_data=True),
             )
     except InputGuardrailTripwireTriggered as exc:
         reason = getattr(exc.guardrail_result.output.output_info, "reason", "")

@@ -9,8 +9,9 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from agents import Agent, ModelSettings
+from agents import Agent, AgentOutputSchema, AgentOutputSchemaBase, ModelSettings
 from jinja2 import Environment, StrictUndefined, Template
 from pydantic import BaseModel, Field
 
@@ -86,9 +87,36 @@ def build(settings: Settings, mailbox_address: str) -> tuple[Agent[AgentContext]
     return _agent(prompt, settings.model.temperature), prompt
 
 
+class OutputSchema(AgentOutputSchemaBase):
+    """An agent's structured output, its JSON schema and validator built once per process. Given
+    a type, the SDK builds them again on every turn; given its own `AgentOutputSchema` (a
+    dataclass), it deep-copies it on every run to name the agent. This is neither."""
+
+    def __init__(self, output_type: type[BaseModel]) -> None:
+        self._schema = AgentOutputSchema(output_type)
+
+    def is_plain_text(self) -> bool:
+        return False
+
+    def name(self) -> str:
+        return self._schema.name()
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._schema.json_schema()
+
+    def is_strict_json_schema(self) -> bool:
+        return self._schema.is_strict_json_schema()
+
+    def validate_json(self, json_str: str) -> Any:
+        return self._schema.validate_json(json_str)
+
+
+_OUTPUT = OutputSchema(ReplyDraft)
+
+
 @functools.lru_cache(maxsize=64)
 def _agent(prompt: Instructions, temperature: float) -> Agent[AgentContext]:
     return Agent[AgentContext](
         name="support_agent", instructions=prompt.text, tools=[*KNOWLEDGE, *LOOKUPS, *SIDE_EFFECTS],
-        output_type=ReplyDraft, model_settings=ModelSettings(temperature=temperature),
+        output_type=_OUTPUT, model_settings=ModelSettings(temperature=temperature),
     )

@@ -169,8 +169,7 @@ class NoUnfulfilledPromise(Grader):
     kind: ClassVar[str] = "no_unfulfilled_promise"
 
     def score(self, sample: Sample) -> tuple[float, str]:
-        issues = [i for i in guardrails.check_output(sample.reply, executed_actions=sample.executed)
-                  if i.check in ("action_claim", "amount_mismatch")]
+        issues = guardrails.claim_issues(sample.reply, executed_actions=sample.executed)
         return (0.0, "; ".join(i.detail for i in issues)) if issues else (1.0, "promises nothing that did not run")
 
 
