@@ -43,7 +43,8 @@ from mailagent.agent.providers import model_for_run, model_name
 from mailagent.agent.support import OutputSchema, ReplyDraft, build
 from mailagent.config import Settings
 from mailagent.mail.smtp import reply_subject
-from mailagent.store import db, tickets
+from mailagent.store import db, proposals
+from mailagent.store.models import ActionState
 
 log = logging.getLogger(__name__)
 
@@ -293,5 +294,5 @@ def result_facts(result: DraftResult | None) -> dict[str, Any]:
 def executed_actions(settings: Settings, draft_id: int) -> list[guardrails.ExecutedAction]:
     """What really ran for a draft: the output check holds replies that claim anything else."""
     with db.reading(settings.database.url) as s:
-        rows = tickets.executed(s, draft_id)
+        rows = proposals.of_draft(s, draft_id, ActionState.EXECUTED)
     return [guardrails.ExecutedAction(tool=a.tool, amount=a.amount, currency=a.currency) for a in rows]

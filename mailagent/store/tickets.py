@@ -25,7 +25,6 @@ from sqlalchemy import (
     update,
 )
 from sqlmodel import Session
-from sqlmodel import select as orm_select
 
 from mailagent.store.models import (
     Action,
@@ -209,11 +208,6 @@ def counts(s: Session, ticket: Ticket) -> Counts:
         "addr": ticket.customer_addr, "since": since, "c": ticket.conversation_id}).one()
     actions = tuple(conn.execute(_ACTIONS, {"d": ticket.draft_id}).all())
     return Counts(today + posted_today, here, actions)
-
-
-def executed(s: Session, draft_id: int) -> list[Action]:
-    """The actions of a draft that really ran."""
-    return list(s.exec(orm_select(Action).where(Action.draft_id == draft_id, Action.state == ActionState.EXECUTED)))
 
 
 # --- the statements, built once (SQLAlchemy Core: compiled once per engine and cached) ----------
