@@ -160,7 +160,7 @@ def test_links_of_the_sample_knowledge_base_are_allowed(source: str, tmp_path: P
         settings = config.load(None, environ={})
         assert settings.source == "(embedded defaults)"
     else:
-        text = CONFIG.format(prefix="mailagent", dir=tmp_path, knowledge="k", policies="p", smtp_port=2525)
+        text = CONFIG.format(cli="mailagent", dir=tmp_path, knowledge="k", policies="p", smtp_port=2525)
         settings = config.load(_write(tmp_path, text), environ={})
     links = _article_links()
     assert len(links) > 20
