@@ -127,7 +127,7 @@ def test_seeding_moves_every_date_from_the_files_day_to_the_seeding_day(sqlite_u
     then (refund windows stay open), its description's billing period moves with it, and the
     ongoing incident started that morning. Ids keep their year: the sample mail quotes them."""
     later = timedelta(days=101)
-    with freeze_time("2027-03-01 07:00:00"):
+    with freeze_time("2027-03-01 09:00:00"):
         seed(sqlite_url, SAMPLE)
         backend = DemoBackend(sqlite_url)
         order = _order(backend, "NN-1017")
@@ -142,6 +142,17 @@ def test_seeding_moves_every_date_from_the_files_day_to_the_seeding_day(sqlite_u
         checked = proposals.check(backend, wolf, "issue_refund", {"order_id": "NN-1032", "amount": "1500.00",
                                                                   "currency": "EUR"})
         assert (checked.order_age_days, checked.billing, checked.refusal) == (3.0, "annual", None)
+
+
+def test_seeded_before_the_files_last_moment_nothing_lies_in_the_future(sqlite_url: str) -> None:
+    """Seeded at 07:00, the incident the file starts "this morning" at 08:42 started yesterday
+    (not in an hour); every other date moves by the same days as at any other hour."""
+    with freeze_time("2027-03-01 07:00:00"):
+        seed(sqlite_url, SAMPLE)
+        backend = DemoBackend(sqlite_url)
+        [active] = backend.incidents(active_only=True)
+        assert active.started_at == datetime(2027, 2, 28, 8, 42, tzinfo=UTC)
+        assert _order(backend, "NN-1017").date == datetime(2027, 2, 12, 6, 0, 16, tzinfo=UTC)
 
 
 def test_a_file_without_as_of_is_seeded_as_written(sqlite_url: str, tmp_path: Path) -> None:

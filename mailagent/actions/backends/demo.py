@@ -322,16 +322,20 @@ def read(path: str | Path) -> DemoData:
         raise FileError(problems)
     if data.as_of is None:
         return data
-    days = dt.datetime.now(dt.UTC).date() - data.as_of
-    return data.model_copy(update={name: [_moved(row, days) for row in getattr(data, name)] for name, _ in _TABLES})
+    now = dt.datetime.now(dt.UTC)
+    days = now.date() - data.as_of
+    return data.model_copy(update={name: [_moved(row, days, now) for row in getattr(data, name)]
+                                   for name, _ in _TABLES})
 
 
 _DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 
 
-def _moved(row: _Row, days: dt.timedelta) -> _Row:
+def _moved(row: _Row, days: dt.timedelta, now: dt.datetime) -> _Row:
     """The row `days` later: its date and time fields, and the days written in its text (an
-    order's description names its billing period). Ids stay as they are: mail quotes them."""
+    order's description names its billing period). Ids stay as they are: mail quotes them. A
+    moment that would lie ahead of `now` goes a day earlier: seeded at 07:00, the incident the
+    file starts "this morning" at 08:42 started yesterday, not in an hour."""
     def later(match: re.Match[str]) -> str:
         try:
             return (dt.date.fromisoformat(match[0]) + days).isoformat()
@@ -340,7 +344,10 @@ def _moved(row: _Row, days: dt.timedelta) -> _Row:
 
     update: dict[str, Any] = {}
     for name, value in row:
-        if isinstance(value, dt.date):                 # datetimes too
+        if isinstance(value, dt.datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            update[name] = value + days - (dt.timedelta(days=1) if aware + days > now else dt.timedelta(0))
+        elif isinstance(value, dt.date):
             update[name] = value + days
         elif isinstance(value, str) and not name.endswith("id"):
             update[name] = _DAY.sub(later, value)
