@@ -12,6 +12,7 @@ from mailagent.cli.common import (
     command_line,
     fail_on,
     group,
+    id_arg,
     json_flag,
     limit_flag,
     print_json,
@@ -109,12 +110,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only actions in this state (proposed: waiting for a rep)")
     limit_flag(c)
     c = command(acts, "show", cmd_show, help="one action with its audit trail")
-    c.add_argument("id", type=int, help="an action id (`actions list`)")
+    id_arg(c, "action", "actions list")
     c = command(acts, "approve", cmd_decide, help="approve; the paused draft continues and runs it once")
-    c.add_argument("id", type=int, help="an action id (`actions list`)")
+    id_arg(c, "action", "actions list")
     reviewer_flag(c)
     c = command(acts, "reject", cmd_decide, help="reject; the agent writes a reply without it")
-    c.add_argument("id", type=int, help="an action id (`actions list`)")
+    id_arg(c, "action", "actions list")
     c.add_argument("--reason", required=True, help="why (internal: kept in the audit log)")
     reviewer_flag(c)
 

@@ -74,6 +74,12 @@ def limit_flag(c: argparse.ArgumentParser, default: int = 200) -> None:
                    help=f"show the newest N (default {default}); the output says when more exist")
 
 
+def id_arg(c: argparse.ArgumentParser, kind: str, listing: str | None = None) -> None:
+    """The command's positional id, named by what it is and the command that lists them."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    c.add_argument("id", type=int, help=f"{article} {kind} id" + (f" (`{listing}`)" if listing else ""))
+
+
 def reviewer_flag(c: argparse.ArgumentParser) -> None:
     c.add_argument("--as", dest="reviewer", metavar="REP",
                    help="who is acting, for the audit log (default: $MAILAGENT_REVIEWER, else $USER@cli)")

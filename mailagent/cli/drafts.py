@@ -10,6 +10,7 @@ from mailagent.cli.common import (
     command,
     fail_on,
     group,
+    id_arg,
     json_flag,
     limit_flag,
     read_text,
@@ -75,12 +76,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only drafts in this state (held: the review queue)")
     limit_flag(c)
     c = command(drafts, "show", cmd_show, help="one draft: the customer's message, the draft, why")
-    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
+    id_arg(c, "draft", "drafts list")
     c = command(drafts, "approve", cmd_approve, help="send a held draft, or your edit of it")
-    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
+    id_arg(c, "draft", "drafts list")
     c.add_argument("--edit", metavar="FILE", help="send this text instead (kept as an edit for the learning loop)")
     reviewer_flag(c)
     c = command(drafts, "reject", cmd_reject, help="send nothing; the reason is kept for the learning loop")
-    c.add_argument("id", type=int, help="a draft id (`drafts list`)")
+    id_arg(c, "draft", "drafts list")
     c.add_argument("--reason", required=True, help="why (internal: never sent to the customer)")
     reviewer_flag(c)

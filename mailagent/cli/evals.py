@@ -16,6 +16,7 @@ from mailagent.cli.common import (
     command,
     fail_on,
     group,
+    id_arg,
     json_flag,
     limit_flag,
     print_json,
@@ -278,14 +279,14 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(ev, "show", cmd_show, help="one case: what the agent saw, its draft, the rep's final, what changed")
-    c.add_argument("id", type=int, help="an eval case id (`evals list`)")
+    id_arg(c, "eval case", "evals list")
     json_flag(c)
     for name, handler, verb in (("accept", cmd_accept, "into the regression sets"), ("drop", cmd_drop, "out of every set")):
         c = command(ev, name, handler, help=f"take cases {verb}")
         c.add_argument("ids", type=int, nargs="+", metavar="ID", help="eval case ids (`evals list`)")
         reviewer_flag(c)
     c = command(ev, "tag", cmd_tag, help="add or remove tags (sets select cases by tag)")
-    c.add_argument("id", type=int, help="an eval case id (`evals list`)")
+    id_arg(c, "eval case", "evals list")
     c.add_argument("--add", action="append", metavar="TAG", help="a tag to add, e.g. topic:billing (repeatable)")
     c.add_argument("--remove", action="append", metavar="TAG", help="a tag to remove (repeatable)")
     reviewer_flag(c)
@@ -318,5 +319,5 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c, 50)
     c = command(run, "show", cmd_run_show, help="one run: each case's grades")
-    c.add_argument("id", type=int, help="an eval run id (`eval runs`)")
+    id_arg(c, "eval run", "eval runs")
     json_flag(c)

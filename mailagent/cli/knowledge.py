@@ -11,6 +11,7 @@ from mailagent.cli.common import (
     command,
     fail_on,
     group,
+    id_arg,
     json_flag,
     print_json,
     reviewer,
@@ -109,14 +110,14 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=["open", "accepted", "rejected"], help="only suggestions in this state")
     json_flag(c)
     c = command(suggestions, "show", cmd_suggestions_show, help="one suggestion: the facts it adds, the article as a file")
-    c.add_argument("id", type=int, help="a suggestion id (`kb suggestions list`)")
+    id_arg(c, "suggestion", "kb suggestions list")
     json_flag(c)
     c = command(suggestions, "accept", cmd_suggestions_accept, help="write it as a new article version, searchable at once")
-    c.add_argument("id", type=int, help="a suggestion id (`kb suggestions list`)")
+    id_arg(c, "suggestion", "kb suggestions list")
     c.add_argument("--intent", help="the intent the article answers (policies auto-send by intent)")
     c.add_argument("--title", help="a better title")
     reviewer_flag(c)
     c = command(suggestions, "reject", cmd_suggestions_reject, help="close it without a change")
-    c.add_argument("id", type=int, help="a suggestion id (`kb suggestions list`)")
+    id_arg(c, "suggestion", "kb suggestions list")
     c.add_argument("--reason", required=True, help="why (kept with the suggestion)")
     reviewer_flag(c)

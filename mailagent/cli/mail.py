@@ -17,6 +17,7 @@ from mailagent.cli.common import (
     fail_on,
     first_line,
     group,
+    id_arg,
     json_flag,
     limit_flag,
     reviewer,
@@ -134,7 +135,7 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(msgs, "show", cmd_messages_show, help="one message: envelope, parts, new text")
-    c.add_argument("id", type=int, help="a message id (`messages list`)")
+    id_arg(c, "message", "messages list")
     c.add_argument("--raw", action="store_true", help="print the stored bytes exactly")
 
     convs = group(sub, "conversations", "threads")
@@ -142,8 +143,8 @@ def register(sub: Subparsers) -> None:
     json_flag(c)
     limit_flag(c)
     c = command(convs, "show", cmd_conversations_show, help="one conversation, message by message")
-    c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
+    id_arg(c, "conversation", "conversations list")
     for name, text in (("take", "a rep takes over: no auto-send, no auto-approval"), ("release", "hand back to the agent")):
         c = command(convs, name, cmd_conversations_takeover, help=text)
-        c.add_argument("id", type=int, help="a conversation id (`conversations list`)")
+        id_arg(c, "conversation", "conversations list")
         reviewer_flag(c)

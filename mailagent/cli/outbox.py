@@ -10,6 +10,7 @@ from mailagent.cli.common import (
     command,
     fail_on,
     group,
+    id_arg,
     json_flag,
     limit_flag,
     reviewer,
@@ -72,12 +73,12 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--state", choices=STATES, help="only replies in this state (unknown: a rep must settle them)")
     limit_flag(c)
     c = command(out, "show", cmd_show, help="one reply: its SMTP phase, the server's last answer, the text")
-    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
+    id_arg(c, "reply", "outbox list")
     c = command(out, "retry", cmd_retry, help="send a failed reply again (the same bytes, once)")
-    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
+    id_arg(c, "reply", "outbox list")
     reviewer_flag(c)
     c = command(out, "resolve", cmd_resolve, help="settle an unknown delivery after checking it")
-    c.add_argument("id", type=int, help="a reply id (`outbox list`)")
+    id_arg(c, "reply", "outbox list")
     verdict = c.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--delivered", action="store_true", help="it did arrive: mark it sent")
     verdict.add_argument("--failed", dest="delivered", action="store_false", help="it did not: mark it failed")

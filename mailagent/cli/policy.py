@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailagent.cli.common import Fail, Subparsers, command, fail_on, group, store
+from mailagent.cli.common import (
+    Fail,
+    Subparsers,
+    command,
+    fail_on,
+    group,
+    id_arg,
+    store,
+)
 
 if TYPE_CHECKING:
     from mailagent.config import Settings
@@ -59,4 +67,4 @@ def register(sub: Subparsers) -> None:
     c = command(pol, "test", cmd_test, help="run the fixtures in DIR/tests and show each result")
     c.add_argument("dir", nargs="?", help="default: [policy] directory")
     c = command(pol, "explain", cmd_explain, help="which rule decided a draft, and why")
-    c.add_argument("id", type=int, help="a draft id")
+    id_arg(c, "draft")
