@@ -5,6 +5,7 @@
 Starts a throwaway Dovecot, fills two mailboxes with N and 4N realistic support mails (written
 straight into Maildir), then runs each measurement in a fresh child process:
   raw     imapclient BODY.PEEK[] fetch, 100 UIDs per FETCH (the baseline: what the server gives)
+  quiet   the same with imaplib's debug messages off, as `mail.imap.connect` sets it (the floor)
   ingest  mailagent's poll: fetch, store raw bytes + identity, move the cursor, enqueue the rows
           (the database is migrated beforehand, as in production; the child checks its version)
 and prints messages per second two ways: steady state (timed inside the child, around the fetch
@@ -64,18 +65,22 @@ def fill(dovecot: Dovecot, user: str, messages: list[bytes]) -> None:
         shutil.chown(path, "nobody", "nogroup")
 
 
-def child_raw(port: int, user: str) -> dict[str, float]:
+def child_raw(port: int, user: str, quiet: bool) -> dict[str, float]:
     from imapclient import IMAPClient
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with IMAPClient("127.0.0.1", port=port, ssl=False) as c:
+        if quiet:
+            from mailagent.mail import imap
+
+            imap.quiet(c)
         c.login(user, PASSWORD)
         c.select_folder("INBOX", readonly=True)
         uids = c.search(["ALL"])
         count = 0
         for i in range(0, len(uids), 100):
             count += len(c.fetch(uids[i:i + 100], ["BODY.PEEK[]"]))
-    return {"messages": count, "seconds": time.perf_counter() - started}
+    return {"messages": count, "seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 def settings_for(port: int, user: str, database_url: str, broker_url: str, namespace: str) -> dict[str, object]:
@@ -100,9 +105,9 @@ def child_ingest(port: int, user: str, database_url: str, broker_url: str, names
     settings = config.use(Settings.model_validate(settings_for(port, user, database_url, broker_url, namespace)))
     schema.ensure_schema(database_url)
     broker.install(settings)          # as in the worker process that runs the poll actor: start-up, not steady state
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = poll.poll(settings, "support", lambda ids: broker.send(settings, "fan_out", ids))
-    return {"messages": len(result.stored), "seconds": time.perf_counter() - started}
+    return {"messages": len(result.stored), "seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 def run_child(kind: str, *args: str) -> dict[str, float]:
@@ -149,7 +154,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         port, user = int(rest[0]), rest[1]
-        figures = child_raw(port, user) if kind == "raw" else child_ingest(port, user, *rest[2:5])
+        figures = child_ingest(port, user, *rest[2:5]) if kind == "ingest" else child_raw(port, user, kind == "quiet")
         figures["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(figures))
         return
@@ -176,28 +181,32 @@ def main() -> None:
                 forget(args.broker_url, namespace)
 
         run_child("raw", str(dovecot.port), small)                   # warms Dovecot's index
-        raws, ours = [], []
-        for attempt in range(args.repeat):                            # order alternates: noise hits both
-            if attempt % 2:
-                ours.append(ingest(small, f"n{attempt}"))
-                raws.append(run_child("raw", str(dovecot.port), small))
-            else:
-                raws.append(run_child("raw", str(dovecot.port), small))
-                ours.append(ingest(small, f"n{attempt}"))
+        runs: dict[str, list[dict[str, float]]] = {"raw": [], "quiet": [], "ingest": []}
+        for attempt in range(args.repeat):                            # the order rotates: noise hits all
+            for kind in [*runs][attempt % 3:] + [*runs][:attempt % 3]:
+                runs[kind].append(ingest(small, f"n{attempt}") if kind == "ingest"
+                                  else run_child(kind, str(dovecot.port), small))
         ours_4n = ingest(large, "4n")
 
-        def rate(runs: list[dict[str, float]], key: str) -> float:
-            return statistics.median(r["messages"] / r[key] for r in runs)
+        def rate(kind: str, key: str) -> float:
+            return statistics.median(r["messages"] / r[key] for r in runs[kind])
 
-        stored = {r["messages"] for r in ours}
-        print(f"(medians of {args.repeat}; {stored} stored per run)")
-        print(f"{'':28} {'steady msg/s':>12} {'whole process msg/s':>20}")
-        print(f"{'raw imapclient fetch':28} {rate(raws, 'seconds'):12.0f} {rate(raws, 'whole'):20.0f}")
-        print(f"{'mailagent stored+enqueued':28} {rate(ours, 'seconds'):12.0f} {rate(ours, 'whole'):20.0f}")
-        print(f"{'ratio ingest/raw':28} {rate(ours, 'seconds') / rate(raws, 'seconds'):12.2f} "
-              f"{rate(ours, 'whole') / rate(raws, 'whole'):20.2f}   (goals: >= 0.8 steady, >= 0.5 whole)")
-        print(f"{'start-up (whole - steady)':28} {'':12} {statistics.median(r['whole'] - r['seconds'] for r in ours):19.2f}s"
-              f"   (raw: {statistics.median(r['whole'] - r['seconds'] for r in raws):.2f}s)")
+        def cpu(kind: str) -> float:
+            return statistics.median(r["cpu"] / r["messages"] * 1e6 for r in runs[kind])
+
+        ours = runs["ingest"]
+        print(f"(medians of {args.repeat}; {({r['messages'] for r in ours})} stored per run)")
+        print(f"{'':34} {'steady msg/s':>12} {'whole process msg/s':>20} {'steady CPU us/msg':>18}")
+        for kind, label in (("raw", "raw imapclient fetch"), ("quiet", "raw fetch, imaplib debug off"),
+                            ("ingest", "mailagent stored+enqueued")):
+            print(f"{label:34} {rate(kind, 'seconds'):12.0f} {rate(kind, 'whole'):20.0f} {cpu(kind):18.0f}")
+        for kind, label in (("raw", "ratio ingest/raw"), ("quiet", "ratio ingest/raw, debug off")):
+            print(f"{label:34} {rate('ingest', 'seconds') / rate(kind, 'seconds'):12.2f} "
+                  f"{rate('ingest', 'whole') / rate(kind, 'whole'):20.2f}")
+        print("(goals against raw: >= 0.8 steady, >= 0.5 whole)")
+        startup = statistics.median(r["whole"] - r["seconds"] for r in ours)
+        raw_startup = statistics.median(r["whole"] - r["seconds"] for r in runs["raw"])
+        print(f"{'start-up (whole - steady)':34} {startup:.2f}s   (raw: {raw_startup:.2f}s)")
         rss = max(r["max_rss_mb"] for r in ours)
         print(f"peak RSS at N             {rss:8.0f} MB")
         print(f"peak RSS at 4N            {ours_4n['max_rss_mb']:8.0f} MB  (ratio {ours_4n['max_rss_mb'] / rss:.2f}; "
