@@ -129,3 +129,31 @@ def test_lmtp_refuses_a_config_without_mailboxes(tmp_path: Path, sqlite_url: str
     config_file.write_text(f'[database]\nurl = "{sqlite_url}"\n')
     with pytest.raises(RuntimeError, match="no \\[mailboxes.NAME\\]"):
         Listener(config_file).start()
+
+
+ADDRESS_ARGS = ["<support@example.com>", "<support@example.com> SIZE=1000", " <Support@Example.COM>", "<>",
+                "support@example.com", "<\"odd local\"@example.com>", "<@relay.example:a@b.example>", "<a@[127.0.0.1]>",
+                "<no-at-sign>", "<unclosed@example.com", "", "<" + "x" * 70 + "@example.com>", "<a@b.example> BODY=8BITMIME",
+                "<(comment) a@b.example>", "<a@b.example>>", "< a @ b.example >", "<\u00e9l\u00e8ve@\u00e9cole.example>"]
+
+
+@pytest.mark.parametrize("limit", [0, 64])
+def test_mail_and_rcpt_addresses_parse_exactly_as_aiosmtpd_parses_them_once_per_connection(limit: int) -> None:
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    from mailagent.worker.lmtp import Server
+
+    loop = asyncio.new_event_loop()
+    try:
+        server = Server(object(), loop=loop)
+        server.local_part_limit = limit
+        for arg in ADDRESS_ARGS * 2:
+            assert server._getaddr(arg) == SMTP._getaddr(server, arg), arg
+        assert len(server.addresses) == len(ADDRESS_ARGS)
+        for k in range(Server.ADDRESSES + 1):                   # hostile variety cannot grow it without bound
+            assert server._getaddr(f"<c{k}@example.org>") == (f"c{k}@example.org", "")
+        assert len(server.addresses) <= Server.ADDRESSES
+    finally:
+        loop.close()
