@@ -127,13 +127,20 @@ def find_secrets(text: str) -> list[Secret]:
 
 
 def redact(text: str) -> str:
-    """`text` with every secret value replaced. Traces repeat the same long strings (the
-    instructions, articles returned by a search) in span after span: those are redacted once."""
-    return _redact_long(text) if len(text) > 256 else _redact(text)
+    """`text` with every secret value replaced. Traces repeat the same strings in span after span
+    and run after run (the instructions, articles returned by a search, span kinds, tool and
+    model names): those are redacted once. Short and long ones are remembered apart, so the many
+    short ones never push out the few long ones."""
+    return _redact_long(text) if len(text) > 256 else _redact_short(text)
 
 
 @functools.lru_cache(maxsize=1024)
 def _redact_long(text: str) -> str:
+    return _redact(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _redact_short(text: str) -> str:
     return _redact(text)
 
 
@@ -148,6 +155,8 @@ def _redact(text: str) -> str:
 
 def redact_data(value: Any) -> Any:
     """`value` with every string in it redacted, and the whole value of a secret-named key (JSON span data)."""
+    if type(value) in _SCALARS:          # most leaves of span data: one look instead of four
+        return value
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
@@ -159,16 +168,26 @@ def redact_data(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def password_values(text: str) -> list[str]:
     """The passwords a customer wrote, so a draft can be checked for repeating them."""
     return list(dict.fromkeys(text[s.start:s.end] for s in _passwords(text, fold(text))))
 
 
 def _redact_item(key: Any, item: Any) -> Any:
-    kind = _SECRET_KEYS.get(re.sub(r"[\s_-]", "", key.lower())) if isinstance(key, str) else None
+    kind = _secret_kind(key) if isinstance(key, str) else None
     if kind and isinstance(item, str) and item:
         return f"[REDACTED:{kind}]"
     return redact_data(item)
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_kind(key: str) -> str | None:
+    """What a value under `key` is, when the key names a secret ("API-Key": "token"); keys of
+    span data repeat, so each is read once."""
+    return _SECRET_KEYS.get(re.sub(r"[\s_-]", "", key.lower()))
 
 
 def _cards(text: str) -> list[Secret]:

@@ -88,7 +88,7 @@ def detect_language(text: str) -> str:
     """The language whose common words occur most; English when in doubt (one stray "no" or
     "la" does not make a message Spanish)."""
     words = [w.casefold() for w in _WORDS.findall(text[:4000])]
-    counts = {lang: sum(w in stop for w in words) for lang, stop in STOPWORDS.items()}
+    counts = {lang: sum(map(stop.__contains__, words)) for lang, stop in STOPWORDS.items()}
     best = max(counts, key=lambda lang: counts[lang])
     return best if counts[best] > counts["en"] and counts[best] >= 2 else "en"
 

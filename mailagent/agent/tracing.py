@@ -16,8 +16,8 @@ from agents import set_trace_processors
 from agents.tracing import Span, Trace, TracingProcessor
 
 from mailagent.redact import redact_data
-from mailagent.store import db
-from mailagent.store.models import SpanRecord, TraceRecord, now
+from mailagent.store import db, traces
+from mailagent.store.models import now
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,7 @@ class DatabaseTraceProcessor(TracingProcessor):
             return
         try:
             with db.session(self.url) as s:
-                s.execute(db.insert(s, TraceRecord).on_conflict_do_nothing(), [row for row, _ in ended])
-                spans = [span for _, rows in ended for span in rows]
-                if spans:
-                    s.execute(db.insert(s, SpanRecord).on_conflict_do_nothing(), spans)
+                traces.add(s, [row for row, _ in ended], [span for _, rows in ended for span in rows])
         except Exception:  # noqa: BLE001 - a lost trace must never fail the customer's reply
             log.exception("could not store %d trace(s)", len(ended))
 

@@ -298,10 +298,13 @@ class _Field:
         start, end = self.span(term)
         return self._running[end] - self._running[start]
 
-    def share(self, terms: Iterable[str]) -> float:
-        """The share of the informative words that the terms match."""
-        matched = {word for term in terms for word in self.words[slice(*self.span(term))]}
-        return len(matched & self._informative) / max(len(self._informative), 1)
+    def informative(self, term: str) -> frozenset[str]:
+        """The informative words `term` matches."""
+        return frozenset(self.words[slice(*self.span(term))]).intersection(self._informative)
+
+    def share(self, matched: set[str]) -> float:
+        """The share of the informative words that `matched` (some of them) is."""
+        return len(matched) / max(len(self._informative), 1)
 
 
 _MARKUP = re.compile(r"\*\*|__|`")
@@ -318,6 +321,11 @@ class _Analyzed:
         self.headings = _Field(w for line in lines if line.startswith("#") for w in words(line))
         self.body = _Field(words(body))
         self.all = _Field([*self.title.words, *self.tags.words, *self.body.words])
+        # Every term the article has: its words, and their prefixes a term may be (`_Field.span`).
+        # A search weighs each query term against each candidate, and most terms are absent.
+        self._terms = frozenset(w[:n] for w in self.all.words for n in range(min(_MIN_PREFIX, len(w)), len(w) + 1))
+        self._strengths: dict[str, float] = {}                     # both remembered per term of
+        self._topics: dict[str, tuple[frozenset[str], frozenset[str]]] = {}   # `_terms`, so bounded
         self.sentences: list[tuple[int, str, list[str]]] = []      # (section, sentence, its words)
         self.section_headings: list[list[str]] = [[]]              # each section's heading words
         for line in lines:
@@ -329,9 +337,16 @@ class _Analyzed:
                 self.sentences += [(section, sentence, words(sentence)) for sentence in sentences]
 
     def strength(self, term: str) -> float:
-        """How strongly the article is about `term`: named in the title or tags, a heading, the body."""
-        if not self.all.count(term):            # most terms: one look decides
+        """How strongly the article is about `term`: named in the title or tags, a heading, the body.
+        Remembered for the terms it has (a bounded set: its words and their prefixes)."""
+        if term not in self._terms:             # most terms: one look decides
             return 0.0
+        known = self._strengths.get(term)
+        if known is None:
+            known = self._strengths[term] = self._strength(term)
+        return known
+
+    def _strength(self, term: str) -> float:
         if self.title.count(term) or self.tags.count(term):
             return 1.0
         if self.headings.count(term):
@@ -341,7 +356,16 @@ class _Analyzed:
     def topic_share(self, terms: Iterable[str]) -> float:
         """How much of what the article is about the query names: the share of the title's words
         or of the tags' words it has, whichever is larger."""
-        return max(self.title.share(terms), self.tags.share(terms))
+        named = [self._topic_words(term) for term in terms if term in self._terms]
+        return max(self.title.share(set().union(*(title for title, _ in named))),
+                   self.tags.share(set().union(*(tags for _, tags in named))))
+
+    def _topic_words(self, term: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The informative words of the title and of the tags that `term` (one the article has) matches."""
+        known = self._topics.get(term)
+        if known is None:
+            known = self._topics[term] = (self.title.informative(term), self.tags.informative(term))
+        return known
 
     def snippet(self, weights: Mapping[str, float]) -> str:
         """The run of sentences of one section, up to ~300 characters, that covers the most query

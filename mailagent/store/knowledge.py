@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import column, func, text
+from sqlalchemy import Table, column, func, text
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from mailagent.store.models import Article, ArticleVersion
@@ -24,15 +25,12 @@ def candidates(s: Session, terms: Sequence[str], min_prefix: int) -> list[Any]:
     """Rows (id, sha256, total) of the articles with any of the terms, `total` being the number of
     articles; terms of `min_prefix` letters or more match as prefixes. The terms are words
     (letters and digits only), so user text can never be read as FTS syntax."""
-    total = select(func.count()).select_from(Article).scalar_subquery().label("total")
-    columns = select(Article.id, Article.sha256, total)
-    if s.get_bind().dialect.name == "sqlite":
+    conn = s.connection()
+    if conn.dialect.name == "sqlite":
         match = " OR ".join(f'"{t}"*' if len(t) >= min_prefix else f'"{t}"' for t in terms)
-        ids = text("SELECT id FROM article_fts WHERE article_fts MATCH :match").columns(column("id"))
-        return list(s.exec(columns.where(col(Article.id).in_(ids.bindparams(match=match)))).all())
+        return list(conn.execute(_CANDIDATES_SQLITE, {"match": match}).all())
     match = " | ".join(f"{t}:*" if len(t) >= min_prefix else t for t in terms)
-    return list(s.exec(columns.where(text("article.search @@ to_tsquery('simple', :match)")
-                                     .bindparams(match=match))).all())
+    return list(conn.execute(_CANDIDATES_POSTGRESQL, {"match": match}).all())
 
 
 def texts(s: Session, ids: Sequence[str]) -> list[Any]:
@@ -69,6 +67,16 @@ def history(s: Session, article_id: str) -> list[ArticleVersion]:
 def last_number(s: Session, article_id: str) -> int | None:
     """The article's highest version number (None before its first version)."""
     return s.exec(select(func.max(ArticleVersion.version)).where(ArticleVersion.article_id == article_id)).one()
+
+
+# The candidate queries, built once (SQLAlchemy Core: compiled once per engine and cached): a
+# search runs one per call of the agent's knowledge tool.
+_article: Table = Article.__table__  # type: ignore[assignment]
+_CANDIDATE_COLUMNS = core_select(_article.c.id, _article.c.sha256,
+                                 core_select(func.count()).select_from(_article).scalar_subquery().label("total"))
+_CANDIDATES_SQLITE = _CANDIDATE_COLUMNS.where(_article.c.id.in_(
+    text("SELECT id FROM article_fts WHERE article_fts MATCH :match").columns(column("id"))))
+_CANDIDATES_POSTGRESQL = _CANDIDATE_COLUMNS.where(text("article.search @@ to_tsquery('simple', :match)"))
 
 
 def is_search_index(name: str | None, type_: str, parent_names: Mapping[str, str | None]) -> bool:

@@ -23,7 +23,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, Table, bindparam, func
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
@@ -73,11 +74,11 @@ class DemoBackend:
 
     def lookup_customer(self, email: str) -> Customer | None:
         with db.reading(self.url) as s:
-            row = s.exec(select(DemoCustomer).where(_email_is(email))).first()
+            conn = s.connection()
+            row = conn.execute(_CUSTOMER, {"email": email.strip().lower()}).first()
             if row is None:
                 return None
-            subscriptions = s.exec(select(DemoSubscription).where(DemoSubscription.customer_id == row.id)
-                                   .order_by(DemoSubscription.id)).all()
+            subscriptions = conn.execute(_SUBSCRIPTIONS, {"customer": row.id}).all()
         return Customer(row.id, row.email, row.name, row.tier, row.company, row.country,
                         tuple(_subscription(sub) for sub in subscriptions))
 
@@ -198,7 +199,15 @@ def _email_is(email: str) -> ColumnElement[bool]:
     return func.lower(DemoCustomer.email) == email.strip().lower()
 
 
-def _subscription(row: DemoSubscription) -> Subscription:
+# A draft looks its customer up first: SQLAlchemy Core statements built once (compiled once per engine).
+_customer: Table = DemoCustomer.__table__  # type: ignore[assignment]
+_subscriptions: Table = DemoSubscription.__table__  # type: ignore[assignment]
+_CUSTOMER = core_select(_customer).where(func.lower(_customer.c.email) == bindparam("email"))
+_SUBSCRIPTIONS = core_select(_subscriptions).where(_subscriptions.c.customer_id == bindparam("customer")) \
+    .order_by(_subscriptions.c.id)
+
+
+def _subscription(row: Any) -> Subscription:
     renews_on = dt.date.fromisoformat(row.renews_on) if row.renews_on else None
     return Subscription(row.id, row.plan, row.seats, row.interval, row.status, renews_on, money(row.price_eur))
 
