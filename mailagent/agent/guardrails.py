@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -904,12 +905,14 @@ _NAME_NOISE = re.compile(
     r"|winner|prize|invoice|payment)\b", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_display_name(name: str) -> str:
     """The sender's display name as a greeting may use it, or "" when it is not plainly a name.
 
     A display name is written by the sender: "URGENT your account is locked call +1-900-..." must
     never become "Hi URGENT ...". A name is kept only when it looks like a person's name: a few
     words of letters (any script), no digits, links, shouting or words of a pitch or an instruction.
+    Pure, and remembered: a ticket asks twice (the agent's input, the reply's To), ~50 µs each.
     """
     shown = " ".join(unicodedata.normalize("NFKC", name).translate(_FOLD).replace('"', " ").split())
     cleaned = _normalise(shown, fold=False)
