@@ -189,7 +189,7 @@ def child_run(spec: dict[str, Any]) -> dict[str, Any]:
         "broker": {"url": "memory://"},
         "worker": {"threads": spec["threads"], "inflight": spec["inflight"]},
         "model": model,
-        "policy": {"directory": spec["policy_dir"], "reload_seconds": 0},
+        "policy": {"directory": spec["policy_dir"]},         # reload_seconds as shipped: no edits here
         "ingest": {"trusted_authserv_ids": ["mx1.nimbusnotes.example"]},   # the sample inbox's MTA
         "mailboxes": {"support": {"address": MAILBOX, "display_name": "Nimbus Support",
                                   "smtp": {"host": "127.0.0.1", "port": spec["smtp_port"], "security": "none"}}},
