@@ -126,6 +126,13 @@ def find_secrets(text: str) -> list[Secret]:
     return kept
 
 
+@functools.lru_cache(maxsize=256)
+def secret_kinds(text: str) -> tuple[str, ...]:
+    """The kinds of secret in `text`, each once, in order. Remembered: the output check (in the
+    agent's run) and the pre-send gate (at the decision) both ask it of every draft's reply."""
+    return tuple(dict.fromkeys(secret.kind for secret in find_secrets(text)))
+
+
 def redact(text: str) -> str:
     """`text` with every secret value replaced. Traces repeat the same strings in span after span
     and run after run (the instructions, articles returned by a search, span kinds, tool and

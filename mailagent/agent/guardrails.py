@@ -31,7 +31,7 @@ import ada_url
 from mailagent.agent import injection_words as words
 from mailagent.agent.numberwords import words_to_digits
 from mailagent.needles import Needles, fold, may_match, needles
-from mailagent.redact import find_secrets, password_values
+from mailagent.redact import password_values, secret_kinds
 
 Where = Literal["body", "hidden_html", "subject", "attachment", "quoted", "display_name"]
 
@@ -864,7 +864,7 @@ def _parse_amount(raw: str) -> float:
 def _secret_echoes(reply: str, passwords: Sequence[str]) -> Iterator[OutputIssue]:
     """Secrets in the reply, and `passwords` the customer wrote; the detail names the kind, never
     the value, since details are logged."""
-    kinds = dict.fromkeys(secret.kind for secret in find_secrets(reply))
+    kinds = secret_kinds(reply)
     for kind in kinds:
         yield OutputIssue("secret_echo", f"the reply contains a {kind}")
     if "password" not in kinds:

@@ -24,7 +24,7 @@ from mailagent.agent.offline import detect_language
 from mailagent.evals import facts
 from mailagent.evals.diff import similarity
 from mailagent.evals.tone import tone
-from mailagent.redact import find_secrets
+from mailagent.redact import secret_kinds
 
 _EMAIL = re.compile(r"\b[\w.+-]+@([\w-]+(?:\.[\w-]+)+)\b")
 
@@ -180,7 +180,7 @@ class NoSecrets(Grader):
     kind: ClassVar[str] = "no_secrets"
 
     def score(self, sample: Sample) -> tuple[float, str]:
-        kinds = sorted({s.kind for s in find_secrets(sample.reply)})
+        kinds = sorted(secret_kinds(sample.reply))
         ours = {d.lower() for d in sample.our_domains}
         others = sorted({m.group().lower() for m in _EMAIL.finditer(sample.reply)
                          if m.group().lower() != sample.customer_addr.lower()
