@@ -1,1 +1,1 @@
-"""The HTTP app: health and metrics now; helpdesk webhooks and the review page build on it."""
+"""The HTTP app: health and metrics, helpdesk webhooks, and the review site under `/review`."""
