@@ -80,7 +80,6 @@ inflight = {inflight}
 {model_section(base_url)}
 [policy]
 directory = "{root / 'policies'}"
-reload_seconds = 0
 [ingest]
 trusted_authserv_ids = ["mx1.nimbusnotes.example"]
 [mailboxes.support]
