@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -218,3 +222,34 @@ def test_inspect_parses_once_and_reads_everything_from_that_parse(monkeypatch: p
     bounce = classify.inspect(b"From: MAILER-DAEMON@mx.example\r\nSubject: Undelivered Mail\r\n"
                               b"Return-Path: <>\r\n\r\nsorry", own_addresses=set(), mailboxes={})
     assert bounce.kind == "bounce"
+
+
+def _open_and_read(url: str, barrier: Any, results: Any) -> None:
+    from mailagent.store import plain
+
+    barrier.wait()
+    try:
+        with plain.connect(url, write=False) as conn:
+            plain.version(conn)
+            results.put(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_sqlite_database_at_once_all_get_in(tmp_path: Path) -> None:
+    """MTA deliveries to a fresh install open the new database at once, and each switches it to
+    WAL; SQLite refused some of them at once ("database is locked", no busy wait), and that
+    delivery was deferred. Every one now gets in, and the database is in WAL mode."""
+    ctx = multiprocessing.get_context("fork")
+    outcomes: Counter[str] = Counter()
+    for round_ in range(60):
+        path = tmp_path / f"new{round_}.db"
+        path.touch()                   # what the first process's connect leaves for the others
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=_open_and_read, args=(f"sqlite:///{path}", barrier, results)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+        outcomes.update(results.get(timeout=5) for _ in procs)
+    assert outcomes == {"wal": 240}

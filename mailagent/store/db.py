@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailagent.store.models import Mutex
-from mailagent.store.plain import SQLITE_PRAGMAS
+from mailagent.store.plain import SQLITE_BUSY_SECONDS, prepare_sqlite
 
 # Only store/ imports SQLAlchemy: the rest names a transaction and the errors it may raise by these.
 __all__ = ["DatabaseError", "IntegrityError", "Session", "dispose", "engine", "insert", "lock", "reading", "safe_url",
@@ -45,15 +45,12 @@ def _make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    eng = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
 
     @event.listens_for(eng, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below take effect
-        cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
-        cursor.close()
+        prepare_sqlite(dbapi_connection)
 
     @event.listens_for(eng, "begin")
     def _on_begin(conn: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,9 +23,32 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA busy_timeout=30000", "PRAGMA synchronous=NORMAL",
+SQLITE_BUSY_SECONDS = 30
+SQLITE_PRAGMAS = (f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}", "PRAGMA synchronous=NORMAL",
                   "PRAGMA foreign_keys=ON")
-"""Every SQLite connection of the system starts with these (`db.engine` runs them too)."""
+
+
+def prepare_sqlite(dbapi: sqlite3.Connection) -> None:
+    """What every SQLite connection of the system starts with (`db.engine` calls it too): WAL mode,
+    the busy timeout, and the pragmas above.
+
+    Several processes opening a new database at once (MTA deliveries to a fresh install) all
+    switch it to WAL; SQLite answers some of them "database is locked" at once, without waiting
+    for the busy timeout (each holds the shared lock the other needs). The switch is retried, for
+    as long as the busy timeout, until the database is in WAL mode."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    pause = 0.002
+    while True:
+        try:
+            dbapi.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    for pragma in SQLITE_PRAGMAS:
+        dbapi.execute(pragma)
 
 sqlite3.register_converter("DATETIME", lambda b: datetime.fromisoformat(b.decode()).replace(tzinfo=UTC))
 sqlite3.register_converter("JSON", json.loads)
@@ -64,9 +88,9 @@ def _native(url: str) -> Any | None:
         path = rest[1:] if rest.startswith("/") else ""
         if not path or path == ":memory:" or "?" in path or not Path(path).is_file():
             return None                  # in-memory, URL options, or not created yet
-        dbapi = sqlite3.connect(path, timeout=30, isolation_level=None, detect_types=sqlite3.PARSE_DECLTYPES)
-        for pragma in SQLITE_PRAGMAS:
-            dbapi.execute(pragma)
+        dbapi = sqlite3.connect(path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None,
+                                detect_types=sqlite3.PARSE_DECLTYPES)
+        prepare_sqlite(dbapi)
         return dbapi
     if scheme in ("postgresql", "postgresql+psycopg"):
         import psycopg
