@@ -254,15 +254,19 @@ def test_batches_fetched_during_a_slow_commit_are_committed_together(dovecot: Do
     settings = settings_for(sqlite_url, imap_user)
     settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"batch_size": 2})})
     dovecot.append(imap_user, "INBOX", *(mail(i) for i in range(10)))
-    fetched_all, commits = threading.Event(), []
+    first_taken, fetched_all, commits = threading.Event(), threading.Event(), []
     real_fetch, real_store = poll.imap.fetch_new, poll.store
 
     def fetch_new(*args):
-        yield from real_fetch(*args)
+        batches = real_fetch(*args)
+        yield next(batches)
+        assert first_taken.wait(30)              # the writer took the first batch alone (on a busy
+        yield from batches                       # machine the fetch could otherwise queue them all)
         fetched_all.set()
 
     def slow_first_store(conn, items):
         if not commits:
+            first_taken.set()
             assert fetched_all.wait(30)          # every other batch is fetched while this one commits
         commits.append([item.uid for item in items])
         return real_store(conn, items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -110,6 +111,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
     count = 1000
     dovecot.append(imap_user, "INBOX", *(mail(i, body=f"message {i} " + "x" * 2000) for i in range(count)))
     config = _config(tmp_path, dovecot, imap_user)
+    config.write_text(config.read_text() + "[clock]\nstuck_after_seconds = 3\n")
     url = f"sqlite:///{tmp_path}/mailagent.db"
     schema.upgrade(url)
     namespace = f"mailagent-test-{os.getpid()}-{tmp_path.name}"
@@ -122,8 +124,17 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(tmp_path: Path, dov
     assert killed_at < count, "the poll finished before the kill: make it longer"
 
     worker = _mailagent(config, "worker", "--threads", "2")       # restarted, as a supervisor would
-    # No new poll is sent: the killed worker's unacknowledged poll comes back by itself.
-    assert _wait(lambda: _counts(url)[:2] == (count, count), 240), _counts(url)   # a hang guard, not a timing
+    # No new poll is sent: the killed worker's unacknowledged poll comes back by itself. Messages it
+    # had committed but not yet enqueued (killed between the two) are the sweeper's: the clock
+    # sends `sweep` every `[clock] sweep_interval_seconds`, here every 2 s.
+    sweeps = itertools.count()
+
+    def all_processed() -> bool:
+        if next(sweeps) % 20 == 0:
+            _send(namespace, "sweep")
+        return _counts(url)[:2] == (count, count)
+
+    assert _wait(all_processed, 240), _counts(url)                # a hang guard, not a timing
     stored, processed, duplicates = _counts(url)
     assert (stored, processed, duplicates) == (count, count, 0)
     with db.session(url) as s:
